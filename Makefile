@@ -1,0 +1,31 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv from the repo's own pinned files.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: demo test install clean bench
+
+install: $(STAMP)
+
+# requirements.lock pins the whole resolve, torch==2.13.0 included, in ONE pip call: pinned together, pip takes
+# the local CPU wheel; resolved separately, pip may fetch a multi-GB CUDA build.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(VENV)/bin/python -m pip install --quiet -r requirements.lock
+	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/interest demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/generate_bench.py
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

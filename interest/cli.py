@@ -1,0 +1,55 @@
+"""The `interest` command: demo, generate, etl, train, evaluate, report, export, plan.
+
+Each subcommand's --help lists every flag with an example.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": ("interest.demo", "run the whole pipeline on synthetic data: generate, etl, train, evaluate, report, export",
+             "interest demo --out demo_out"),
+    "generate": ("interest.generate", "write a synthetic e-commerce event data set with planted structure",
+                 "interest generate --out data/synth --users 2000 --events 100000 --seed 1"),
+    "etl": ("spark_jobs.etl", "Spark ETL: raw events -> validated, pseudonymized, leakage-free sequence shards",
+            "INTEREST_HMAC_KEY=... interest etl --input data/synth --format synthetic --output data/shards"),
+    "train": ("ray_train.train", "train with Ray Train + Ray Data + DeepSpeed; rerun the same --output to resume",
+              "interest train --data data/shards --output runs/r1 --config tiny-cpu --workers 2 --zero-stage 2"),
+    "evaluate": ("interest.evaluate", "full-ranking metrics, segments and baselines -> RUN/metrics.json",
+                 "interest evaluate --run runs/r1"),
+    "report": ("interest.report", "HTML report with plots -> RUN/report.html", "interest report --run runs/r1"),
+    "export": ("interest.export", "user profiles (embedding, top-K, tags, segment) and model files",
+               "interest export --run runs/r1 --output exports/r1"),
+    "plan": ("cluster.plan", "capacity plan: memory per GPU and time per epoch (table + JSON)",
+             "interest plan --config large --num-items 4000000 --gpus 16"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interest", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text, example) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=f"{help_text}.\n\nexample:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    try:
+        return module.run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        # User-facing errors carry the fix in their message; a traceback would bury it.
+        if getattr(args, "debug", False):
+            raise
+        print(f"interest {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

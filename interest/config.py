@@ -1,0 +1,243 @@
+"""Typed configuration: presets in configs/*.yaml, overrides with ``--set section.key=value``.
+
+Every field has a default that is good on MovieLens-, RetailRocket- and Taobao-sized data; the presets only
+change sizes. Unknown keys are errors that name the key and the closest valid one.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    max_len: int = Field(50, ge=2, le=4096)
+    """Items per training window (the model's context length)."""
+    stride: int | None = Field(None, ge=1)
+    """Step between training windows of one long history; None = max_len (no overlap)."""
+    split: Literal["leave-one-out", "time"] = "leave-one-out"
+    """How targets are held out: per-user last events, or a global time cutoff."""
+    cutoff: str | None = None
+    """ISO date/time for split=time; events after it are held out."""
+    horizon_days: float = Field(7.0, gt=0)
+    """Decay label window for split=time: active again within (cutoff, cutoff + horizon]."""
+    min_item_count: int = Field(1, ge=1)
+    """Items seen fewer times than this share the OOV id."""
+    event_types: list[str] = ["view", "click", "cart", "fav", "buy"]
+    """Accepted event types after ingest mapping; anything else is quarantined (unknown_event_type)."""
+    ts_min: str = "1995-01-01"
+    """Earliest plausible event time; older rows are quarantined (ts_out_of_range)."""
+    max_future_seconds: int = Field(86400, ge=0)
+    """Rows later than now + this are quarantined (ts_in_future)."""
+    max_id_length: int = Field(256, ge=1)
+    """Longer user/item ids are quarantined (id_too_long)."""
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    """The job fails when more than this fraction of input rows is quarantined."""
+    shuffle_partitions: int = Field(8, ge=1)
+    """spark.sql.shuffle.partitions for the ETL (AQE coalesces further)."""
+    num_files: int = Field(4, ge=1)
+    """Parquet files per split; a multiple of typical world sizes keeps per-rank reads even."""
+    row_group_mb: int = Field(16, ge=1)
+    """Parquet row-group size in MB (streaming granularity: one row group is the smallest read)."""
+    spark_driver_memory: str = "4g"
+    """Driver JVM heap for local runs (spark-submit sets its own)."""
+    graph_window: int = Field(5, ge=1)
+    """Item co-occurrence: pair each event with the next N events of the same user."""
+    graph_max_gap_hours: float = Field(24.0, gt=0)
+    """Item co-occurrence: ignore pairs further apart than this."""
+    graph_top_k: int = Field(20, ge=1)
+    """Neighbours kept per item."""
+    cold_user_max_events: int = Field(3, ge=1)
+    """Users whose history has at most this many events form the cold-user segment."""
+
+
+class ModelConfig(_Strict):
+    arch: Literal["sasrec", "hstu"] = "sasrec"
+    """Backbone: SASRec causal self-attention or HSTU pointwise attention with relative bias."""
+    dim: int = Field(64, ge=8)
+    """Embedding / hidden size."""
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(2, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    """Dropout on embeddings and in every block (SASRec's ML-1M setting)."""
+    loss: Literal["auto", "full", "sampled"] = "auto"
+    """auto = full softmax CE up to full_softmax_max_items, sampled softmax above."""
+    full_softmax_max_items: int = Field(200_000, ge=1)
+    num_negatives: int = Field(256, ge=1)
+    """Uniform negatives per batch for the sampled softmax (plus in-batch negatives)."""
+    event_type_loss_weight: float = Field(0.1, ge=0.0)
+    """Weight of the next-event-type head's cross-entropy (0 switches it off)."""
+
+
+class TrainConfig(_Strict):
+    workers: int = Field(2, ge=1)
+    """Ray Train workers (one DeepSpeed rank each)."""
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    epochs: int = Field(30, ge=1)
+    """Upper bound; early stopping on validation NDCG@10 usually ends sooner."""
+    micro_batch_size: int = Field(128, ge=1)
+    """Sequences per rank per step."""
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    """Linear warmup over this fraction of the total steps, then cosine decay."""
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    grad_clip: float = Field(1.0, ge=0)
+    early_stopping_patience: int = Field(3, ge=1)
+    """Epochs without a better validation NDCG@10 before training stops."""
+    seed: int = 42
+    max_failures: int = Field(0, ge=-1)
+    """Worker-group restarts Ray Train may do (-1 = unlimited)."""
+    keep_checkpoints: int = Field(2, ge=1)
+    activation_checkpointing: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    ray_num_cpus: int | None = None
+    """Logical CPUs for a local Ray instance; None = max(cores, workers * cpus_per_worker + 2)."""
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    """Cap on steps per epoch (smoke tests); None = a full pass."""
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI; metrics go to MLflow too when set (needs `pip install mlflow`)."""
+    use_gpu: bool | None = None
+    """None = use GPUs when the Ray cluster has them."""
+    log_every_steps: int = Field(20, ge=1)
+    """Progress line and loss-curve point every N optimizer steps."""
+
+
+class EvalConfig(_Strict):
+    ks: list[int] = [5, 10, 20]
+    sampled_negatives: int = Field(100, ge=1)
+    negatives_seed: int = 2024
+    recent_popularity_days: float = Field(7.0, gt=0)
+    batch_size: int = Field(512, ge=1)
+    """Users scored per batch in full-ranking evaluation."""
+    select_protocol: Literal["full", "full_exclude_seen"] = "full"
+    """Protocol whose validation NDCG@10 drives checkpoint selection and early stopping."""
+    max_valid_users: int | None = Field(50_000, ge=1)
+    """Validation users scored each epoch (a fixed pseudo-random subset: rows are ordered by user hash)."""
+
+
+class Config(_Strict):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(self.model_dump_json())
+
+
+def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += _valid_keys(ann, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _check_unknown(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
+    for key, value in raw.items():
+        full = f"{prefix}{key}"
+        if key not in model.model_fields:
+            close = difflib.get_close_matches(full, _valid_keys(Config), n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key '{full}'{hint} (valid keys: `interest train --help`)")
+        ann = model.model_fields[key].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section '{full}' must be a mapping, got {value!r}")
+            _check_unknown(value, ann, f"{full}.")
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` strings (values parsed as YAML scalars/lists) to a raw dict."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set train.lr=0.002")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2:
+            close = difflib.get_close_matches(key, _valid_keys(Config), n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"--set {item!r}: key must be section.key{hint}")
+        raw.setdefault(parts[0], {})
+        if not isinstance(raw[parts[0]], dict):
+            raise ConfigError(f"--set {item!r}: '{parts[0]}' is not a section")
+        raw[parts[0]][parts[1]] = _parse_value(value)
+    return raw
+
+
+def preset_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    names = sorted(f.stem for f in CONFIG_DIR.glob("*.yaml"))
+    close = difflib.get_close_matches(name_or_path, names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"config {name_or_path!r} is neither a YAML file nor a preset{hint} (presets: {names})")
+
+
+def load_raw(name_or_path: str | None) -> dict:
+    if name_or_path is None:
+        return {}
+    path = preset_path(name_or_path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections (data, model, train, eval)")
+    base = raw.pop("extends", None)
+    if base is not None:
+        merged = load_raw(base)
+        for section, values in raw.items():
+            if isinstance(values, dict) and isinstance(merged.get(section), dict):
+                merged[section].update(values)
+            else:
+                merged[section] = values
+        raw = merged
+    return raw
+
+
+def build_config(raw: dict) -> Config:
+    _check_unknown(raw, Config)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            msgs.append(f"{loc}={err.get('input')!r}: {err['msg']}")
+        raise ConfigError("invalid config: " + "; ".join(msgs)) from None
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] | None = None) -> Config:
+    """Preset or YAML file, then ``--set`` overrides, validated."""
+    raw = load_raw(name_or_path)
+    return build_config(apply_overrides(raw, overrides or []))
+
+
+def config_from_dict(d: dict) -> Config:
+    return build_config(json.loads(json.dumps(d)))

@@ -1,0 +1,131 @@
+"""`interest export --run RUN --output DIR`: user profiles (Parquet) and model files for downstream use.
+
+profiles.parquet, one row per user with a test row (history = all their events):
+  user_id (pseudonym), embedding (list<float>), top_items / top_item_ids (top-K recommendations, seen items
+  included), top_scores, interest_tags (top categories by time-decayed weight), interest_weights, segment
+  (k-means cluster of the embedding), churn_risk (null until the decay head exists: DESIGN.md item 4).
+model/: model.pt (state dict, load with torch.load(weights_only=True)), meta.json (model args, config),
+items.parquet (item id <-> index with features), segments.json (k-means centroids).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from interest.evaluate import load_model
+from ray_train.data import collate_eval, load_manifest, read_eval_split
+
+TAG_HALF_LIFE_DAYS = 14.0
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with k-means++ seeding; returns (labels, centroids)."""
+    rng = np.random.default_rng(seed)
+    k = max(1, min(k, len(x)))
+    centroids = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d2 = np.min(((x[:, None, :] - np.asarray(centroids)[None]) ** 2).sum(-1), axis=1)
+        p = d2 / d2.sum() if d2.sum() > 0 else np.full(len(x), 1 / len(x))
+        centroids.append(x[rng.choice(len(x), p=p)])
+    c = np.asarray(centroids)
+    labels = np.zeros(len(x), dtype=np.int64)
+    for _ in range(iters):
+        labels = ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+        new = np.stack([x[labels == j].mean(0) if (labels == j).any() else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    return labels, c
+
+
+def interest_tags(rows: dict, item_category: np.ndarray, category_names: dict[int, str], top: int = 3,
+                  half_life_days: float = TAG_HALF_LIFE_DAYS) -> tuple[list, list]:
+    """Per user: categories weighted by sum of 0.5 ** (age / half-life) over history events, normalised."""
+    tags, weights = [], []
+    for items, ts, target, target_ts in zip(rows["items"], rows["ts"], rows["target_item"], rows["target_ts"]):
+        items, ts = list(items) + [target], np.asarray(list(ts) + [target_ts], dtype=np.float64)
+        w = 0.5 ** ((ts.max() - ts) / (half_life_days * 86400))
+        acc: dict[int, float] = {}
+        for it, wi in zip(items, w):
+            c = int(item_category[it]) if it < len(item_category) else 0
+            if c > 0:
+                acc[c] = acc.get(c, 0.0) + float(wi)
+        best = sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        total = sum(acc.values()) or 1.0
+        tags.append([category_names.get(c, str(c)) for c, _ in best])
+        weights.append([v / total for _, v in best])
+    return tags, weights
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segments: int = 8) -> Path:
+    run_dir, out = Path(run_dir), Path(out_dir)
+    run = json.loads((run_dir / "run.json").read_text())
+    data_dir = Path(run["data_dir"])
+    load_manifest(data_dir)
+    model, meta = load_model(run_dir)
+    max_len = meta["model_args"]["max_len"]
+    # The test row's history plus its target is the user's whole sequence: profiles use everything known.
+    rows = read_eval_split(data_dir, "test")
+    pairs = {"items": "target_item", "event_types": "target_event_type", "ts": "target_ts"}
+    full = {k: [(list(h) + [t])[-max_len:] for h, t in zip(rows[k], rows[tk])] for k, tk in pairs.items()}
+    emb, top_idx, top_val = [], [], []
+    with torch.no_grad():
+        for s in range(0, len(rows["user_id"]), 512):
+            batch = collate_eval({k: v[s:s + 512] for k, v in full.items()}, max_len)
+            e = model.user_embedding(batch)
+            scores = e @ model.item_emb.T
+            scores[:, :2] = float("-inf")
+            v, i = scores.topk(min(top_k, scores.shape[1] - 2), dim=1)
+            emb.append(e.numpy()), top_idx.append(i.numpy()), top_val.append(v.numpy())
+    emb_np = np.concatenate(emb) if emb else np.zeros((0, meta["model_args"]["dim"]), np.float32)
+    items = pq.read_table(data_dir / "items").to_pydict()
+    num_items = meta["model_args"]["num_items"]
+    item_ids = np.array([""] * num_items, dtype=object)
+    item_ids[np.asarray(items["item_idx"])] = items["item_id"]
+    item_cat = np.zeros(num_items, dtype=np.int64)
+    item_cat[np.asarray(items["item_idx"])] = items["category_idx"]
+    cat_names = {c: n for c, n in zip(items["category_idx"], items["category"]) if n is not None}
+    labels, centroids = kmeans(emb_np.astype(np.float64), n_segments) if len(emb_np) else (np.zeros(0), [])
+    tags, weights = interest_tags(rows, item_cat, cat_names)
+    ti = np.concatenate(top_idx) if top_idx else np.zeros((0, top_k), np.int64)
+    table = pa.table({
+        "user_id": rows["user_id"],
+        "embedding": [list(map(float, e)) for e in emb_np],
+        "top_items": [list(map(int, r)) for r in ti],
+        "top_item_ids": [[str(item_ids[j]) for j in r] for r in ti],
+        "top_scores": [list(map(float, r)) for r in (np.concatenate(top_val) if top_val else [])],
+        "interest_tags": tags, "interest_weights": weights,
+        "segment": pa.array(labels.astype(np.int32)),
+        "churn_risk": pa.array([None] * len(rows["user_id"]), type=pa.float64()),
+    })
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out / "profiles.parquet")
+    model_out = out / "model"
+    model_out.mkdir(exist_ok=True)
+    for name in ("model.pt", "meta.json"):
+        shutil.copy2(run_dir / "model" / name, model_out / name)
+    pq.write_table(pq.read_table(data_dir / "items"), model_out / "items.parquet")
+    (model_out / "segments.json").write_text(json.dumps({"k": int(len(centroids)), "centroids": [
+        list(map(float, c)) for c in centroids]}))
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="trained run directory, e.g. --run runs/r1")
+    p.add_argument("--output", required=True, help="export directory, e.g. --output exports/r1")
+    p.add_argument("--top-k", type=int, default=20, help="recommendations per user, e.g. --top-k 50")
+    p.add_argument("--segments", type=int, default=8, help="k-means segments over user embeddings, e.g. --segments 12")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = export_run(args.run, args.output, args.top_k, args.segments)
+    n = pq.read_metadata(out / "profiles.parquet").num_rows
+    print(f"export: {n} user profiles -> {out / 'profiles.parquet'}; model files -> {out / 'model'}")
+    return 0

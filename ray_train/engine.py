@@ -1,0 +1,71 @@
+"""DeepSpeed engine setup, applied to a plain model from outside (the model knows nothing of DeepSpeed).
+
+ZeRO settings come from configs/deepspeed/zero{0,1,2,3}.json; batch sizes, clipping and precision are filled in
+from the typed train config. fp32 on CPU (DS_ACCELERATOR=cpu, gloo), bf16 on GPU. The optimizer (AdamW) and the
+schedule (linear warmup, then cosine to min_lr_ratio) are torch objects handed to DeepSpeed, which steps both.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import torch
+
+from interest.config import CONFIG_DIR, TrainConfig
+
+
+def ensure_accelerator_env() -> None:
+    """Must run before `import deepspeed`: DeepSpeed picks its accelerator at import time."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+def deepspeed_config(train: TrainConfig, world_size: int, on_gpu: bool) -> dict:
+    path = CONFIG_DIR / "deepspeed" / f"zero{train.zero_stage}.json"
+    cfg = json.loads(path.read_text())
+    cfg.update({
+        "train_micro_batch_size_per_gpu": train.micro_batch_size,
+        "gradient_accumulation_steps": train.grad_accum,
+        "train_batch_size": train.micro_batch_size * train.grad_accum * world_size,
+        "gradient_clipping": train.grad_clip,
+    })
+    if on_gpu:
+        cfg["bf16"] = {"enabled": True}
+    return cfg
+
+
+def lr_lambda(total_steps: int, warmup_ratio: float, min_lr_ratio: float):
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, total_steps: int):
+    """Returns (engine, ds_config). Every rank calls this collectively."""
+    ensure_accelerator_env()
+    import deepspeed
+
+    on_gpu = torch.cuda.is_available()
+    ds_cfg = deepspeed_config(train, world_size, on_gpu)
+    if train.zero_stage == 3 and hasattr(model, "item_emb"):
+        # The tied output layer reads the item embedding outside the embedding module's own forward; ZeRO-3
+        # must gather it for the whole model forward.
+        deepspeed.zero.register_external_parameter(model, model.embed.item.weight)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.dim() < 2 or "norm" in name or "embed" in name else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": train.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=train.lr, betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(total_steps, train.warmup_ratio, train.min_lr_ratio))
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
+                                           config=ds_cfg, dist_init_required=False)
+    return engine, ds_cfg

@@ -1,0 +1,216 @@
+"""`train_loop_per_worker`: what every Ray Train worker runs. Reads only its `config` argument, never driver
+globals. One DeepSpeed rank per worker; validation each epoch on this rank's part of the valid split, with
+exact all-reduced counts, drives checkpoint selection and early stopping.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from interest.config import Config, config_from_dict
+from interest.evaluation import new_accumulators, score_rows
+from ray_train.data import collate_train, read_eval_split
+from ray_train.engine import build_engine, ensure_accelerator_env
+from ray_train.models.config import ModelArgs
+from ray_train.models.model import InterestModel
+
+SELECT_METRIC = "valid_ndcg@10"
+
+
+@dataclass
+class Job:
+    """Everything a worker needs, built by the driver (plain data so Ray can ship it)."""
+    config: dict
+    data_dir: str
+    run_dir: str
+    manifest: dict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        return cls(**d)
+
+
+def model_args(cfg: Config, manifest: dict) -> ModelArgs:
+    vocab, m = manifest["vocab"], cfg.model
+    loss = m.loss if m.loss != "auto" else ("full" if vocab["num_items"] <= m.full_softmax_max_items else "sampled")
+    return ModelArgs(num_items=vocab["num_items"], num_event_types=vocab["num_event_types"],
+                     max_len=manifest["split"]["max_len"], dim=m.dim, n_layers=m.n_layers, n_heads=m.n_heads,
+                     dropout=m.dropout, arch=m.arch, loss=loss, num_negatives=m.num_negatives,
+                     event_type_loss_weight=m.event_type_loss_weight,
+                     activation_checkpointing=cfg.train.activation_checkpointing)
+
+
+def steps_per_epoch(train_rows: int, world: int, cfg: Config) -> tuple[int, int]:
+    """(optimizer steps per epoch, micro batch) — every rank runs the same count, so no collective hangs."""
+    per_rank = train_rows // world
+    if per_rank == 0:
+        raise ValueError(f"{train_rows} training windows cannot feed {world} workers; use fewer --workers")
+    micro = min(cfg.train.micro_batch_size, per_rank)
+    steps = max(1, per_rank // micro // cfg.train.grad_accum)
+    if cfg.train.max_steps_per_epoch:
+        steps = min(steps, cfg.train.max_steps_per_epoch)
+    return steps, micro
+
+
+def _gathered(engine, stage: int):
+    import contextlib
+
+    if stage != 3:
+        return contextlib.nullcontext()
+    import deepspeed
+    return deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None)
+
+
+def validate(engine, job: Job, cfg: Config, rows: dict, rank: int) -> dict:
+    engine.eval()
+    accs = new_accumulators(cfg.eval.ks)
+    with torch.no_grad(), _gathered(engine, cfg.train.zero_stage):
+        score_rows(lambda b, part, sl: engine.module.score_all(b), rows, accs, max_len=job.manifest["split"]["max_len"],
+                   num_items=job.manifest["vocab"]["num_items"], batch_size=cfg.eval.batch_size,
+                   negatives_seed=cfg.eval.negatives_seed, n_negatives=cfg.eval.sampled_negatives,
+                   protocols=("full", "full_exclude_seen"))
+    out = {}
+    for proto, acc in accs.items():
+        if proto == "sampled100":
+            continue
+        vec = acc.to_tensor(["all"])
+        if dist.is_initialized():
+            dist.all_reduce(vec)
+        acc.from_tensor(vec, ["all"])
+        out[proto] = acc.result()["all"]
+    engine.train()
+    return out
+
+
+def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config, rank: int) -> str:
+    """Every rank writes its DeepSpeed shards; rank 0 adds model.pt + meta.json (what rebuilds the run)."""
+    tmp = tempfile.mkdtemp(prefix="interest-ckpt-")
+    engine.save_checkpoint(tmp, tag="ds", client_state={"state": state})
+    with _gathered(engine, cfg.train.zero_stage):
+        if rank == 0:
+            sd = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+            torch.save(sd, os.path.join(tmp, "model.pt"))
+            meta = {"model_args": asdict(args), "config": job.config, "step": state["step"],
+                    "epoch": state["epoch"], "data_dir": job.data_dir, "vocab": job.manifest["vocab"],
+                    "split": job.manifest["split"]}
+            Path(tmp, "meta.json").write_text(json.dumps(meta, indent=2))
+            Path(tmp, "history.json").write_text(json.dumps(state["history"], indent=2))
+            Path(tmp, "steps.json").write_text(json.dumps(state["steps"]))
+    return tmp
+
+
+def _fresh_state() -> dict:
+    return {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": [], "steps": [],
+            "wall_s": 0.0, "stopped_early": False}
+
+
+def train_loop_per_worker(config: dict) -> None:
+    job = Job.from_dict(config)
+    cfg = config_from_dict(job.config)
+    ensure_accelerator_env()
+    import ray.train
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
+    torch.manual_seed(cfg.train.seed + rank)
+    args = model_args(cfg, job.manifest)
+    model = InterestModel(args)
+    n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
+    engine, ds_cfg = build_engine(model, cfg.train, world, n_steps * cfg.train.epochs)
+    state = _fresh_state()
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            _, client = engine.load_checkpoint(d, tag="ds")
+        state = client["state"]
+        if rank == 0:
+            print(f"[interest] resuming from checkpoint {ckpt.path} at step {state['step']}, "
+                  f"epoch {state['epoch']} (best {SELECT_METRIC}={state['best']:.4f})", flush=True)
+    if rank == 0:
+        print(f"[interest] model {args.arch}: {model.num_params():,} parameters, loss={args.loss}; global batch = "
+              f"{micro} micro x {cfg.train.grad_accum} accum x {world} world = "
+              f"{micro * cfg.train.grad_accum * world} sequences; {n_steps} steps/epoch; ZeRO-{cfg.train.zero_stage}",
+              flush=True)
+    valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
+    writer = _tensorboard(job.run_dir) if rank == 0 else None
+    shard = ray.train.get_dataset_shard("train")
+    collate = partial(collate_train, max_len=args.max_len)
+    for epoch in range(state["epoch"], cfg.train.epochs):
+        t0, seqs, loss_sum, loss_n, micro_steps = time.time(), 0, 0.0, 0, 0
+        for batch in shard.iter_torch_batches(batch_size=micro, collate_fn=collate, drop_last=True,
+                                              local_shuffle_buffer_size=max(4 * micro, 1024),
+                                              local_shuffle_seed=cfg.train.seed + epoch):
+            if micro_steps >= n_steps * cfg.train.grad_accum:
+                continue  # keep draining so every rank's iterator ends together
+            loss, stats = engine(batch)
+            engine.backward(loss)
+            engine.step()
+            micro_steps += 1
+            seqs += batch["items"].shape[0]
+            loss_sum, loss_n = loss_sum + float(stats["loss"]), loss_n + 1
+            if micro_steps % cfg.train.grad_accum == 0:
+                state["step"] += 1
+                if state["step"] % cfg.train.log_every_steps == 0:
+                    sps = seqs * world / max(time.time() - t0, 1e-9)
+                    state["steps"].append({"step": state["step"], "loss": loss_sum / loss_n, "seq_per_s": sps,
+                                           "wall_s": state["wall_s"] + time.time() - t0})
+                    if rank == 0:
+                        print(f"[interest] epoch {epoch} step {state['step']} loss {loss_sum / loss_n:.4f} "
+                              f"{sps:.0f} seq/s lr {engine.get_lr()[0]:.2e}", flush=True)
+                        if writer:
+                            writer.add_scalar("train/loss", loss_sum / loss_n, state["step"])
+        train_s = time.time() - t0
+        consumed = torch.tensor([seqs, micro_steps], dtype=torch.float64)
+        dist.all_reduce(consumed)
+        valid = validate(engine, job, cfg, valid_rows, rank)
+        score = valid[cfg.eval.select_protocol]["ndcg@10"]
+        state["wall_s"] += time.time() - t0
+        improved = score > state["best"]
+        state.update(epoch=epoch + 1, best=max(score, state["best"]),
+                     best_epoch=epoch if improved else state["best_epoch"],
+                     bad_epochs=0 if improved else state["bad_epochs"] + 1)
+        entry = {"epoch": epoch, "step": state["step"], "train_loss": loss_sum / max(loss_n, 1),
+                 "valid": {k: valid[cfg.eval.select_protocol][k] for k in ("ndcg@10", "hr@10", "mrr@10")},
+                 "valid_exclude_seen": {k: valid["full_exclude_seen"][k] for k in ("ndcg@10", "hr@10")},
+                 "seq_per_s": float(consumed[0]) / max(train_s, 1e-9), "wall_s": state["wall_s"],
+                 "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
+        state["history"].append(entry)
+        stop = state["bad_epochs"] >= cfg.train.early_stopping_patience
+        state["stopped_early"] = stop and epoch + 1 < cfg.train.epochs
+        if rank == 0:
+            print(f"[interest] epoch {epoch} done: loss {entry['train_loss']:.4f} valid ndcg@10 {score:.4f} "
+                  f"(best {state['best']:.4f} @ epoch {state['best_epoch']}) {entry['seq_per_s']:.0f} seq/s",
+                  flush=True)
+            if writer:
+                writer.add_scalar("valid/ndcg@10", score, epoch)
+                writer.add_scalar("train/seq_per_s", entry["seq_per_s"], epoch)
+                writer.flush()
+        tmp = save_checkpoint(engine, state, args, job, cfg, rank)
+        metrics = {SELECT_METRIC: score, "epoch": epoch, "step": state["step"], "train_loss": entry["train_loss"],
+                   "best_epoch": state["best_epoch"], "stopped_early": state["stopped_early"],
+                   "dropped_rows": job.manifest["rows"]["train"] - int(consumed[0])}
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        shutil.rmtree(tmp, ignore_errors=True)
+        if stop:
+            break
+    if writer:
+        writer.close()
+
+
+def _tensorboard(run_dir: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        return SummaryWriter(os.path.join(run_dir, "tensorboard"))
+    except (ImportError, OSError) as exc:  # a read-only or remote run dir must not stop training
+        print(f"[interest] tensorboard disabled: {exc}", flush=True)
+        return None

@@ -1,0 +1,163 @@
+"""InterestModel: embeddings -> SASRec or HSTU blocks -> final LayerNorm, trained on next-item at every position.
+
+Batch (dict of tensors, all (B, L), left-padded so the most recent event sits at position L-1):
+    items               int64  item ids, 0 = padding, 1 = OOV
+    event_types         int64  event-type ids, 0 = padding
+    ts                  int64  unix seconds (0 at padding)
+    targets             int64  next item at each position, 0 = none; OOV targets are ignored   (loss only)
+    target_event_types  int64  type of the next event, 0 = none                                (loss only)
+Padding is defined by items == 0; padded positions never influence valid ones and encode() returns zeros there.
+Plain torch: no Ray / DeepSpeed here. forward(batch) == loss(batch) so a wrapped engine can be called directly.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .config import NUM_TIME_BUCKETS, OOV_ID, PAD_ID, ModelArgs, log2_bucket
+from .heads import NextEventTypeHead
+from .hstu import HSTUBlock
+from .losses import full_softmax_loss, sampled_softmax_loss
+from .sasrec import SASRecBlock
+
+
+def time_since_previous(ts: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, L) time-embedding ids: 0 = padding, 1 = no previous event in the window, 2 + log2 bucket(dt)."""
+    prev_valid = F.pad(valid[:, :-1], (1, 0), value=False)  # (B, L)
+    dt = ts - F.pad(ts[:, :-1], (1, 0))  # (B, L)
+    ids = torch.where(prev_valid, 2 + log2_bucket(dt), 1)
+    return torch.where(valid, ids, 0)
+
+
+def attention_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool -> (B, 1, L, L) bool, True = query i may attend key j: j <= i and (j valid or j == i).
+
+    The diagonal keeps padded queries from having no key at all (softmax of nothing = NaN); valid queries never
+    see a padded key, so whatever the padded rows compute stays there.
+    """
+    L = valid.size(1)
+    causal = torch.ones(L, L, dtype=torch.bool, device=valid.device).tril()  # (L, L)
+    eye = torch.eye(L, dtype=torch.bool, device=valid.device)  # (L, L)
+    return (causal & (valid[:, None, :] | eye))[:, None]  # (B, 1, L, L)
+
+
+class Embeddings(nn.Module):
+    """item * sqrt(D) + event type + position from the right + log-bucketised time since the previous event."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.item = nn.Embedding(args.num_items, args.dim, padding_idx=PAD_ID)
+        self.event_type = nn.Embedding(args.num_event_types, args.dim, padding_idx=PAD_ID)
+        self.pos = nn.Embedding(args.max_len, args.dim)  # id 0 = most recent event
+        self.time = nn.Embedding(NUM_TIME_BUCKETS + 2, args.dim, padding_idx=0)
+        self.norm = nn.LayerNorm(args.dim)
+        self.drop = nn.Dropout(args.dropout)
+        self.scale = args.dim**0.5
+
+    def forward(self, items: torch.Tensor, event_types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        B, L = items.shape
+        if L > self.pos.num_embeddings:
+            raise ValueError(f"sequence length {L} > max_len {self.pos.num_embeddings}")
+        valid = items != PAD_ID  # (B, L)
+        pos = torch.arange(L - 1, -1, -1, device=items.device)  # (L,) counted from the right end
+        x = self.item(items) * self.scale + self.event_type(event_types * valid)  # (B, L, D)
+        x = x + self.pos(pos) + self.time(time_since_previous(ts, valid))  # (B, L, D)
+        x = self.drop(self.norm(x))  # (B, L, D)
+        return x * valid.unsqueeze(-1)  # (B, L, D), zeros at padding
+
+
+class InterestModel(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.embed = Embeddings(args)
+        block = {"sasrec": SASRecBlock, "hstu": HSTUBlock}[args.arch]
+        self.blocks = nn.ModuleList([block(args) for _ in range(args.n_layers)])
+        self.norm = nn.LayerNorm(args.dim)
+        self.heads = nn.ModuleDict()
+        if args.event_type_loss_weight > 0:
+            self.heads["event_type"] = NextEventTypeHead(args.dim, args.num_event_types, args.event_type_loss_weight)
+        self.apply(_init_weights)
+
+    @property
+    def item_emb(self) -> torch.Tensor:
+        """(num_items, D) input item embedding, shared with the output layer."""
+        return self.embed.item.weight
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        items, ts = batch["items"], batch["ts"]
+        valid = items != PAD_ID  # (B, L)
+        mask = attention_mask(valid)  # (B, 1, L, L)
+        x = self.embed(items, batch["event_types"], ts)  # (B, L, D)
+        for block in self.blocks:
+            if self.args.activation_checkpointing and self.training:
+                x = checkpoint(block, x, mask, ts, use_reentrant=False)
+            else:
+                x = block(x, mask, ts)
+        return self.norm(x) * valid.unsqueeze(-1)  # (B, L, D), zeros at padding
+
+    def user_embedding(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encode(batch)[:, -1]  # (B, D): hidden state after the most recent event
+
+    def score_all(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        scores = self.user_embedding(batch) @ self.item_emb.T  # (B, V)
+        scores[:, : OOV_ID + 1] = float("-inf")  # padding and OOV are never recommended
+        return scores
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Next-item loss at every position + sum of weighted head losses; stats are detached 0-dim tensors."""
+        hidden = self.encode(batch)  # (B, L, D)
+        targets = batch["targets"]  # (B, L)
+        if self.args.loss == "full":
+            item_loss = full_softmax_loss(hidden, self.item_emb, targets)
+        else:
+            a = self.args
+            item_loss = sampled_softmax_loss(hidden, self.item_emb, targets, a.num_negatives, a.num_items)
+        total = item_loss
+        stats = {"item_loss": item_loss.detach(), "item_targets": (targets > OOV_ID).sum()}
+        for head in self.heads.values():
+            head_loss, head_stats = head.loss(hidden, batch)
+            total = total + head.loss_weight * head_loss
+            stats.update(head_stats)
+        stats["loss"] = total.detach()
+        return total, stats
+
+    forward = loss
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count (the tied item embedding once); non_embedding=True leaves out every nn.Embedding."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Embedding))
+        return n
+
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token (forward + backward), the estimate nanoGPT's estimate_mfu uses:
+
+            6 * N                   N = non-embedding parameters: one multiply-add per weight forward (2 FLOPs),
+                                    twice that backward (grads w.r.t. inputs and weights)
+          + 6 * D * C               output layer (tied item embedding): C = num_items for the full softmax,
+                                    num_negatives for the sampled one (in-batch candidates depend on the batch
+                                    and are left out)
+          + 12 * n_layers * D * T   attention: Q K^T and A V are D * T multiply-adds each per token at context T
+                                    = max_len (2 * 2 forward, x3 with backward; causal masking not discounted)
+        Embedding lookups (items, event types, positions, time, HSTU bias tables) cost no FLOPs.
+        """
+        a = self.args
+        candidates = a.num_items if a.loss == "full" else a.num_negatives
+        return 6 * self.num_params(non_embedding=True) + 6 * a.dim * candidates + 12 * a.n_layers * a.dim * a.max_len
+
+
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2 style: N(0, 0.02) weights, zero biases, zero padding rows."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()

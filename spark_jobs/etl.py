@@ -1,0 +1,255 @@
+"""The ETL job: raw events -> validated, pseudonymized, leakage-free sequence shards.
+
+    interest etl --input PATH --format FMT --output DIR [...]
+    spark-submit spark_jobs/etl.py --input PATH --format FMT --output DIR [...]
+
+Stages (each a pure DataFrame -> DataFrame function in its own module):
+ingest -> validate/quarantine -> dedupe -> pseudonymize -> vocab -> item features -> graph -> sequences -> shards.
+Nothing event-sized is collected to the driver: only counts, per-reason tallies and small vocabularies of
+event types. The output is written to a temporary directory and renamed into place, `_SUCCESS` last.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+if __package__ in (None, ""):  # spark-submit spark_jobs/etl.py: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import DataFrame, SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from interest.config import Config, load_config  # noqa: E402
+from spark_jobs import graph, ingest, items, pseudonymize, sequences, validate, vocab  # noqa: E402
+from spark_jobs.dedupe import dedupe  # noqa: E402
+from spark_jobs.schema import SCHEMA_VERSION  # noqa: E402
+
+
+class QuarantineLimitExceeded(RuntimeError):
+    pass
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="events file, directory or glob, e.g. --input data/events.csv")
+    p.add_argument("--format", required=True, choices=ingest.FORMATS,
+                   help="input format, e.g. --format retailrocket (see README: Input formats)")
+    p.add_argument("--output", required=True, help="data directory to (re)create atomically, e.g. --output out/data")
+    p.add_argument("--items", default=None, help="item catalog (Parquet/CSV/.item), e.g. --items data/items.csv")
+    p.add_argument("--map", default=None, dest="column_map",
+                   help="generic/recbole column map canonical=source, e.g. --map user_id=visitor,ts=time")
+    p.add_argument("--ts-unit", default="auto", choices=["auto", "s", "ms", "iso"],
+                   help="timestamp unit; auto: numbers < 1e11 are seconds, larger ms, else ISO-8601")
+    p.add_argument("--sep", default=None, help="field separator for delimited input, e.g. --sep ';'")
+    p.add_argument("--split", default=None, choices=["leave-one-out", "time"], help="e.g. --split time")
+    p.add_argument("--cutoff", default=None, help="split=time cutoff (UTC ISO), e.g. --cutoff 2024-03-01")
+    p.add_argument("--horizon-days", type=float, default=None, help="decay label horizon, e.g. --horizon-days 7")
+    p.add_argument("--max-len", type=int, default=None, help="training window length, e.g. --max-len 50")
+    p.add_argument("--config", default=None, help="preset name or YAML file, e.g. --config tiny-cpu")
+    p.add_argument("--set", action="append", default=[], dest="overrides",
+                   help="override a config key, e.g. --set data.min_item_count=5 (repeatable)")
+    p.add_argument("--hmac-key-file", default=None,
+                   help="file holding the pseudonymization key (else $INTEREST_HMAC_KEY), e.g. --hmac-key-file key")
+    p.add_argument("--allow-insecure-demo-key", action="store_true",
+                   help="demo only: pseudonymize with a fixed, publicly known key")
+    p.add_argument("--master", default=None, help="Spark master when not under spark-submit, e.g. --master local[2]")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = list(args.overrides)
+    for flag, key in [("split", "split"), ("cutoff", "cutoff"), ("horizon_days", "horizon_days"),
+                      ("max_len", "max_len")]:
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"data.{key}={value}")
+    return load_config(args.config, overrides)
+
+
+def _fingerprint(path: str) -> dict:
+    files = sorted(str(f) for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() else [path]
+    h = hashlib.sha256()
+    for f in files:
+        st = os.stat(f)
+        h.update(f"{os.path.relpath(f, path) if Path(path).is_dir() else Path(f).name}:{st.st_size}\n".encode())
+    return {"path": os.path.abspath(path), "files": len(files), "bytes": sum(os.path.getsize(f) for f in files),
+            "sha256_names_sizes": h.hexdigest()}
+
+
+def _write(df: DataFrame, path: Path, num_files: int, sort_cols: list[str], row_group_mb: int) -> None:
+    # Hash partitioning on the pseudonymous user id and a sort inside each file make reruns byte-identical.
+    (df.repartition(num_files, "user_id").sortWithinPartitions(*sort_cols)
+     .write.option("parquet.block.size", row_group_mb * 1024 * 1024).mode("overwrite").parquet(str(path)))
+
+
+def _parquet_rows(spark: SparkSession, path: Path) -> int:
+    return spark.read.parquet(str(path)).count()
+
+
+def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
+    rows_in = sum(reason_counts.values())
+    bad = {k: v for k, v in reason_counts.items() if k is not None}
+    n_bad = sum(bad.values())
+    frac = n_bad / rows_in if rows_in else 0.0
+    if rows_in == 0:
+        raise ValueError("the input holds no rows; check --input and --format")
+    if frac > max_fraction:
+        top = ", ".join(f"{k}={v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:5])
+        raise QuarantineLimitExceeded(
+            f"{frac:.2%} of {rows_in} input rows quarantined, above the threshold {max_fraction:.2%} "
+            f"(data.max_quarantine_fraction); top reasons: {top}. Check --format/--map/--ts-unit, or raise "
+            f"the threshold with --set data.max_quarantine_fraction=...")
+    return {"rows_in": rows_in, "rows_quarantined": n_bad, "fraction": frac,
+            "by_reason": dict(sorted(bad.items()))}
+
+
+def run_etl(spark: SparkSession, args: argparse.Namespace, cfg: Config) -> dict:
+    t0 = time.time()
+    d = cfg.data
+    key, key_source = pseudonymize.load_key(args.hmac_key_file, args.allow_insecure_demo_key)
+    if key_source == "insecure-demo-key":
+        print("WARNING: pseudonymizing users with the PUBLIC insecure demo key (--allow-insecure-demo-key); "
+              "never use this for real user data", file=sys.stderr)
+    out = Path(args.output).resolve()
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        manifest = _build(spark, args, cfg, tmp, key)
+        manifest.update(pseudonymization={"algorithm": "HMAC-SHA256", "key_id": pseudonymize.key_id(key),
+                                          "key_source": key_source.split(":")[0]})
+        manifest["wall_time_s"] = round(time.time() - t0, 3)
+        manifest["ingest_rows_per_s"] = manifest["counts"]["rows_in"] / max(manifest["wall_time_s"], 1e-9)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        (tmp / "_SUCCESS").write_text("")
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    if out.exists():
+        os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path, key: bytes) -> dict:
+    d = cfg.data
+    rules = validate.rules_from_config(d, args.ts_unit)
+    raw = ingest.read_events(spark, args.input, args.format, ingest.parse_column_map(args.column_map), args.sep)
+    checked = validate.with_reason(raw, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    tallies = {r["reason"]: r["count"] for r in checked.groupBy("reason").count().collect()}
+    quarantine = check_quarantine(tallies, d.max_quarantine_fraction)
+    validate.quarantined(checked).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
+
+    events = validate.valid_events(checked)
+    rows_valid = quarantine["rows_in"] - quarantine["rows_quarantined"]
+    events = pseudonymize.pseudonymize_users(dedupe(events), key).persist(StorageLevel.MEMORY_AND_DISK)
+    rows_used = events.count()
+    checked.unpersist()
+
+    catalog = ingest.read_items(spark, args.format, args.input, args.items)
+    if catalog is None and events.where(F.col("category").isNotNull()).limit(1).count():
+        catalog = items.catalog_from_events(events)
+    item_vocab = vocab.item_vocab(events, d.min_item_count).persist()
+    cats = vocab.category_vocab(catalog.select("category") if catalog is not None
+                                else spark.createDataFrame([], "category string"))
+    etypes = vocab.event_type_vocab(spark, d.event_types)
+    item_cat = (catalog.dropDuplicates(["item_id"]).join(cats, "category", how="inner")
+                .select("item_id", "category_idx") if catalog is not None
+                else spark.createDataFrame([], "item_id string, category_idx int"))
+
+    indexed = (events.join(item_vocab.select("item_id", "item_idx"), on="item_id", how="inner")
+               .join(F.broadcast(etypes), on="event_type", how="inner")
+               .join(item_cat, on="item_id", how="left")
+               .select("user_id", "ts", "item_idx", "event_type_idx",
+                       F.coalesce("category_idx", F.lit(0)).alias("category_idx")))
+    cutoff_ts = (int(dt.datetime.fromisoformat(d.cutoff).replace(tzinfo=dt.timezone.utc).timestamp())
+                 if d.cutoff else None)
+    split = sequences.split_sequences(sequences.user_sequences(indexed), d.split, cutoff_ts,
+                                      int(d.horizon_days * 86400)).persist(StorageLevel.MEMORY_AND_DISK)
+    train_counts = sequences.item_train_counts(split).persist()
+
+    stride = d.stride or d.max_len
+    _write(sequences.training_windows(split, d.max_len, stride), tmp / "train", d.num_files,
+           ["user_id", "window"], d.row_group_mb)
+    for which in ("valid", "test"):
+        _write(sequences.eval_rows(split, which, d.max_len, train_counts), tmp / which, d.num_files,
+               ["user_id"], d.row_group_mb)
+    first_seen = events.groupBy("item_id").agg(F.min("ts").alias("first_seen_ts"))
+    (items.item_features(item_vocab, catalog, cats, first_seen, train_counts)
+     .coalesce(1).sortWithinPartitions("item_idx").write.mode("overwrite").parquet(str(tmp / "items")))
+    (graph.item_graph(split, d.graph_window, int(d.graph_max_gap_hours * 3600), d.graph_top_k)
+     .coalesce(1).sortWithinPartitions("src", "rank").write.mode("overwrite").parquet(str(tmp / "graph")))
+    item_vocab.coalesce(1).sortWithinPartitions("item_idx", "item_id").write.mode("overwrite").parquet(
+        str(tmp / "vocab" / "items"))
+    cats.coalesce(1).sortWithinPartitions("category_idx").write.mode("overwrite").parquet(
+        str(tmp / "vocab" / "categories"))
+    etypes.coalesce(1).write.mode("overwrite").parquet(str(tmp / "vocab" / "event_types"))
+
+    n_users = split.count()
+    max_item = item_vocab.agg(F.max("item_idx")).first()[0] or 1
+    counts = {"rows_in": quarantine["rows_in"], "rows_quarantined": quarantine["rows_quarantined"],
+              "rows_valid": rows_valid, "rows_used": rows_used, "rows_deduplicated": rows_valid - rows_used,
+              "users": n_users}
+    rows = {s: _parquet_rows(spark, tmp / s) for s in ("train", "valid", "test")}
+    counts["users_without_target"] = n_users - split.where(F.col("test_target").isNotNull()).count()
+    for df in (events, item_vocab, split, train_counts):
+        df.unpersist()
+    assert counts["rows_in"] == counts["rows_valid"] + counts["rows_quarantined"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "input": {"format": args.format, **_fingerprint(args.input),
+                  "items": _fingerprint(args.items) if args.items else None},
+        "config": cfg.to_dict(),
+        "counts": counts,
+        "rows": rows,
+        "quarantine": quarantine,
+        "vocab": {"num_items": int(max_item) + 1, "num_event_types": len(d.event_types) + 1,
+                  "num_categories": cats.count() + 1, "event_types": ["<pad>"] + list(d.event_types),
+                  "items_in_vocab": int(max_item) - 1},
+        "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
+                  "max_len": d.max_len, "stride": stride},
+        "files": {s: d.num_files for s in ("train", "valid", "test")},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spark_jobs/etl.py", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    spark = get_spark_for(cfg, args.master)
+    try:
+        m = run_etl(spark, args, cfg)
+    finally:
+        spark.stop()
+    c = m["counts"]
+    print(f"etl: {c['rows_in']} rows in, {c['rows_quarantined']} quarantined, {c['rows_deduplicated']} duplicates, "
+          f"{c['users']} users; train/valid/test rows {m['rows']['train']}/{m['rows']['valid']}/"
+          f"{m['rows']['test']}; {m['wall_time_s']:.1f}s -> {Path(args.output).resolve()}")
+    return 0
+
+
+def get_spark_for(cfg: Config, master: str | None = None) -> SparkSession:
+    from spark_jobs.session import get_spark
+    return get_spark("interest-etl", cfg.data.shuffle_partitions, cfg.data.spark_driver_memory, master)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

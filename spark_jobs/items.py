@@ -1,0 +1,47 @@
+"""Item features: category path, brand, price bucket, title, first-seen time and training count per item id.
+
+Price buckets are log2-spaced (bucket b holds prices in [2^(b-1), 2^b)), so they need no global quantiles and
+are stable across data sets; 0 = unknown price.
+"""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs.schema import ITEMS, OOV_ID
+
+
+def catalog_from_events(events: DataFrame) -> DataFrame:
+    """Item catalog derived from event columns (Taobao carries category_id, price may ride on events)."""
+    return events.groupBy("item_id").agg(
+        F.mode("category", deterministic=True).alias("category"),
+        F.lit(None).cast("string").alias("brand"),
+        F.expr("percentile_approx(price, 0.5)").cast("double").alias("price"),
+        F.lit(None).cast("string").alias("title"))
+
+
+def price_bucket(price) -> F.Column:
+    return F.when(price.isNull() | (price <= 0), F.lit(0)).otherwise(
+        F.least(F.lit(31), F.floor(F.log2(price + 1)).cast("int") + 1)).cast("int")
+
+
+def item_features(vocab: DataFrame, catalog: DataFrame | None, categories: DataFrame,
+                  first_seen: DataFrame, train_counts: DataFrame) -> DataFrame:
+    """schema.ITEMS, one row per in-vocabulary item (ids >= 2)."""
+    df = vocab.where(F.col("item_idx") > OOV_ID)
+    if catalog is not None:
+        df = df.join(catalog.dropDuplicates(["item_id"]), on="item_id", how="left")
+    else:
+        df = df.select("*", *[F.lit(None).cast(t).alias(c) for c, t in
+                              [("category", "string"), ("brand", "string"), ("price", "double"),
+                               ("title", "string")]])
+    df = df.join(categories, on="category", how="left")
+    df = df.join(first_seen, on="item_id", how="left")
+    df = df.join(train_counts, on="item_idx", how="left")
+    return df.select(
+        F.col("item_idx").cast("int"), "item_id", F.col("count").cast("long"), "category",
+        F.coalesce(F.col("category_idx"), F.lit(0)).cast("int").alias("category_idx"), "brand",
+        F.col("price").cast("double"), price_bucket(F.col("price")).alias("price_bucket"), "title",
+        F.col("first_seen_ts").cast("long"),
+        F.coalesce(F.col("train_count"), F.lit(0)).cast("long").alias("train_count"),
+    ).select(*[f.name for f in ITEMS.fields])

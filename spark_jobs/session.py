@@ -1,0 +1,27 @@
+"""SparkSession for the ETL: `local[*]` unless spark-submit (or SPARK_MASTER) says otherwise."""
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+
+def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, driver_memory: str = "4g",
+              master: str | None = None) -> SparkSession:
+    builder = SparkSession.builder.appName(app_name)
+    # Under spark-submit the master is already in the conf; only a bare python process defaults to local.
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master or os.environ.get("SPARK_MASTER", "local[*]"))
+        builder = builder.config("spark.driver.memory", driver_memory)
+        # Local Python workers must run the driver's interpreter (the venv), not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = (builder
+             .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+             .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.sql.adaptive.enabled", "true")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,107 @@
+"""Validate raw rows into canonical events; every rejected row goes to quarantine with a reason code.
+
+Timestamp auto-detection (``ts_unit="auto"``), per value:
+  * an integer or decimal number below 1e11 is epoch seconds, at or above 1e11 epoch milliseconds
+    (1e11 s is the year 5138; 1e11 ms is 1973, so the two ranges do not overlap for real data);
+  * anything else is parsed as an ISO-8601 date/time (a missing zone means UTC).
+``ts_unit`` in {"s", "ms", "iso"} forces one interpretation.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+REASONS = (
+    "invalid_utf8", "wrong_column_count", "unparseable_line", "missing_user", "missing_item", "missing_ts",
+    "unparseable_ts", "ts_out_of_range", "ts_in_future", "unknown_event_type", "negative_quantity",
+    "negative_price", "unparseable_number", "id_too_long",
+)
+
+_NUMERIC = r"^\s*-?\d+(\.\d+)?\s*$"
+
+
+@dataclass(frozen=True)
+class Rules:
+    event_types: tuple[str, ...]
+    ts_min: int            # epoch seconds
+    ts_max: int            # epoch seconds (now + allowed clock skew)
+    max_id_length: int
+    ts_unit: str = "auto"  # auto | s | ms | iso
+
+
+def rules_from_config(data_cfg, ts_unit: str = "auto", now: float | None = None) -> Rules:
+    import datetime as dt
+    ts_min = int(dt.datetime.fromisoformat(data_cfg.ts_min).replace(tzinfo=dt.timezone.utc).timestamp())
+    now = time.time() if now is None else now
+    return Rules(tuple(data_cfg.event_types), ts_min, int(now) + data_cfg.max_future_seconds,
+                 data_cfg.max_id_length, ts_unit)
+
+
+def parse_ts(col: Column, unit: str = "auto") -> Column:
+    """String -> epoch seconds (long) or null when unparseable."""
+    # Spark 4 runs in ANSI mode: a failing cast raises, so every parse is a try_ variant, and numbers too
+    # large for a long (any real epoch value is far below 1e15) become null rather than an overflow error.
+    parsed = F.trim(col).try_cast("double")
+    num = F.when(col.rlike(_NUMERIC) & (F.abs(parsed) < 1e15), parsed)
+    iso = F.unix_timestamp(F.try_to_timestamp(F.trim(col)))
+    if unit == "s":
+        return num.cast("long")
+    if unit == "ms":
+        return F.floor(num / 1000).cast("long")
+    if unit == "iso":
+        return iso
+    if unit != "auto":
+        raise ValueError(f"--ts-unit {unit!r}: choose auto, s, ms or iso")
+    return F.when(num.isNotNull(), F.when(num >= 1e11, F.floor(num / 1000)).otherwise(num).cast("long")) \
+        .otherwise(iso)
+
+
+def _num(col: Column) -> Column:
+    return F.when(col.isNull() | (F.trim(col) == ""), F.lit(None).cast("double")).otherwise(
+        F.trim(col).try_cast("double"))
+
+
+def _bad_num(col: Column) -> Column:
+    return col.isNotNull() & (F.trim(col) != "") & _num(col).isNull()
+
+
+def with_reason(raw: DataFrame, rules: Rules) -> DataFrame:
+    """Adds ts_s (epoch seconds) and `reason` (first failing check in REASONS order, null when valid)."""
+    blank = lambda c: F.col(c).isNull() | (F.trim(F.col(c)) == "")  # noqa: E731
+    too_long = (F.length("user_id") > rules.max_id_length) | (F.length("item_id") > rules.max_id_length)
+    df = raw.withColumn("ts_s", parse_ts(F.col("ts"), rules.ts_unit))
+    checks = [
+        (F.col("parse_error").isNotNull(), F.col("parse_error")),
+        (blank("user_id"), F.lit("missing_user")),
+        (blank("item_id"), F.lit("missing_item")),
+        (blank("ts"), F.lit("missing_ts")),
+        (F.col("ts_s").isNull(), F.lit("unparseable_ts")),
+        (F.col("ts_s") < rules.ts_min, F.lit("ts_out_of_range")),
+        (F.col("ts_s") > rules.ts_max, F.lit("ts_in_future")),
+        (~F.col("event_type").isin(list(rules.event_types)) | F.col("event_type").isNull(),
+         F.lit("unknown_event_type")),
+        (_bad_num(F.col("quantity")) | _bad_num(F.col("price")), F.lit("unparseable_number")),
+        (_num(F.col("quantity")) < 0, F.lit("negative_quantity")),
+        (_num(F.col("price")) < 0, F.lit("negative_price")),
+        (too_long, F.lit("id_too_long")),
+    ]
+    reason = F.lit(None).cast("string")
+    for cond, code in reversed(checks):
+        reason = F.when(cond, code).otherwise(reason)
+    return df.withColumn("reason", reason)
+
+
+def valid_events(checked: DataFrame) -> DataFrame:
+    """Rows without a reason, in the canonical event schema (schema.EVENTS)."""
+    return checked.where(F.col("reason").isNull()).select(
+        F.trim("user_id").alias("user_id"), F.trim("item_id").alias("item_id"), "event_type",
+        F.col("ts_s").alias("ts"), F.col("session_id"), _num(F.col("quantity")).alias("quantity"),
+        _num(F.col("price")).alias("price"), F.col("category"))
+
+
+def quarantined(checked: DataFrame) -> DataFrame:
+    """Rejected rows with their raw content (schema.QUARANTINE)."""
+    return checked.where(F.col("reason").isNotNull()).select("reason", "source", "raw")

@@ -1,0 +1,38 @@
+import pytest
+
+from interest.config import ConfigError, load_config
+
+
+def test_presets_load_and_differ():
+    tiny, base, large = (load_config(p) for p in ("tiny-cpu", "base", "large"))
+    assert tiny.model.dim < base.model.dim < large.model.dim
+    assert large.train.zero_stage == 3 and tiny.train.zero_stage == 2
+
+
+def test_set_overrides_are_typed():
+    cfg = load_config("tiny-cpu", ["train.lr=0.01", "eval.ks=[1, 5]", "model.arch=hstu"])
+    assert cfg.train.lr == 0.01 and cfg.eval.ks == [1, 5] and cfg.model.arch == "hstu"
+
+
+@pytest.mark.parametrize("override, match", [
+    ("train.lrr=1", r"unknown config key 'train.lrr'; did you mean 'train.lr'"),
+    ("modle.dim=3", r"unknown config key 'modle'.*did you mean 'model.dim'"),
+    ("train.lr=-1", r"train.lr=-1.*greater than 0"),
+    ("train.zero_stage=5", r"train.zero_stage=5"),
+    ("lr", r"expected section.key=value"),
+])
+def test_bad_overrides_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("tiny-cpu", [override])
+
+
+def test_unknown_key_in_yaml_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("extends: tiny-cpu\ntrain:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"'train.epoch'; did you mean 'train.epochs'"):
+        load_config(str(f))
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="did you mean 'tiny-cpu'"):
+        load_config("tiny-cp")

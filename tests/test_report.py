@@ -1,0 +1,175 @@
+"""write_report on a fake run directory: sections, numbers, plots, escaping, missing inputs."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from interest import report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PROTOCOLS = ("full", "full_exclude_seen", "sampled100")
+
+
+def _metrics_block(base: float, n_users: int, n_unrankable: int = 0) -> dict:
+    out = {}
+    for k in (5, 10, 20):
+        out[f"hr@{k}"] = round(base * (1 + k / 20), 4)
+        out[f"ndcg@{k}"] = round(base * (0.5 + k / 40), 4)
+        out[f"mrr@{k}"] = round(base * 0.4, 4)
+    out["n_users"] = n_users
+    out["n_unrankable"] = n_unrankable
+    return out
+
+
+def _protocols(base: float, n_users: int) -> dict:
+    return {"full": _metrics_block(base, n_users, 3), "full_exclude_seen": _metrics_block(base * 1.1, n_users, 3),
+            "sampled100": _metrics_block(base * 3, n_users, 3)}
+
+
+def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 8, full: bool = True) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = {
+        "data_dir": data_dir, "model": "sasrec",
+        "config": {"data": {"max_len": 50, "split": "leave-one-out"}, "model": {"arch": "sasrec", "dim": 64},
+                   "train": {"workers": 2, "zero_stage": 2, "lr": 0.001}, "eval": {"ks": [5, 10, 20]}},
+        "num_params": 1234567, "world_size": 2, "zero_stage": 2, "wall_time_s": 3725.4,
+        "started": "2024-05-01T12:00:00+00:00", "finished": "2024-05-01T13:02:05+00:00",
+        "best_epoch": 6, "best_valid_ndcg@10": 0.1357, "stopped_early": True, "global_batch": 256,
+        "manifest": {"rows": {"train": 987654, "valid": 6040, "test": 6040}, "num_items": 3706, "num_users": 6040},
+        "defaults_used": {"train.lr": 0.001, "model.dim": 64},
+    }
+    (run_dir / "run.json").write_text(json.dumps(run))
+    if not full:
+        return run_dir
+    history = []
+    for e in range(1, epochs + 1):
+        history.append({"epoch": e, "step": 100 * e, "train_loss": 7.0 - 0.5 * e + 0.01 * e * e,
+                        "valid": {"ndcg@10": 0.05 + 0.012 * min(e, 6), "hr@10": 0.1 + 0.02 * min(e, 6),
+                                  "mrr@10": 0.03 + 0.008 * min(e, 6)},
+                        "seq_per_s": 5000 + 37 * e, "wall_s": 450.0 * e, "lr": 1e-3 * (1 - e / 10)})
+    (run_dir / "history.json").write_text(json.dumps(history))
+    steps = [{"step": s, "loss": 7.2 - 3.5 * s / (100 * epochs) + 0.2 * math.sin(s), "seq_per_s": 4800 + (s % 7) * 60,
+              "wall_s": 4.5 * s} for s in range(10, 100 * epochs + 1, 10)]
+    (run_dir / "steps.json").write_text(json.dumps(steps))
+    baselines = {"popularity": _protocols(0.02, 6040), "recent_popularity": _protocols(0.03, 6040),
+                 "cooccurrence": _protocols(0.07, 6040), "repeat_last_category": _protocols(0.01, 6040)}
+    baselines["cooccurrence"]["sampled100"]["hr@20"] = 0.9999  # a baseline wins one column
+    metrics = {
+        "protocol": {"split": "leave-one-out", "max_len": 50, "ks": [5, 10, 20], "negatives_seed": 2024,
+                     "sampled_negatives": 100},
+        "valid": _protocols(0.1111, 6040),
+        "test": _protocols(0.1234, 6040),
+        "segments": {"cold_users": _protocols(0.0456, 1234), "warm_users": _protocols(0.15, 4806),
+                     "cold_items": _protocols(0.0012, 321), "drifted_users": _protocols(0.08, 777),
+                     "event_type=buy": _protocols(0.14, 55)},
+        "baselines": baselines,
+        "decay": {"horizon_days": 7.0, "auc": 0.7123, "brier": 0.1876, "n_users": 5000},
+        "event_type": {"accuracy": 0.8765, "auc": {"view": 0.71, "buy": 0.83}},
+        "throughput": {"train_seq_per_s": 5150.0, "ingest_rows_per_s": 250000.0},
+    }
+    metrics["segments"]["cold_items"]["full"]["ndcg@10"] = float("nan")   # NaN -> n/a
+    metrics["segments"]["drifted_users"]["full"]["hr@10"] = None           # null -> n/a
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return run_dir
+
+
+def _img_srcs(text: str) -> list[str]:
+    return re.findall(r'<img src="([^"]+)"', text)
+
+
+def test_full_report(tmp_path):
+    run_dir = make_run(tmp_path / "run", data_dir="/data/<script>alert('x')</script>&more")
+    out = report.write_report(run_dir)
+    assert out == run_dir / "report.html" and out.is_file()
+    text = out.read_text(encoding="utf-8")
+
+    for section in ("Run summary", "Training curves", "Model vs baselines (test split)", "Segments (test split)",
+                    "Throughput", "Interest decay", "Next event type", "Metric definitions", "Per-epoch history"):
+        assert section in text, section
+    # summary numbers
+    for s in ("1,234,567 (1.23 M)", "1 h 02 min 05 s", "0.1357", "train.lr", "ZeRO stage", "256", "yes — stopped"):
+        assert s in text, s
+    # model and every baseline, every protocol; best per column bold
+    for name in ("sasrec (model)", "popularity", "recent_popularity", "cooccurrence", "repeat_last_category"):
+        assert name in text
+    for p in PROTOCOLS:
+        assert f"<code>{p}</code>" in text
+    assert "<b>0.1234</b>" in text          # model test full NDCG@20 (= base) is the best in its column
+    assert "<b>0.9999</b>" in text          # the one column the cooccurrence baseline wins
+    assert "0.0200" in text                 # a popularity number appears beside the model's
+    assert "vs best baseline cooccurrence" in text
+    # segments with user counts and NaN / null handled
+    for s in ("cold_users", "warm_users", "cold_items", "drifted_users", "event_type=buy", "1,234", "4,806"):
+        assert s in text, s
+    assert "n/a" in text and "nan" not in text.lower().replace("span", "")
+    # decay, event type, throughput
+    for s in ("0.7123", "0.1876", "0.8765", "0.8300", "5,150", "250,000"):
+        assert s in text, s
+    assert "ndcg@k = 1/log2(rank + 1)" in text.lower()
+
+    # escaping: the script tag from run.json never appears raw
+    assert "<script>" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;more" in text
+
+    # plots: every referenced image exists and is a real PNG
+    srcs = _img_srcs(text)
+    assert {Path(s).stem for s in srcs} == {"loss", "valid", "baselines", "segments", "throughput"}
+    for src in srcs:
+        png = run_dir / src
+        assert png.parent == run_dir / "plots"
+        data = png.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 5000
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+
+
+def test_only_run_json(tmp_path):
+    run_dir = make_run(tmp_path / "bare", full=False)
+    (run_dir / "plots").mkdir()
+    (run_dir / "plots" / "loss.png").write_bytes(b"stale")  # from an earlier report
+    out = report.write_report(run_dir)
+    text = out.read_text(encoding="utf-8")
+    assert "Run summary" in text and "1,234,567" in text
+    assert "not available" in text
+    for section in ("Training curves", "Model vs baselines", "Segments", "Throughput", "Interest decay",
+                    "Next event type"):
+        assert section in text
+    assert _img_srcs(text) == []
+    assert not (run_dir / "plots" / "loss.png").exists()
+
+
+def test_partial_and_broken_inputs(tmp_path):
+    run_dir = make_run(tmp_path / "partial")
+    (run_dir / "history.json").write_text("{not json")
+    (run_dir / "steps.json").unlink()
+    m = json.loads((run_dir / "metrics.json").read_text())
+    m["decay"] = None
+    m["event_type"] = None
+    del m["baselines"]
+    m["test"]["full"]["ndcg@10"] = "oops"
+    (run_dir / "metrics.json").write_text(json.dumps(m))
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    assert "history.json could not be read" in text
+    assert "Baselines: not available" in text
+    assert "Decay evaluation (needs data.split=time): not available" in text
+    assert "Event-type head evaluation: not available" in text
+    srcs = {Path(s).stem for s in _img_srcs(text)}
+    assert srcs == {"segments", "baselines"}  # no history/steps -> no loss, valid, throughput curves
+
+
+def test_cli(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+    run_dir = make_run(tmp_path / "cli", full=False)
+    assert report.run(parser.parse_args(["--run", str(run_dir)])) == 0
+    assert capsys.readouterr().out.strip() == str(run_dir / "report.html")
+    assert report.run(parser.parse_args(["--run", str(tmp_path / "missing")])) == 2
+    assert "run.json" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError):
+        report.write_report(tmp_path / "missing")

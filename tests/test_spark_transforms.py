@@ -1,0 +1,182 @@
+"""Each ETL stage on a few inline rows with edge cases; results compared row by row."""
+import hashlib
+import hmac
+
+import pytest
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from interest.config import DataConfig
+from spark_jobs import graph, ingest, pseudonymize, sequences, validate, vocab
+from spark_jobs.dedupe import dedupe
+from spark_jobs.etl import QuarantineLimitExceeded, check_quarantine
+
+RAW_COLS = "raw string, source string, parse_error string, user_id string, item_id string, event_type string, " \
+           "ts string, session_id string, quantity string, price string, category string"
+NOW = 1_900_000_000
+
+
+def _raw(spark, rows):
+    full = [(r.get("raw", "x"), "f", r.get("parse_error"), r.get("user_id", "u1"), r.get("item_id", "i1"),
+             r.get("event_type", "view"), r.get("ts", "1700000000"), None, r.get("quantity"), r.get("price"), None)
+            for r in rows]
+    return spark.createDataFrame(full, RAW_COLS)
+
+
+def test_parse_ts_detects_units(spark):
+    df = spark.createDataFrame([("1700000000",), ("1700000000123",), ("2023-11-14T22:13:20Z",),
+                                ("2023-11-14 22:13:20",), ("yesterday",), ("1e400",)], "ts string")
+    out = df.select(validate.parse_ts(df.ts).alias("s"))
+    assertDataFrameEqual(out, [Row(s=1700000000), Row(s=1700000000), Row(s=1700000000), Row(s=1700000000),
+                               Row(s=None), Row(s=None)])
+
+
+def test_every_rejection_has_a_reason(spark):
+    rules = validate.rules_from_config(DataConfig(max_id_length=8), now=NOW)
+    raw = _raw(spark, [
+        {"raw": "ok"},
+        {"raw": "pe", "parse_error": "wrong_column_count"},
+        {"raw": "nu", "user_id": " "},
+        {"raw": "ni", "item_id": None},
+        {"raw": "nt", "ts": None},
+        {"raw": "bt", "ts": "not-a-time"},
+        {"raw": "old", "ts": "10"},
+        {"raw": "fut", "ts": str(NOW + 10 * 86400)},
+        {"raw": "et", "event_type": "teleport"},
+        {"raw": "nq", "quantity": "-1"},
+        {"raw": "np", "price": "-3.5"},
+        {"raw": "bn", "price": "cheap"},
+        {"raw": "long", "item_id": "i" * 9},
+    ])
+    got = validate.with_reason(raw, rules).select("raw", "reason")
+    assertDataFrameEqual(got, [
+        Row(raw="ok", reason=None), Row(raw="pe", reason="wrong_column_count"),
+        Row(raw="nu", reason="missing_user"), Row(raw="ni", reason="missing_item"),
+        Row(raw="nt", reason="missing_ts"), Row(raw="bt", reason="unparseable_ts"),
+        Row(raw="old", reason="ts_out_of_range"), Row(raw="fut", reason="ts_in_future"),
+        Row(raw="et", reason="unknown_event_type"), Row(raw="nq", reason="negative_quantity"),
+        Row(raw="np", reason="negative_price"), Row(raw="bn", reason="unparseable_number"),
+        Row(raw="long", reason="id_too_long")])
+
+
+def test_read_delimited_flags_column_count_and_bad_utf8(spark, tmp_path):
+    f = tmp_path / "UserBehavior.csv"
+    f.write_bytes(b"1,10,3,pv,1700000000\n1,10,3\n1,10,3,pv,1700000000,extra\n2,\xff\xfe,3,pv,1700000001\n")
+    df = ingest.read_delimited(spark, [str(f)], ["user_id", "item_id", "category", "event_type", "ts"], ",", False)
+    got = df.select("user_id", "parse_error")
+    assertDataFrameEqual(got, [Row(user_id="1", parse_error=None), Row(user_id="1", parse_error="wrong_column_count"),
+                               Row(user_id="1", parse_error="wrong_column_count"),
+                               Row(user_id="2", parse_error="invalid_utf8")])
+
+
+def test_event_synonyms_and_column_map(spark):
+    df = spark.createDataFrame([("PV",), ("addtocart",), ("transaction",), ("weird",)], "e string")
+    assertDataFrameEqual(df.select(ingest.normalize_event_type(df.e).alias("e")),
+                         [Row(e="view"), Row(e="cart"), Row(e="buy"), Row(e="weird")])
+    assert ingest.parse_column_map("user_id=visitor, ts=time") == {"user_id": "visitor", "ts": "time"}
+    with pytest.raises(ValueError, match="not a canonical column"):
+        ingest.parse_column_map("visitor=user_id")
+
+
+def test_quarantine_threshold_names_fraction_and_reasons():
+    assert check_quarantine({None: 99, "missing_user": 1}, 0.05)["fraction"] == pytest.approx(0.01)
+    with pytest.raises(QuarantineLimitExceeded, match=r"10.00% of 100 .* threshold 5.00%.*unparseable_ts=7"):
+        check_quarantine({None: 90, "unparseable_ts": 7, "missing_user": 3}, 0.05)
+
+
+def test_dedupe_keeps_one_of_exact_duplicates(spark):
+    df = spark.createDataFrame([("u", "i", "view", 1, "s2"), ("u", "i", "view", 1, "s1"), ("u", "i", "buy", 1, "s1"),
+                                ("u", "i", "view", 2, None)], "user_id string, item_id string, event_type string, "
+                                                              "ts long, session_id string")
+    assertDataFrameEqual(dedupe(df), [Row(user_id="u", item_id="i", event_type="view", ts=1, session_id="s1"),
+                                      Row(user_id="u", item_id="i", event_type="buy", ts=1, session_id="s1"),
+                                      Row(user_id="u", item_id="i", event_type="view", ts=2, session_id=None)])
+
+
+def test_pseudonymize_is_keyed_hmac_and_key_stays_out_of_plans(spark):
+    key = b"k" * 32
+    df = spark.createDataFrame([("alice", 1), ("bob", 2)], "user_id string, n int")
+    out = pseudonymize.pseudonymize_users(df, key)
+    expected = [Row(user_id=hmac.new(key, u.encode(), hashlib.sha256).hexdigest(), n=n) for u, n in
+                [("alice", 1), ("bob", 2)]]
+    assertDataFrameEqual(out, expected)
+    plan = out._jdf.queryExecution().toString()
+    assert "kkkk" not in plan and "alice" not in str(out.collect())
+
+
+def test_pseudonymize_refuses_without_key(monkeypatch):
+    monkeypatch.delenv(pseudonymize.ENV_VAR, raising=False)
+    with pytest.raises(pseudonymize.KeyError_, match="INTEREST_HMAC_KEY.*--allow-insecure-demo-key"):
+        pseudonymize.load_key()
+    monkeypatch.setenv(pseudonymize.ENV_VAR, "short")
+    with pytest.raises(pseudonymize.KeyError_, match="at least 16"):
+        pseudonymize.load_key()
+
+
+def test_item_vocab_orders_by_count_then_id_and_maps_rare_to_oov(spark):
+    df = spark.createDataFrame([(i,) for i in ["b", "a", "a", "c", "c", "b", "d"]], "item_id string")
+    got = vocab.item_vocab(df, min_count=2)
+    assertDataFrameEqual(got, [Row(item_id="a", count=2, item_idx=2), Row(item_id="b", count=2, item_idx=3),
+                               Row(item_id="c", count=2, item_idx=4), Row(item_id="d", count=1, item_idx=1)])
+
+
+def _indexed(spark, rows):
+    return spark.createDataFrame(rows, "user_id string, ts long, item_idx int, event_type_idx int, category_idx int")
+
+
+def test_leave_one_out_split_is_leakage_free(spark):
+    # u4: 4 events (equal timestamps ordered by item id); u2: 2 events; u1: 1 event
+    ev = _indexed(spark, [("u4", 1, 5, 1, 1), ("u4", 2, 6, 1, 1), ("u4", 2, 3, 2, 2), ("u4", 9, 7, 5, 3),
+                          ("u2", 1, 2, 1, 1), ("u2", 5, 4, 1, 1), ("u1", 3, 2, 1, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")
+    items = lambda c: [e["item_idx"] for e in c] if c is not None else None  # noqa: E731
+    got = {r.user_id: (items(r.train_ev), items(r.valid_hist), r.valid_target and r.valid_target["item_idx"],
+                       items(r.test_hist), r.test_target and r.test_target["item_idx"]) for r in split.collect()}
+    assert got == {"u4": ([5, 3], [5, 3], 6, [5, 3, 6], 7),
+                   "u2": ([2], None, None, [2], 4),
+                   "u1": (None, None, None, None, None)}
+
+
+def test_time_split_and_decay_label(spark):
+    ev = _indexed(spark, [("a", 10, 2, 1, 1), ("a", 20, 3, 1, 1), ("a", 30, 4, 1, 1), ("a", 200, 5, 1, 1),
+                          ("b", 10, 2, 1, 1), ("b", 20, 3, 1, 1), ("b", 25, 6, 1, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "time", cutoff_ts=30, horizon_s=100)
+    got = {r.user_id: ([e["item_idx"] for e in r.train_ev], r.valid_target["item_idx"],
+                       r.test_target and r.test_target["item_idx"], r.decay_label, r.censored)
+           for r in split.collect()}
+    # a: next event at 200 is after cutoff+horizon=130 -> label 0, not censored; b: nothing after the cutoff
+    assert got == {"a": ([2, 3], 4, 5, 0, False), "b": ([2, 3], 6, None, 0, True)}
+
+
+def test_training_windows_cover_history_from_the_end(spark):
+    ev = _indexed(spark, [("u", t, 10 + t, 1, 1) for t in range(9)])  # 9 events -> 7 train events
+    split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")
+    got = sequences.training_windows(split, max_len=3, stride=3).select("items", "window")
+    assertDataFrameEqual(got, [Row(items=[13, 14, 15, 16], window=0), Row(items=[10, 11, 12, 13], window=1)])
+    with pytest.raises(ValueError, match="stride=4"):
+        sequences.training_windows(split, max_len=3, stride=4)
+
+
+def test_eval_rows_features(spark):
+    # history categories: early half [1, 1], recent half [2, 2] -> JS divergence 1; target category 3 -> drifted
+    ev = _indexed(spark, [("u", 1, 2, 1, 1), ("u", 2, 3, 1, 1), ("u", 3, 4, 1, 2), ("u", 4, 5, 1, 2),
+                          ("u", 5, 9, 2, 3), ("u", 6, 2, 5, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out").cache()
+    counts = sequences.item_train_counts(split)
+    row = sequences.eval_rows(split, "valid", 3, counts).first()
+    assert (row.items, row.target_item, row.history_len, row.seen_items) == ([3, 4, 5], 9, 4, [2, 3, 4, 5])
+    assert row.drift_score == pytest.approx(1.0)
+    assert row.top_categories == [1, 2] and row.target_category == 3
+    assert row.target_is_cold_item and row.time_since_last == 1
+    test_row = sequences.eval_rows(split, "test", 3, counts).first()
+    assert test_row.target_item == 2 and not test_row.target_is_cold_item
+
+
+def test_item_graph_pairs_within_window_and_gap(spark):
+    ev = _indexed(spark, [("u", 0, 2, 1, 1), ("u", 10, 3, 1, 1), ("u", 20, 4, 1, 1), ("u", 10_000, 5, 1, 1),
+                          ("u", 10_001, 6, 1, 1), ("u", 10_002, 7, 1, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")  # trains on items 2..5
+    got = graph.item_graph(split, window=2, max_gap_s=100, top_k=1)
+    # pairs: (2,3) d=1, (2,4) d=2 w=.5, (3,4) d=1; (4,5) and (3,5) exceed the gap
+    assertDataFrameEqual(got, [Row(src=2, dst=3, weight=1.0, rank=1), Row(src=3, dst=2, weight=1.0, rank=1),
+                               Row(src=4, dst=3, weight=1.0, rank=1)])
