@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+PETASTORM_VENV := .venv-petastorm
+PETASTORM_STAMP := $(PETASTORM_VENV)/.installed
 DEMO_OUT ?= demo_out
 PYTEST_ARGS ?=
 
@@ -18,10 +20,17 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# A separate, cached environment in which tests/test_petastorm_compat.py reads the shards with Petastorm.
+$(PETASTORM_STAMP): tests/compat/petastorm-requirements.txt
+	test -x $(PETASTORM_VENV)/bin/python || $(PYTHON) -m venv $(PETASTORM_VENV)
+	$(PETASTORM_VENV)/bin/python -m pip install --quiet -r tests/compat/petastorm-requirements.txt
+	$(PETASTORM_VENV)/bin/python -m pip install --quiet --no-deps petastorm==0.13.1
+	touch $(PETASTORM_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/interest demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) $(PETASTORM_STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

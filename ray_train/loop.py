@@ -70,18 +70,30 @@ def _gathered(engine, stage: int):
     return deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None)
 
 
-def validate(engine, job: Job, cfg: Config, rows: dict, rank: int) -> dict:
-    engine.eval()
+def _scoring_model(engine, args: ModelArgs, stage: int) -> torch.nn.Module:
+    """The model to score with. Under ZeRO-3 each rank holds only a shard of every parameter and the engine's
+    hooks re-partition them after each submodule's forward, so scoring runs on a plain copy of the gathered
+    weights instead (scoring a whole catalog needs the whole item table on the rank anyway)."""
+    if stage != 3:
+        return engine.module
+    with _gathered(engine, stage):
+        state = {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
+    model = InterestModel(args)
+    model.load_state_dict(state)
+    return model
+
+
+def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict) -> dict:
+    model = _scoring_model(engine, args, cfg.train.zero_stage)
+    model.eval()
     accs = new_accumulators(cfg.eval.ks)
-    with torch.no_grad(), _gathered(engine, cfg.train.zero_stage):
-        score_rows(lambda b, part, sl: engine.module.score_all(b), rows, accs, max_len=job.manifest["split"]["max_len"],
-                   num_items=job.manifest["vocab"]["num_items"], batch_size=cfg.eval.batch_size,
-                   negatives_seed=cfg.eval.negatives_seed, n_negatives=cfg.eval.sampled_negatives,
-                   protocols=("full", "full_exclude_seen"))
+    score_rows(lambda b, part, sl: model.score_all(b), rows, accs, max_len=job.manifest["split"]["max_len"],
+               num_items=job.manifest["vocab"]["num_items"], batch_size=cfg.eval.batch_size,
+               negatives_seed=cfg.eval.negatives_seed, n_negatives=cfg.eval.sampled_negatives,
+               protocols=("full", "full_exclude_seen"))
     out = {}
-    for proto, acc in accs.items():
-        if proto == "sampled100":
-            continue
+    for proto in ("full", "full_exclude_seen"):
+        acc = accs[proto]
         vec = acc.to_tensor(["all"])
         if dist.is_initialized():
             dist.all_reduce(vec)
@@ -143,6 +155,7 @@ def train_loop_per_worker(config: dict) -> None:
               flush=True)
     valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
     writer = _tensorboard(job.run_dir) if rank == 0 else None
+    tracker = _MLflow(cfg.train.mlflow_tracking_uri if rank == 0 else None, Path(job.run_dir).name, job.config)
     shard = ray.train.get_dataset_shard("train")
     collate = partial(collate_train, max_len=args.max_len)
     for epoch in range(state["epoch"], cfg.train.epochs):
@@ -172,7 +185,7 @@ def train_loop_per_worker(config: dict) -> None:
         train_s = time.time() - t0
         consumed = torch.tensor([seqs, micro_steps], dtype=torch.float64)
         dist.all_reduce(consumed)
-        valid = validate(engine, job, cfg, valid_rows, rank)
+        valid = validate(engine, args, job, cfg, valid_rows)
         score = valid[cfg.eval.select_protocol]["ndcg@10"]
         state["wall_s"] += time.time() - t0
         improved = score > state["best"]
@@ -191,6 +204,8 @@ def train_loop_per_worker(config: dict) -> None:
             print(f"[interest] epoch {epoch} done: loss {entry['train_loss']:.4f} valid ndcg@10 {score:.4f} "
                   f"(best {state['best']:.4f} @ epoch {state['best_epoch']}) {entry['seq_per_s']:.0f} seq/s",
                   flush=True)
+            tracker.log({"valid_ndcg_at_10": score, "train_loss": entry["train_loss"],
+                         "seq_per_s": entry["seq_per_s"]}, state["step"])
             if writer:
                 writer.add_scalar("valid/ndcg@10", score, epoch)
                 writer.add_scalar("train/seq_per_s", entry["seq_per_s"], epoch)
@@ -205,6 +220,29 @@ def train_loop_per_worker(config: dict) -> None:
             break
     if writer:
         writer.close()
+    tracker.close()
+
+
+class _MLflow:
+    """Rank 0's MLflow logging when train.mlflow_tracking_uri is set (the driver checked mlflow imports)."""
+
+    def __init__(self, uri: str | None, run_name: str, config: dict):
+        self.mlflow = None
+        if uri:
+            import mlflow
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_experiment("interest-trainer")
+            mlflow.start_run(run_name=run_name)
+            mlflow.log_params({f"{s}.{k}": v for s, sec in config.items() for k, v in sec.items()})
+            self.mlflow = mlflow
+
+    def log(self, metrics: dict, step: int) -> None:
+        if self.mlflow:
+            self.mlflow.log_metrics(metrics, step=step)
+
+    def close(self) -> None:
+        if self.mlflow:
+            self.mlflow.end_run()
 
 
 def _tensorboard(run_dir: str):

@@ -149,6 +149,12 @@ def run(args: argparse.Namespace) -> int:
     data_dir, run_dir = Path(args.data).resolve(), Path(args.output).resolve()
     manifest = load_manifest(data_dir)
     cfg = config_from_args(args, manifest)
+    if cfg.train.mlflow_tracking_uri:
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise ValueError("train.mlflow_tracking_uri is set but mlflow is not installed: "
+                             "pip install 'interest-trainer[mlflow]' (or unset the key)") from None
     run_dir.mkdir(parents=True, exist_ok=True)
     t0, started = time.time(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     import ray

@@ -39,6 +39,7 @@ _SEQ = [
     T.StructField("items", T.ArrayType(T.IntegerType(), False), False),
     T.StructField("event_types", T.ArrayType(T.IntegerType(), False), False),
     T.StructField("ts", T.ArrayType(T.LongType(), False), False),
+    T.StructField("dt", T.ArrayType(T.LongType(), False), False),  # seconds since the previous event (0 = first)
 ]
 
 TRAIN = T.StructType(_SEQ + [

@@ -22,9 +22,16 @@ _EV = "struct(ts, item_idx, event_type_idx, category_idx)"
 
 
 def user_sequences(events: DataFrame) -> DataFrame:
-    """user_id, ev: array<struct<ts, item_idx, event_type_idx, category_idx>> sorted oldest first."""
-    return events.groupBy("user_id").agg(
-        F.array_sort(F.collect_list(F.expr(_EV))).alias("ev"))
+    """user_id, ev: array<struct<ts, item_idx, event_type_idx, category_idx, dt>> sorted oldest first.
+
+    dt is the gap in seconds to the user's previous event (0 for the first), computed on the whole history so a
+    training window that starts mid-history still carries the true gap at its first position.
+    """
+    seqs = events.groupBy("user_id").agg(F.array_sort(F.collect_list(F.expr(_EV))).alias("ev"))
+    ev = F.col("ev")
+    with_dt = F.transform(ev, lambda e, i: e.withField(
+        "dt", F.when(i == 0, F.lit(0).cast("long")).otherwise(e["ts"] - ev[i - 1]["ts"])))
+    return seqs.select("user_id", with_dt.alias("ev"))
 
 
 def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
@@ -77,7 +84,8 @@ def training_windows(split: DataFrame, max_len: int, stride: int) -> DataFrame:
 def _unzip(col: str) -> list[Column]:
     return [F.transform(col, lambda e: e["item_idx"]).alias("items"),
             F.transform(col, lambda e: e["event_type_idx"]).alias("event_types"),
-            F.transform(col, lambda e: e["ts"]).alias("ts")]
+            F.transform(col, lambda e: e["ts"]).alias("ts"),
+            F.transform(col, lambda e: e["dt"]).alias("dt")]
 
 
 def _category_counts(cats: Column) -> Column:

@@ -151,8 +151,9 @@ def test_time_split_and_decay_label(spark):
 def test_training_windows_cover_history_from_the_end(spark):
     ev = _indexed(spark, [("u", t, 10 + t, 1, 1) for t in range(9)])  # 9 events -> 7 train events
     split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")
-    got = sequences.training_windows(split, max_len=3, stride=3).select("items", "window")
-    assertDataFrameEqual(got, [Row(items=[13, 14, 15, 16], window=0), Row(items=[10, 11, 12, 13], window=1)])
+    got = sequences.training_windows(split, max_len=3, stride=3).select("items", "dt", "window")
+    assertDataFrameEqual(got, [Row(items=[13, 14, 15, 16], dt=[1, 1, 1, 1], window=0),
+                               Row(items=[10, 11, 12, 13], dt=[0, 1, 1, 1], window=1)])
     with pytest.raises(ValueError, match="stride=4"):
         sequences.training_windows(split, max_len=3, stride=4)
 

@@ -1,0 +1,125 @@
+"""Integration: local Ray, 2 workers, tiny preset, DeepSpeed on the CPU accelerator."""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from interest.config import load_config
+from interest.generate import generate
+from ray_train import train
+from ray_train.data import DataDirError, load_manifest
+from spark_jobs.etl import run_etl
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def shards(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer")
+    generate(root / "synth", users=500, items=300, days=40, events=15_000, seed=3)
+    args = argparse.Namespace(input=str(root / "synth"), format="synthetic", output=str(root / "data"), items=None,
+                              column_map=None, ts_unit="auto", sep=None, hmac_key_file=None,
+                              allow_insecure_demo_key=True)
+    run_etl(spark, args, load_config("tiny-cpu"))
+    return root / "data"
+
+
+def _train(data, out, *extra):
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    args = parser.parse_args(["--data", str(data), "--output", str(out), "--config", "tiny-cpu",
+                              "--set", "train.log_every_steps=2", *extra])
+    assert train.run(args) == 0
+    return json.loads((out / "run.json").read_text()), json.loads((out / "history.json").read_text())
+
+
+@pytest.mark.parametrize("stage", [0, 2, 3])
+def test_loss_falls_with_each_zero_stage(shards, tmp_path, stage):
+    run, history = _train(shards, tmp_path / f"z{stage}", "--zero-stage", str(stage), "--epochs", "2",
+                          "--set", "train.micro_batch_size=16")
+    steps = json.loads((tmp_path / f"z{stage}" / "steps.json").read_text())
+    assert run["zero_stage"] == stage and run["world_size"] == 2
+    assert steps[-1]["loss"] < steps[0]["loss"] * 0.9, steps
+    assert history[-1]["valid"]["ndcg@10"] > 0
+
+
+def test_resubmitted_run_resumes_at_next_step(shards, tmp_path, capfd):
+    out = tmp_path / "resume"
+    _, first = _train(shards, out, "--epochs", "1")
+    capfd.readouterr()
+    _, second = _train(shards, out, "--epochs", "2")
+    logs = capfd.readouterr()
+    assert "resuming from checkpoint" in logs.out + logs.err
+    assert [h["epoch"] for h in second] == [0, 1]
+    assert second[0] == first[0]  # epoch 0 came from the checkpoint, not from a second run
+    assert second[1]["step"] == 2 * first[0]["step"]
+
+
+def test_refuses_unfinished_or_unknown_data(shards, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(shards, broken)
+    (broken / "_SUCCESS").unlink()
+    with pytest.raises(DataDirError, match="no _SUCCESS marker"):
+        load_manifest(broken)
+    (broken / "_SUCCESS").write_text("")
+    m = json.loads((broken / "manifest.json").read_text())
+    m["schema_version"] = 99
+    (broken / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(DataDirError, match="schema version 99"):
+        load_manifest(broken)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_job_submit_against_a_local_head(shards, tmp_path):
+    """`ray start --head` on loopback (token auth, Ray 2.60's default), `ray job submit`, then stop that head."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"], "RAY_AUTH_MODE": "token"}
+    port, dash = _free_port(), _free_port()
+    # Ray's Unix sockets live under --temp-dir and socket paths are capped at 107 bytes: keep it short.
+    short_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    head = subprocess.Popen(
+        [f"{venv_bin}/ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=6", "--include-dashboard=true",
+         f"--temp-dir={short_tmp}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out = tmp_path / "job_run"
+        deadline = time.time() + 120
+        while True:
+            probe = subprocess.run([f"{venv_bin}/ray", "job", "list", "--address", f"http://127.0.0.1:{dash}"],
+                                   env=env, capture_output=True, text=True)
+            if probe.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(2)
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        job = subprocess.run(
+            [f"{venv_bin}/ray", "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO),
+             "--", "python", "-m", "ray_train.train", "--data", str(shards), "--output", str(out),
+             "--config", "tiny-cpu", "--epochs", "1"],
+            env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+        assert "succeeded" in (job.stdout + job.stderr).lower()
+        assert json.loads((out / "run.json").read_text())["epochs_run"] == 1
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(short_tmp, ignore_errors=True)
