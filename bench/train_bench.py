@@ -1,0 +1,137 @@
+"""Trainer benchmark (issue 4). Prints ratios measured in the same run:
+
+  1. full stack (Ray Train + Ray Data + DeepSpeed, 1 worker) training seq/s  /  a minimal plain-PyTorch
+     single-process loop on the same model, micro batch and thread count            (target >= 0.8)
+  2. Ray Data ingest rows/s for one worker (read_parquet -> iter_torch_batches with the trainer's collate)
+     /  training consumption seq/s of the plain loop, at the tiny and base presets  (target >= 5)
+
+    .venv/bin/python bench/train_bench.py [--events 300000] [--presets tiny-cpu base]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def make_shards(root: Path, events: int, preset: str) -> Path:
+    from interest.generate import generate
+
+    synth = root / f"synth_{events}"
+    if not (synth / "generator.json").exists():
+        generate(synth, users=max(1000, events // 40), items=max(500, events // 150), days=60, events=events, seed=5)
+    data = root / f"data_{events}_{preset}"
+    if not (data / "_SUCCESS").exists():
+        subprocess.run([sys.executable, "-m", "spark_jobs.etl", "--input", str(synth), "--format", "synthetic",
+                        "--output", str(data), "--config", preset, "--allow-insecure-demo-key"], check=True,
+                       cwd=REPO, stdout=subprocess.DEVNULL)
+    return data
+
+
+def plain_loop(data: Path, preset: str, steps: int, threads: int) -> float:
+    """seq/s of a bare PyTorch loop: batches pre-collated in memory, AdamW, same model and micro batch."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from interest.config import load_config
+    from ray_train.data import collate_train, load_manifest, split_files
+    from ray_train.loop import model_args
+    from ray_train.models.model import InterestModel
+
+    torch.set_num_threads(threads)
+    cfg, manifest = load_config(preset), load_manifest(data)
+    args = model_args(cfg, manifest)
+    table = pq.ParquetDataset(split_files(data, "train")).read(columns=["items", "event_types", "ts"]).to_pydict()
+    micro = cfg.train.micro_batch_size
+    n = len(table["items"]) // micro
+    batches = [collate_train({k: v[i * micro:(i + 1) * micro] for k, v in table.items()}, args.max_len)
+               for i in range(n)]
+    model = InterestModel(args).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for i in range(3):  # warm-up
+        loss, _ = model(batches[i % n])
+        loss.backward(), opt.step(), opt.zero_grad()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        loss, _ = model(batches[i % n])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        opt.zero_grad()
+    return steps * micro / (time.perf_counter() - t0)
+
+
+def ray_ingest(data: Path, preset: str, max_rows: int) -> float:
+    """rows/s one consumer gets from Ray Data with the trainer's collate (no training)."""
+    import ray
+
+    from interest.config import load_config
+    from ray_train.data import collate_train, split_files, train_columns
+
+    cfg = load_config(preset)
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ds = ray.data.read_parquet(split_files(data, "train"), columns=train_columns())
+        collate = partial(collate_train, max_len=cfg.data.max_len)
+        for _ in ds.iter_torch_batches(batch_size=cfg.train.micro_batch_size, collate_fn=collate):
+            break  # warm-up: start the read tasks
+        rows, t0 = 0, time.perf_counter()
+        for epoch in range(100):
+            for b in ds.iter_torch_batches(batch_size=cfg.train.micro_batch_size, collate_fn=collate,
+                                           local_shuffle_buffer_size=4 * cfg.train.micro_batch_size,
+                                           local_shuffle_seed=epoch):
+                rows += b["items"].shape[0]
+            if rows >= max_rows:
+                break
+        return rows / (time.perf_counter() - t0)
+    finally:
+        ray.shutdown()
+
+
+def full_stack(data: Path, preset: str, out: Path, steps: int) -> float:
+    """seq/s that `interest train` (1 worker, ZeRO-2, DeepSpeed CPU) reports for its second epoch."""
+    subprocess.run([sys.executable, "-m", "ray_train.train", "--data", str(data), "--output", str(out),
+                    "--config", preset, "--workers", "1", "--zero-stage", "2", "--epochs", "2",
+                    "--set", f"train.max_steps_per_epoch={steps}", "--set", "eval.max_valid_users=200",
+                    "--set", "train.cpus_per_worker=1"],
+                   check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = json.loads((out / "history.json").read_text())
+    return history[-1]["seq_per_s"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--presets", nargs="+", default=["tiny-cpu", "base"])
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "interest_train_bench"))
+    args = ap.parse_args()
+    root = Path(args.workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    report = {}
+    for preset in args.presets:
+        data = make_shards(root, args.events, preset)
+        plain = plain_loop(data, preset, args.steps, threads=1)
+        full = full_stack(data, preset, root / f"run_{preset}_{int(time.time())}", args.steps)
+        ingest = ray_ingest(data, preset, max_rows=20_000)
+        report[preset] = {"plain_seq_per_s": plain, "full_stack_seq_per_s": full, "ingest_rows_per_s": ingest,
+                          "full_over_plain": full / plain, "ingest_over_consumption": ingest / plain}
+        print(f"[{preset}] full stack {full:.0f} seq/s / plain loop {plain:.0f} seq/s = {full / plain:.2f} "
+              f"(target >= 0.8); ingest {ingest:.0f} rows/s / consumption {plain:.0f} seq/s = "
+              f"{ingest / plain:.1f} (target >= 5)", flush=True)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

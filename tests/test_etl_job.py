@@ -1,0 +1,164 @@
+"""The ETL job on small files of every input format: reconciliation, quarantine, determinism, atomic replace."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from interest.config import load_config
+from spark_jobs.etl import QuarantineLimitExceeded, run_etl
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _args(input_path, fmt, output, **kw):
+    base = dict(input=str(input_path), format=fmt, output=str(output), items=None, column_map=None, ts_unit="auto",
+                sep=None, hmac_key_file=None, allow_insecure_demo_key=True)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def _run(spark, args, *overrides):
+    return run_etl(spark, args, load_config("tiny-cpu", ["data.max_quarantine_fraction=0.5", *overrides]))
+
+
+def _rows(path):
+    return pq.ParquetDataset(str(path)).read().to_pylist()
+
+
+def _check_reconciles(m):
+    c = m["counts"]
+    assert c["rows_in"] == c["rows_valid"] + c["rows_quarantined"]
+    assert c["rows_valid"] == c["rows_used"] + c["rows_deduplicated"]
+
+
+def test_taobao_with_bad_rows_is_quarantined_not_dropped(spark, tmp_path):
+    lines = [f"{u},{i},{i % 3},{b},{1_700_000_000 + 60 * k}" for k, (u, i, b) in enumerate(
+        [(1, 10, "pv"), (1, 11, "cart"), (1, 12, "buy"), (1, 10, "pv"), (2, 10, "fav"), (2, 13, "pv"), (2, 14, "pv")])]
+    lines += ["1,10,0,pv,1700000000", "3,15,1,teleport,1700000100", "3,15", "4,16,1,pv,", "5,17,1,pv,9999999999999"]
+    f = tmp_path / "UserBehavior.csv"
+    f.write_text("\n".join(lines) + "\n")
+    m = _run(spark, _args(f, "taobao", tmp_path / "out"))
+    _check_reconciles(m)
+    assert m["counts"]["rows_in"] == 12 and m["counts"]["rows_deduplicated"] == 1
+    assert m["quarantine"]["by_reason"] == {"unknown_event_type": 1, "wrong_column_count": 1, "missing_ts": 1,
+                                             "ts_in_future": 1}
+    q = _rows(tmp_path / "out" / "quarantine")
+    assert sorted(r["raw"] for r in q) == sorted(lines[-4:])
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+    items = _rows(tmp_path / "out" / "items")
+    assert {r["category"] for r in items} == {"0", "1", "2"}  # Taobao's category_id became the catalog
+
+
+def test_quarantine_above_threshold_fails_and_leaves_no_output(spark, tmp_path):
+    f = tmp_path / "UserBehavior.csv"
+    f.write_text("1,10,0,pv,1700000000\n1,11,0,zz,1700000001\n1,12,0,zz,1700000002\n")
+    with pytest.raises(QuarantineLimitExceeded, match=r"66.67% of 3 input rows.*unknown_event_type=2"):
+        run_etl(spark, _args(f, "taobao", tmp_path / "out"), load_config("tiny-cpu"))
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_retailrocket_ms_timestamps_and_item_properties(spark, tmp_path):
+    (tmp_path / "events.csv").write_text(
+        "timestamp,visitorid,event,itemid,transactionid\n"
+        "1433221332117,257597,view,355908,\n1433224214164,257597,addtocart,248676,\n"
+        "1433221999827,257597,transaction,355908,4000\n1433222000000,111,view,248676,\n")
+    (tmp_path / "item_properties_part1.csv").write_text(
+        "timestamp,itemid,property,value\n1435460400000,355908,categoryid,1173\n"
+        "1435460500000,355908,categoryid,1174\n1435460400000,248676,available,1\n")
+    m = _run(spark, _args(tmp_path / "events.csv", "retailrocket", tmp_path / "out"))
+    _check_reconciles(m)
+    assert m["counts"]["rows_used"] == 4 and m["counts"]["rows_quarantined"] == 0
+    test = _rows(tmp_path / "out" / "test")
+    by_len = {r["history_len"]: r for r in test}
+    # visitor 257597: view (t1), transaction (t1+667s), addtocart (t1+2882s): ms were read as ms
+    assert by_len[2]["ts"][0] == 1433221332 and by_len[2]["target_event_type"] == 3  # cart is the last event
+    items = {r["item_id"]: r["category"] for r in _rows(tmp_path / "out" / "items")}
+    assert items == {"355908": "1174", "248676": None}
+
+
+def test_recbole_atomic_files(spark, tmp_path):
+    d = tmp_path / "ml"
+    d.mkdir()
+    (d / "ml.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                "1\t10\t5\t978300760\n1\t11\t3\t978302109\n1\t12\t4\t978301968\n2\t10\t4\t978300275\n")
+    (d / "ml.item").write_text("item_id:token\tmovie_title:token_seq\tgenre:token_seq\n"
+                               "10\tToy Story\tAnimation Comedy\n11\tHeat\tAction\n12\tJumanji\tAdventure\n")
+    m = _run(spark, _args(d, "recbole", tmp_path / "out"))
+    assert m["counts"]["rows_used"] == 4 and m["vocab"]["event_types"][1] == "view"
+    items = {r["item_id"]: (r["category"], r["title"]) for r in _rows(tmp_path / "out" / "items")}
+    assert items["10"] == ("Animation", "Toy Story")
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_generic_formats_with_column_map(spark, tmp_path, kind):
+    rows = [("a", "x", "2024-01-01T00:00:00Z", "purchase"), ("a", "y", "2024-01-01T00:05:00Z", "view"),
+            ("a", "z", "2024-01-01T00:09:00Z", "view"), ("b", "x", "2024-01-02T10:00:00", "view"),
+            ("b", "y", "2024-01-02T10:01:00", "view")]
+    path = tmp_path / f"log.{kind}"
+    if kind == "csv":
+        path.write_text("visitor,sku,time,action\n" + "\n".join(",".join(r) for r in rows) + "\n")
+    elif kind == "jsonl":
+        path.write_text("\n".join(json.dumps(dict(zip(["visitor", "sku", "time", "action"], r))) for r in rows)
+                        + "\n{not json\n")
+    else:
+        import pyarrow as pa
+        pq.write_table(pa.table({k: [r[i] for r in rows] for i, k in enumerate(["visitor", "sku", "time", "action"])}),
+                       path)
+    m = _run(spark, _args(path, "generic", tmp_path / "out",
+                          column_map="user_id=visitor,item_id=sku,ts=time,event_type=action"))
+    _check_reconciles(m)
+    assert m["counts"]["rows_used"] == 5
+    assert m["counts"]["rows_quarantined"] == (1 if kind == "jsonl" else 0)
+    test = {r["history_len"]: r for r in _rows(tmp_path / "out" / "test")}
+    assert test[2]["ts"][0] == 1704067200 and test[2]["event_types"][0] == 5  # purchase -> buy (id 5)
+
+
+def test_generic_missing_column_names_the_fix(spark, tmp_path):
+    f = tmp_path / "log.csv"
+    f.write_text("visitor,sku,time\na,x,1700000000\n")
+    with pytest.raises(ValueError, match=r"no column for 'user_id'; pass --map user_id="):
+        _run(spark, _args(f, "generic", tmp_path / "out"))
+
+
+def test_rerun_is_identical_and_replaces_atomically(spark, tmp_path):
+    from interest.generate import generate
+
+    generate(tmp_path / "synth", users=200, items=100, days=20, events=4000, seed=2)
+    first = _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
+    snapshot = {s: sorted(map(json.dumps, _rows(tmp_path / "out" / s))) for s in ("train", "valid", "test", "items",
+                                                                                   "graph")}
+    (tmp_path / "out" / "stale-file.parquet").write_text("old")
+    second = _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
+    assert not (tmp_path / "out" / "stale-file.parquet").exists()
+    for s, rows in snapshot.items():
+        assert sorted(map(json.dumps, _rows(tmp_path / "out" / s))) == rows, s
+    assert first["rows"] == second["rows"] and first["vocab"] == second["vocab"]
+    files = sorted(p.name for p in (tmp_path / "out" / "train").glob("*.parquet"))
+    assert len(files) == load_config("tiny-cpu").data.num_files
+    raw_users = {r["user_id"] for r in pq.read_table(tmp_path / "synth" / "events").to_pylist()}
+    assert not raw_users & {r["user_id"] for r in _rows(tmp_path / "out" / "test")}
+
+
+@pytest.mark.slow
+def test_spark_submit_runs_the_job_file(tmp_path):
+    from interest.generate import generate
+
+    generate(tmp_path / "synth", users=100, items=50, days=10, events=1500, seed=4)
+    key = tmp_path / "key"
+    key.write_text("0123456789abcdef0123456789abcdef")
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    proc = subprocess.run([str(spark_submit), "--master", "local[2]", str(REPO / "spark_jobs" / "etl.py"),
+                           "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output",
+                           str(tmp_path / "out"), "--config", "tiny-cpu", "--hmac-key-file", str(key)],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["pseudonymization"]["key_source"] == "file" and "0123456789abcdef" not in json.dumps(m)
+    assert "0123456789abcdef" not in proc.stdout + proc.stderr
