@@ -44,6 +44,23 @@ def duckdb_groupby(events_dir: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
+def spark_groupby(events_dir: Path, out: Path) -> float:
+    """Spark's bare group-by (same query as DuckDB's), timed inside one session so JVM start-up is excluded."""
+    from spark_jobs.session import get_spark
+    from pyspark.sql import functions as F
+
+    spark = get_spark("bench-groupby", shuffle_partitions=8, driver_memory="4g")
+    try:
+        t0 = time.perf_counter()
+        df = spark.read.parquet(str(events_dir))
+        df.groupBy("user_id").agg(F.transform(F.array_sort(F.collect_list(F.struct("ts", "item_id"))),
+                                              lambda e: e["item_id"]).alias("items")) \
+            .write.mode("overwrite").parquet(str(out))
+        return time.perf_counter() - t0
+    finally:
+        spark.stop()
+
+
 def run_etl(synth_dir: Path, out: Path, config: str) -> tuple[float, dict]:
     """Wall time of `python -m spark_jobs.etl` and the peak RSS of the Python driver and of the JVM."""
     cmd = [sys.executable, "-m", "spark_jobs.etl", "--input", str(synth_dir), "--format", "synthetic",
@@ -91,12 +108,15 @@ def main() -> int:
         actual = json.loads((data / "generator.json").read_text())["counts"]["events"] \
             if "counts" in json.loads((data / "generator.json").read_text()) else n
         duck = duckdb_groupby(data / "events", root / f"duck_{n}.parquet")
+        spark_bare = spark_groupby(data / "events", root / f"spark_groupby_{n}")
         wall, peaks = run_etl(data, root / f"etl_{n}", args.config)
         manifest = json.loads((root / f"etl_{n}" / "manifest.json").read_text())
-        results[n] = {"events": actual, "duckdb_s": duck, "etl_s": wall, "etl_job_s": manifest["wall_time_s"],
+        results[n] = {"events": actual, "duckdb_s": duck, "spark_groupby_s": spark_bare, "etl_s": wall, "etl_job_s": manifest["wall_time_s"],
                       **peaks}
         print(f"N={n:,}: etl {wall:.1f}s (job {manifest['wall_time_s']:.1f}s, ex-JVM start), duckdb group-by "
-              f"{duck:.1f}s -> ratio {wall / duck:.2f} (target <= 2.5); python driver peak "
+              f"{duck:.1f}s -> ratio {wall / duck:.2f} (target <= 2.5); Spark bare group-by {spark_bare:.1f}s = "
+              f"{spark_bare / duck:.1f}x DuckDB, ETL job / Spark bare group-by = "
+              f"{manifest['wall_time_s'] / spark_bare:.1f}; python driver peak "
               f"{peaks['python_driver_mb']:.0f} MB, JVM peak {peaks['jvm_mb']:.0f} MB", flush=True)
     if len(sizes) == 2:
         a, b = results[sizes[0]], results[sizes[1]]

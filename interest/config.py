@@ -54,6 +54,8 @@ class DataConfig(_Strict):
     """Parquet files per split; a multiple of typical world sizes keeps per-rank reads even."""
     row_group_mb: int = Field(16, ge=1)
     """Parquet row-group size in MB (streaming granularity: one row group is the smallest read)."""
+    broadcast_max_items: int = Field(2_000_000, ge=0)
+    """Item vocabularies up to this size are broadcast to index events without a second shuffle."""
     spark_driver_memory: str = "4g"
     """Driver JVM heap for local runs (spark-submit sets its own)."""
     graph_window: int = Field(5, ge=1)

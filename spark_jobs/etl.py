@@ -30,7 +30,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from interest.config import Config, load_config  # noqa: E402
 from spark_jobs import graph, ingest, items, pseudonymize, sequences, validate, vocab  # noqa: E402
-from spark_jobs.dedupe import dedupe  # noqa: E402
+from spark_jobs.dedupe import user_event_lists  # noqa: E402
 from spark_jobs.schema import SCHEMA_VERSION  # noqa: E402
 
 
@@ -89,8 +89,16 @@ def _write(df: DataFrame, path: Path, num_files: int, sort_cols: list[str], row_
      .write.option("parquet.block.size", row_group_mb * 1024 * 1024).mode("overwrite").parquet(str(path)))
 
 
-def _parquet_rows(spark: SparkSession, path: Path) -> int:
-    return spark.read.parquet(str(path)).count()
+def _parquet_rows(path: Path) -> int:
+    """Row count from the Parquet footers only (no Spark job, nothing event-sized on the driver)."""
+    import pyarrow.parquet as pq
+    return sum(pq.read_metadata(f).num_rows for f in sorted(path.glob("*.parquet")))
+
+
+def _present_fields(checked: DataFrame) -> set[str]:
+    """Optional canonical fields that the input actually fills (one small aggregation)."""
+    row = checked.agg(*[F.max(F.col(c).isNotNull().cast("int")).alias(c) for c in ("category",)]).first()
+    return {c for c in ("category",) if row[c]}
 
 
 def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
@@ -143,70 +151,97 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+class _Stages:
+    """Wall seconds per ETL stage (Spark is lazy: a stage's time is that of the actions that run it)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._t, 3)
+        self._t = now
+
+
 def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path, key: bytes) -> dict:
     d = cfg.data
+    st = _Stages()
     rules = validate.rules_from_config(d, args.ts_unit)
     raw = ingest.read_events(spark, args.input, args.format, ingest.parse_column_map(args.column_map), args.sep)
     checked = validate.with_reason(raw, rules).persist(StorageLevel.MEMORY_AND_DISK)
     tallies = {r["reason"]: r["count"] for r in checked.groupBy("reason").count().collect()}
     quarantine = check_quarantine(tallies, d.max_quarantine_fraction)
+    st.done("ingest_validate")
     validate.quarantined(checked).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
+    st.done("quarantine_write")
 
     events = validate.valid_events(checked)
-    rows_valid = quarantine["rows_in"] - quarantine["rows_quarantined"]
-    events = pseudonymize.pseudonymize_users(dedupe(events), key).persist(StorageLevel.MEMORY_AND_DISK)
-    rows_used = events.count()
-    checked.unpersist()
-
     catalog = ingest.read_items(spark, args.format, args.input, args.items)
-    if catalog is None and events.where(F.col("category").isNotNull()).limit(1).count():
-        catalog = items.catalog_from_events(events)
-    item_vocab = vocab.item_vocab(events, d.min_item_count).persist()
+    if catalog is None and args.format in ("taobao", "generic") and "category" in _present_fields(checked):
+        catalog = items.catalog_from_events(events).persist()
+        catalog.count()
+    # One shuffle by user does dedupe and grouping; the HMAC then runs once per user, not once per event.
+    lists = pseudonymize.pseudonymize_users(user_event_lists(events), key).persist(StorageLevel.MEMORY_AND_DISK)
+    agg = lists.agg(F.count(F.lit(1)).alias("users"), F.sum("n_raw").alias("n_raw"),
+                    F.sum(F.size("ev")).alias("used")).first()
+    checked.unpersist()
+    st.done("dedupe_pseudonymize")
+
+    counts_df = vocab.item_counts(lists).persist()
+    item_vocab = vocab.item_vocab(counts_df, d.min_item_count).persist()
+    n_vocab_rows = item_vocab.count()
     cats = vocab.category_vocab(catalog.select("category") if catalog is not None
-                                else spark.createDataFrame([], "category string"))
-    etypes = vocab.event_type_vocab(spark, d.event_types)
-    item_cat = (catalog.dropDuplicates(["item_id"]).join(cats, "category", how="inner")
+                                else spark.createDataFrame([], "category string")).persist()
+    item_cat = (catalog.dropDuplicates(["item_id"]).join(F.broadcast(cats), "category", how="inner")
                 .select("item_id", "category_idx") if catalog is not None
                 else spark.createDataFrame([], "item_id string, category_idx int"))
+    item_index = item_vocab.join(item_cat, on="item_id", how="left").select(
+        "item_id", "item_idx", F.coalesce("category_idx", F.lit(0)).alias("category_idx"))
+    st.done("vocab")
 
-    indexed = (events.join(item_vocab.select("item_id", "item_idx"), on="item_id", how="inner")
-               .join(F.broadcast(etypes), on="event_type", how="inner")
-               .join(item_cat, on="item_id", how="left")
-               .select("user_id", "ts", "item_idx", "event_type_idx",
-                       F.coalesce("category_idx", F.lit(0)).alias("category_idx")))
     cutoff_ts = (int(dt.datetime.fromisoformat(d.cutoff).replace(tzinfo=dt.timezone.utc).timestamp())
                  if d.cutoff else None)
-    split = sequences.split_sequences(sequences.user_sequences(indexed), d.split, cutoff_ts,
-                                      int(d.horizon_days * 86400)).persist(StorageLevel.MEMORY_AND_DISK)
+    seqs = sequences.index_sequences(lists, item_index, d.event_types,
+                                     broadcast_items=n_vocab_rows <= d.broadcast_max_items)
+    split = sequences.split_sequences(seqs, d.split, cutoff_ts, int(d.horizon_days * 86400)) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
     train_counts = sequences.item_train_counts(split).persist()
-
     stride = d.stride or d.max_len
     _write(sequences.training_windows(split, d.max_len, stride), tmp / "train", d.num_files,
            ["user_id", "window"], d.row_group_mb)
+    lists.unpersist()
+    st.done("sequences_train")
     for which in ("valid", "test"):
-        _write(sequences.eval_rows(split, which, d.max_len, train_counts), tmp / which, d.num_files,
-               ["user_id"], d.row_group_mb)
-    first_seen = events.groupBy("item_id").agg(F.min("ts").alias("first_seen_ts"))
+        _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts)), tmp / which,
+               d.num_files, ["user_id"], d.row_group_mb)
+    st.done("sequences_eval")
+    first_seen = counts_df.select("item_id", "first_seen_ts")
     (items.item_features(item_vocab, catalog, cats, first_seen, train_counts)
      .coalesce(1).sortWithinPartitions("item_idx").write.mode("overwrite").parquet(str(tmp / "items")))
+    st.done("item_features")
     (graph.item_graph(split, d.graph_window, int(d.graph_max_gap_hours * 3600), d.graph_top_k)
      .coalesce(1).sortWithinPartitions("src", "rank").write.mode("overwrite").parquet(str(tmp / "graph")))
+    st.done("graph")
     item_vocab.coalesce(1).sortWithinPartitions("item_idx", "item_id").write.mode("overwrite").parquet(
         str(tmp / "vocab" / "items"))
     cats.coalesce(1).sortWithinPartitions("category_idx").write.mode("overwrite").parquet(
         str(tmp / "vocab" / "categories"))
-    etypes.coalesce(1).write.mode("overwrite").parquet(str(tmp / "vocab" / "event_types"))
-
-    n_users = split.count()
+    vocab.event_type_vocab(spark, d.event_types).coalesce(1).write.mode("overwrite").parquet(
+        str(tmp / "vocab" / "event_types"))
     max_item = item_vocab.agg(F.max("item_idx")).first()[0] or 1
-    counts = {"rows_in": quarantine["rows_in"], "rows_quarantined": quarantine["rows_quarantined"],
-              "rows_valid": rows_valid, "rows_used": rows_used, "rows_deduplicated": rows_valid - rows_used,
-              "users": n_users}
-    rows = {s: _parquet_rows(spark, tmp / s) for s in ("train", "valid", "test")}
-    counts["users_without_target"] = n_users - split.where(F.col("test_target").isNotNull()).count()
-    for df in (events, item_vocab, split, train_counts):
+    n_cats = cats.count()
+    users_with_test = split.where(F.col("test_target").isNotNull()).count()
+    for df in (counts_df, item_vocab, cats, split, train_counts) + ((catalog,) if catalog is not None else ()):
         df.unpersist()
-    assert counts["rows_in"] == counts["rows_valid"] + counts["rows_quarantined"]
+    rows_valid = quarantine["rows_in"] - quarantine["rows_quarantined"]
+    if agg["n_raw"] != rows_valid:
+        raise AssertionError(f"lost rows: {rows_valid} valid rows but {agg['n_raw']} reached the user lists")
+    counts = {"rows_in": quarantine["rows_in"], "rows_quarantined": quarantine["rows_quarantined"],
+              "rows_valid": rows_valid, "rows_used": int(agg["used"]), "rows_deduplicated": rows_valid - int(
+                  agg["used"]), "users": int(agg["users"]), "users_without_target": int(agg["users"]) - users_with_test}
+    rows = {s: _parquet_rows(tmp / s) for s in ("train", "valid", "test")}
+    st.done("vocab_write_counts")
     return {
         "schema_version": SCHEMA_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -217,11 +252,12 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         "rows": rows,
         "quarantine": quarantine,
         "vocab": {"num_items": int(max_item) + 1, "num_event_types": len(d.event_types) + 1,
-                  "num_categories": cats.count() + 1, "event_types": ["<pad>"] + list(d.event_types),
+                  "num_categories": n_cats + 1, "event_types": ["<pad>"] + list(d.event_types),
                   "items_in_vocab": int(max_item) - 1},
         "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
                   "max_len": d.max_len, "stride": stride},
         "files": {s: d.num_files for s in ("train", "valid", "test")},
+        "stage_seconds": st.seconds,
     }
 
 

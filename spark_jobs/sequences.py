@@ -21,17 +21,34 @@ from spark_jobs.schema import EVAL_COLUMNS, TRAIN_COLUMNS
 _EV = "struct(ts, item_idx, event_type_idx, category_idx)"
 
 
-def user_sequences(events: DataFrame) -> DataFrame:
-    """user_id, ev: array<struct<ts, item_idx, event_type_idx, category_idx, dt>> sorted oldest first.
-
-    dt is the gap in seconds to the user's previous event (0 for the first), computed on the whole history so a
-    training window that starts mid-history still carries the true gap at its first position.
-    """
-    seqs = events.groupBy("user_id").agg(F.array_sort(F.collect_list(F.expr(_EV))).alias("ev"))
-    ev = F.col("ev")
-    with_dt = F.transform(ev, lambda e, i: e.withField(
+def _with_dt(ev: Column) -> Column:
+    """Adds dt, the gap in seconds to the user's previous event (0 for the first). Computed on the whole history,
+    so a training window that starts mid-history still carries the true gap at its first position."""
+    return F.transform(ev, lambda e, i: e.withField(
         "dt", F.when(i == 0, F.lit(0).cast("long")).otherwise(e["ts"] - ev[i - 1]["ts"])))
-    return seqs.select("user_id", with_dt.alias("ev"))
+
+
+def user_sequences(events: DataFrame) -> DataFrame:
+    """Indexed events -> user_id, ev: array<struct<ts, item_idx, event_type_idx, category_idx, dt>>, oldest first."""
+    seqs = events.groupBy("user_id").agg(F.array_sort(F.collect_list(F.expr(_EV))).alias("ev"))
+    return seqs.select("user_id", _with_dt(F.col("ev")).alias("ev"))
+
+
+def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[str],
+                    broadcast_items: bool) -> DataFrame:
+    """Deduped per-user lists of (ts, item_id, event_type) -> the indexed sequences of user_sequences.
+
+    The lists are already partitioned by user, so exploding them, joining the item index (broadcast when it is
+    small enough) and collecting again by user needs no second shuffle of the events.
+    """
+    etype_idx = F.create_map(*[F.lit(x) for i, t in enumerate(event_types) for x in (t, i + 1)])
+    index = item_index.select("item_id", "item_idx", "category_idx")
+    flat = lists.select("user_id", F.explode("ev").alias("e"))
+    joined = flat.join(F.broadcast(index) if broadcast_items else index,
+                       F.col("e.item_id") == index["item_id"], how="inner")
+    indexed = joined.select("user_id", F.col("e.ts").alias("ts"), "item_idx",
+                            etype_idx[F.col("e.event_type")].alias("event_type_idx"), "category_idx")
+    return user_sequences(indexed)
 
 
 def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
@@ -88,22 +105,30 @@ def _unzip(col: str) -> list[Column]:
             F.transform(col, lambda e: e["dt"]).alias("dt")]
 
 
-def _category_counts(cats: Column) -> Column:
-    """array<struct<n, c>> of distinct categories with their counts, most frequent first (ties by id)."""
-    distinct = F.array_distinct(cats)
-    counted = F.transform(distinct, lambda c: F.struct(
-        (-F.size(F.filter(cats, lambda x: x == c))).alias("neg_n"), c.alias("c")))
-    return F.array_sort(counted)
+def _histogram(values: Column, prefix: str) -> list[Column]:
+    """Columns {prefix}_keys (sorted distinct values) and {prefix}_counts, by sorting once and scanning: linear
+    native work per key instead of one lambda filter over the whole history per key."""
+    srt = F.array_sort(values)
+    keys = F.array_distinct(srt)
+    first = F.transform(keys, lambda c: F.array_position(srt, c))
+    return [keys.alias(f"{prefix}_keys"), first.alias(f"{prefix}_first"), F.size(srt).alias(f"{prefix}_n")]
 
 
-def js_divergence(early: Column, recent: Column) -> Column:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) between the category histograms of two arrays."""
-    both = F.array_distinct(F.concat(early, recent))
-    ne, nr = F.greatest(F.size(early), F.lit(1)), F.greatest(F.size(recent), F.lit(1))
+def _counts(prefix: str) -> Column:
+    first, n = F.col(f"{prefix}_first"), F.col(f"{prefix}_n")
+    return F.transform(first, lambda f, i: F.coalesce(F.try_element_at(first, i + 2), n + 1) - f)
+
+
+def js_divergence(early: str, recent: str) -> Column:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between two histograms made by _histogram/_counts."""
+    pe = F.map_from_arrays(F.col(f"{early}_keys"), _counts(early))
+    pr = F.map_from_arrays(F.col(f"{recent}_keys"), _counts(recent))
+    ne, nr = F.greatest(F.col(f"{early}_n"), F.lit(1)), F.greatest(F.col(f"{recent}_n"), F.lit(1))
+    both = F.array_distinct(F.concat(F.col(f"{early}_keys"), F.col(f"{recent}_keys")))
 
     def term(c: Column) -> Column:
-        p = F.size(F.filter(early, lambda x: x == c)) / ne
-        q = F.size(F.filter(recent, lambda x: x == c)) / nr
+        p = F.coalesce(F.try_element_at(pe, c), F.lit(0)) / ne
+        q = F.coalesce(F.try_element_at(pr, c), F.lit(0)) / nr
         mid = (p + q) / 2
         kl = lambda a: F.when(a > 0, a * F.log2(a / mid)).otherwise(F.lit(0.0))  # noqa: E731
         return (kl(p) + kl(q)) / 2
@@ -111,23 +136,38 @@ def js_divergence(early: Column, recent: Column) -> Column:
     return F.aggregate(F.transform(both, term), F.lit(0.0), lambda acc, x: acc + x)
 
 
+def _top_categories(prefix: str, k: int = 3) -> Column:
+    """The k most frequent keys (ties by smaller id)."""
+    pairs = F.arrays_zip(F.transform(_counts(prefix), lambda n: -n).alias("neg_n"),
+                         F.col(f"{prefix}_keys").alias("c"))
+    return F.slice(F.transform(F.array_sort(pairs), lambda s: s["c"]), 1, k)
+
+
 def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: DataFrame) -> DataFrame:
-    """Rows of schema.EVAL for which in {"valid", "test"}."""
+    """Rows of schema.EVAL for which in {"valid", "test"}.
+
+    top_categories and drift_score use known categories only (category id 0 = unknown is left out).
+    """
     hist, target = f"{which}_hist", f"{which}_target"
     df = split.where(F.col(target).isNotNull() & F.col(hist).isNotNull())
     h = F.size(hist)
     last = F.slice(hist, F.greatest(F.lit(1), h - max_len + 1), max_len)
-    cats = F.transform(hist, lambda e: e["category_idx"])
     half = F.floor(h / 2).cast("int")
-    early = F.slice(cats, 1, F.greatest(half, F.lit(1)))
-    recent = F.slice(cats, half + 1, h)
+    cat = lambda e: e["category_idx"]  # noqa: E731
+    early = F.filter(F.transform(F.slice(hist, 1, F.greatest(half, F.lit(1))), cat), lambda c: c > 0)
+    recent = F.filter(F.transform(F.slice(hist, half + 1, h), cat), lambda c: c > 0)
+    known = F.filter(F.transform(hist, cat), lambda c: c > 0)
+    # Histograms are materialised as columns first, so later expressions reference them instead of
+    # recomputing them per element.
     df = df.select(
         "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"),
         F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
-        F.slice(F.transform(_category_counts(cats), lambda s: s["c"]), 1, 3).alias("top_categories"),
         (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
-        F.when(h >= 2, js_divergence(early, recent)).otherwise(F.lit(0.0)).alias("drift_score"),
+        *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"),
         "decay_label", "censored")
+    df = df.select("*", _top_categories("all").alias("top_categories"),
+                   F.when(F.col("history_len") >= 2, js_divergence("early", "recent"))
+                   .otherwise(F.lit(0.0)).alias("drift_score"))
     counts = item_train_counts.select(F.col("item_idx").alias("_idx"), F.col("train_count").alias("_tc"))
     df = df.join(counts, F.col("t")["item_idx"] == F.col("_idx"), how="left")
     return df.select(

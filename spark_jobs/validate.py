@@ -104,4 +104,8 @@ def valid_events(checked: DataFrame) -> DataFrame:
 
 def quarantined(checked: DataFrame) -> DataFrame:
     """Rejected rows with their raw content (schema.QUARANTINE)."""
-    return checked.where(F.col("reason").isNotNull()).select("reason", "source", "raw")
+    from spark_jobs.ingest import RAW_FIELDS
+
+    as_json = F.to_json(F.struct(*[F.col(c) for c in RAW_FIELDS]))
+    return checked.where(F.col("reason").isNotNull()).select(
+        "reason", "source", F.coalesce(F.col("raw"), as_json).alias("raw"))

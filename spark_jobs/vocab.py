@@ -20,9 +20,16 @@ def _index(df: DataFrame, order: list, first_id: int, name: str) -> DataFrame:
     return spark.createDataFrame(rdd, schema)
 
 
-def item_vocab(events: DataFrame, min_count: int) -> DataFrame:
-    """item_id, count, item_idx (2.. for frequent items, OOV_ID for the rest)."""
-    counts = events.groupBy("item_id").agg(F.count(F.lit(1)).alias("count"))
+def item_counts(lists: DataFrame) -> DataFrame:
+    """item_id, count, first_seen_ts over the deduped per-user event lists (a partial aggregation per item)."""
+    ev = lists.select(F.explode("ev").alias("e"))
+    return ev.groupBy(F.col("e.item_id").alias("item_id")).agg(
+        F.count(F.lit(1)).alias("count"), F.min("e.ts").alias("first_seen_ts"))
+
+
+def item_vocab(counts: DataFrame, min_count: int) -> DataFrame:
+    """item_id, count, item_idx (2.. for frequent items, OOV_ID for the rest), from item_counts' output."""
+    counts = counts.select("item_id", "count")
     frequent = _index(counts.where(F.col("count") >= min_count), [F.desc("count"), F.asc("item_id")],
                       OOV_ID + 1, "item_idx")
     rare = counts.where(F.col("count") < min_count).withColumn("item_idx", F.lit(OOV_ID))

@@ -4,11 +4,12 @@ import hmac
 
 import pytest
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from interest.config import DataConfig
 from spark_jobs import graph, ingest, pseudonymize, sequences, validate, vocab
-from spark_jobs.dedupe import dedupe
+from spark_jobs.dedupe import user_event_lists
 from spark_jobs.etl import QuarantineLimitExceeded, check_quarantine
 
 RAW_COLS = "raw string, source string, parse_error string, user_id string, item_id string, event_type string, " \
@@ -84,13 +85,14 @@ def test_quarantine_threshold_names_fraction_and_reasons():
         check_quarantine({None: 90, "unparseable_ts": 7, "missing_user": 3}, 0.05)
 
 
-def test_dedupe_keeps_one_of_exact_duplicates(spark):
-    df = spark.createDataFrame([("u", "i", "view", 1, "s2"), ("u", "i", "view", 1, "s1"), ("u", "i", "buy", 1, "s1"),
-                                ("u", "i", "view", 2, None)], "user_id string, item_id string, event_type string, "
-                                                              "ts long, session_id string")
-    assertDataFrameEqual(dedupe(df), [Row(user_id="u", item_id="i", event_type="view", ts=1, session_id="s1"),
-                                      Row(user_id="u", item_id="i", event_type="buy", ts=1, session_id="s1"),
-                                      Row(user_id="u", item_id="i", event_type="view", ts=2, session_id=None)])
+def test_dedupe_drops_exact_duplicates_while_grouping_by_user(spark):
+    df = spark.createDataFrame([("u", "i", "view", 1), ("u", "i", "view", 1), ("u", "i", "buy", 1),
+                                ("u", "j", "view", 1), ("u", "i", "view", 2), ("w", "i", "view", 1)],
+                               "user_id string, item_id string, event_type string, ts long")
+    got = user_event_lists(df).select("user_id", F.transform("ev", lambda e: F.concat_ws(
+        ":", e["ts"], e["item_id"], e["event_type"])).alias("ev"), "n_raw")
+    assertDataFrameEqual(got, [Row(user_id="u", ev=["1:i:buy", "1:i:view", "1:j:view", "2:i:view"], n_raw=5),
+                               Row(user_id="w", ev=["1:i:view"], n_raw=1)])
 
 
 def test_pseudonymize_is_keyed_hmac_and_key_stays_out_of_plans(spark):
@@ -114,10 +116,25 @@ def test_pseudonymize_refuses_without_key(monkeypatch):
 
 
 def test_item_vocab_orders_by_count_then_id_and_maps_rare_to_oov(spark):
-    df = spark.createDataFrame([(i,) for i in ["b", "a", "a", "c", "c", "b", "d"]], "item_id string")
-    got = vocab.item_vocab(df, min_count=2)
+    lists = spark.createDataFrame([("u", [(1, i, "view") for i in ["b", "a", "a", "c"]]),
+                                   ("w", [(0, i, "view") for i in ["c", "b", "d"]])],
+                                  "user_id string, ev array<struct<ts long, item_id string, event_type string>>")
+    counts = vocab.item_counts(lists)
+    assertDataFrameEqual(counts, [Row(item_id="a", count=2, first_seen_ts=1), Row(item_id="b", count=2, first_seen_ts=0),
+                                  Row(item_id="c", count=2, first_seen_ts=0), Row(item_id="d", count=1, first_seen_ts=0)])
+    got = vocab.item_vocab(counts, min_count=2)
     assertDataFrameEqual(got, [Row(item_id="a", count=2, item_idx=2), Row(item_id="b", count=2, item_idx=3),
                                Row(item_id="c", count=2, item_idx=4), Row(item_id="d", count=1, item_idx=1)])
+
+
+def test_index_sequences_maps_ids_and_sorts(spark):
+    lists = spark.createDataFrame([("u", [(5, "b", "buy"), (5, "a", "view"), (9, "zz", "cart")])],
+                                  "user_id string, ev array<struct<ts long, item_id string, event_type string>>")
+    index = spark.createDataFrame([("a", 3, 7), ("b", 2, 0), ("zz", 1, 0)], "item_id string, item_idx int, "
+                                                                          "category_idx int")
+    for bc in (True, False):
+        row = sequences.index_sequences(lists, index, ["view", "click", "cart", "fav", "buy"], bc).first()
+        assert [tuple(e) for e in row.ev] == [(5, 2, 5, 0, 0), (5, 3, 1, 7, 0), (9, 1, 3, 0, 4)]
 
 
 def _indexed(spark, rows):
