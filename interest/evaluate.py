@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from interest.config import config_from_dict
+from interest.metrics import draw_negatives
 from interest.evaluation import PROTOCOLS, new_accumulators, results, row_segments, score_rows
 from ray_train.data import load_manifest, read_eval_split, split_files
 from ray_train.models.config import ModelArgs
@@ -107,6 +108,18 @@ class Baselines:
         return same.double() + pop.unsqueeze(0)
 
 
+def store_negatives(path: Path, rows: dict, num_items: int, seed: int, n: int) -> None:
+    """Writes the sampled100 negatives (user_id, target_item, negatives): the draw depends only on the seed and
+    the user's pseudonym, so these are exactly the ones every scoring pass uses, and papers' numbers compare."""
+    import pyarrow as pa
+
+    negs = draw_negatives(num_items, [np.asarray(s, dtype=np.int64) for s in rows["seen_items"]],
+                          np.asarray(rows["target_item"]), n, seed, rows["user_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"user_id": rows["user_id"], "target_item": rows["target_item"],
+                             "negatives": [list(map(int, r)) for r in negs]}), path)
+
+
 def _event_type_metrics(model: InterestModel, rows: dict, max_len: int, event_types: list[str]) -> dict | None:
     from ray_train.data import collate_eval
     if "event_type" not in model.heads:
@@ -165,6 +178,8 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dic
     segments_acc = None
     for split in ("valid", "test"):
         rows = read_eval_split(data_dir, split)
+        store_negatives(run_dir / "negatives" / f"{split}.parquet", rows, num_items, cfg.eval.negatives_seed,
+                        cfg.eval.sampled_negatives)
         accs = new_accumulators(cfg.eval.ks)
         segs = (lambda i, rows=rows: row_segments(rows, i, cfg.data.cold_user_max_events, event_types)) \
             if split == "test" else None

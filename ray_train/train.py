@@ -54,8 +54,9 @@ def init_ray(cfg: Config, address: str | None) -> bool:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
-    env = {"env_vars": {"DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu"),
-                        "TOKENIZERS_PARALLELISM": "false"}}
+    # Ray Train 2.60 patches print() in workers to tee into its logger, which shows every progress line twice.
+    # DS_ACCELERATOR is not forced here: each worker picks cpu only when it has no CUDA device (engine.py).
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return False

@@ -48,6 +48,9 @@ def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
     assert {"cold_users", "warm_users", "drifted_users"} <= set(m["segments"])
     assert {"popularity", "recent_popularity", "cooccurrence", "repeat_last_category"} <= set(m["baselines"])
     assert {"train_seq_per_s", "ingest_rows_per_s"} <= set(m["throughput"])
+    negs = pq.read_table(out / "run" / "negatives" / "test.parquet").to_pydict()
+    assert len(negs["user_id"]) == m["test"]["sampled100"]["n_users"]
+    assert all(len(n) == 100 and t not in n for n, t in zip(negs["negatives"], negs["target_item"]))
     model, pop = m["test"]["full"]["hr@10"], m["baselines"]["popularity"]["full"]["hr@10"]
     assert model > pop * 1.5, (model, pop)
 
