@@ -117,6 +117,9 @@ class TrainConfig(_Strict):
     """MLflow tracking URI; metrics go to MLflow too when set (needs `pip install mlflow`)."""
     use_gpu: bool | None = None
     """None = use GPUs when the Ray cluster has them."""
+    materialize_max_mb: int = Field(512, ge=0)
+    """Train shards up to this many MB on disk are read once into Ray's object store; larger ones stream from
+    storage every epoch (re-reading a small data set each epoch costs more than training on it)."""
     log_every_steps: int = Field(20, ge=1)
     """Progress line and loss-curve point every N optimizer steps."""
 

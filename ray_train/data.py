@@ -65,6 +65,59 @@ def collate_train(batch: dict, max_len: int) -> dict[str, torch.Tensor]:
     }
 
 
+def _pad_left_lists(col, length: int, drop_first: bool = False, drop_last: bool = False) -> np.ndarray:
+    """Arrow list column -> (B, length) int64, left-padded, vectorised (no Python loop over rows).
+
+    Row r keeps the last `length` elements of seq[drop_first : n - drop_last].
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    starts = np.cumsum(n) - n
+    end = n - int(drop_last)
+    take = np.clip(np.minimum(end - int(drop_first), length), 0, None)
+    within = np.arange(take.sum()) - np.repeat(np.cumsum(take) - take, take)
+    out = np.zeros((len(n), length), dtype=np.int64)
+    out[np.repeat(np.arange(len(n)), take), np.repeat(length - take, take) + within] = \
+        values[np.repeat(starts + end - take, take) + within]
+    return out
+
+
+class TrainCollate:
+    """Ray Data collate for TRAIN rows straight from Arrow batches (see collate_train for the layout)."""
+
+    def __init__(self, max_len: int):
+        self.max_len = max_len
+
+    def __call__(self, table) -> dict[str, torch.Tensor]:
+        L = self.max_len
+        return {
+            "items": torch.from_numpy(_pad_left_lists(table["items"], L, drop_last=True)),
+            "event_types": torch.from_numpy(_pad_left_lists(table["event_types"], L, drop_last=True)),
+            "ts": torch.from_numpy(_pad_left_lists(table["ts"], L, drop_last=True)),
+            "targets": torch.from_numpy(_pad_left_lists(table["items"], L, drop_first=True)),
+            "target_event_types": torch.from_numpy(_pad_left_lists(table["event_types"], L, drop_first=True)),
+        }
+
+
+def arrow_train_collate(max_len: int):
+    """TrainCollate as the ArrowBatchCollateFn Ray Data expects (imported lazily: ray is not needed to read)."""
+    from ray.data.collate_fn import ArrowBatchCollateFn
+
+    class _Collate(ArrowBatchCollateFn):
+        def __init__(self):
+            super().__init__()
+            self.impl = TrainCollate(max_len)
+
+        def __call__(self, batch):
+            return self.impl(batch)
+
+    return _Collate()
+
+
 def collate_eval(rows: dict, max_len: int) -> dict[str, torch.Tensor]:
     """EVAL rows (dict of columns) -> model inputs for scoring at the last position."""
     return {

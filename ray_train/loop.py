@@ -10,7 +10,6 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ import torch.distributed as dist
 
 from interest.config import Config, config_from_dict
 from interest.evaluation import new_accumulators, score_rows
-from ray_train.data import collate_train, read_eval_split
+from ray_train.data import arrow_train_collate, read_eval_split
 from ray_train.engine import build_engine, ensure_accelerator_env
 from ray_train.models.config import ModelArgs
 from ray_train.models.model import InterestModel
@@ -157,7 +156,7 @@ def train_loop_per_worker(config: dict) -> None:
     writer = _tensorboard(job.run_dir) if rank == 0 else None
     tracker = _MLflow(cfg.train.mlflow_tracking_uri if rank == 0 else None, Path(job.run_dir).name, job.config)
     shard = ray.train.get_dataset_shard("train")
-    collate = partial(collate_train, max_len=args.max_len)
+    collate = arrow_train_collate(args.max_len)
     for epoch in range(state["epoch"], cfg.train.epochs):
         t0, seqs, loss_sum, loss_n, micro_steps = time.time(), 0, 0.0, 0, 0
         for batch in shard.iter_torch_batches(batch_size=micro, collate_fn=collate, drop_last=True,

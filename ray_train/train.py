@@ -76,7 +76,10 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict):
     # Ray Data progress bars interleave with training logs on the driver; the progress lines say enough.
     ray.data.DataContext.get_current().enable_progress_bars = False
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
-    train_ds = ray.data.read_parquet(split_files(data_dir, "train"), columns=train_columns())
+    files = split_files(data_dir, "train")
+    train_ds = ray.data.read_parquet(files, columns=train_columns())
+    if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
+        train_ds = train_ds.materialize()
     job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest)
     return TorchTrainer(
         train_loop_per_worker,
