@@ -47,6 +47,28 @@ def lr_lambda(total_steps: int, warmup_ratio: float, min_lr_ratio: float):
     return f
 
 
+def use_weights_only_loading(engine) -> None:
+    """Makes DeepSpeed's checkpoint loading use torch.load(weights_only=True).
+
+    DeepSpeed 0.19's TorchCheckpointEngine loads with weights_only=False (arbitrary code on unpickling). Its ZeRO
+    optimizer files hold three DeepSpeed classes besides tensors and plain containers; only those are allowed.
+    """
+    import torch
+    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    class WeightsOnlyCheckpointEngine(TorchCheckpointEngine):
+        def load(self, path: str, map_location=None):
+            with torch.serialization.safe_globals([LossScaler, ZeroStageEnum, fragment_address]):
+                return torch.load(path, map_location=map_location, weights_only=True)
+
+    if type(engine.checkpoint_engine) is not TorchCheckpointEngine:
+        raise RuntimeError(f"unexpected DeepSpeed checkpoint engine {type(engine.checkpoint_engine).__name__}")
+    engine.checkpoint_engine = WeightsOnlyCheckpointEngine()
+
+
 def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, total_steps: int):
     """Returns (engine, ds_config). Every rank calls this collectively."""
     ensure_accelerator_env()
@@ -68,4 +90,5 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, to
         optimizer, lr_lambda(total_steps, train.warmup_ratio, train.min_lr_ratio))
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                            config=ds_cfg, dist_init_required=False)
+    use_weights_only_loading(engine)
     return engine, ds_cfg
