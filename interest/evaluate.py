@@ -52,9 +52,13 @@ class Baselines:
         self.recent = self._recent_counts(data_dir, num_items, recent_days,
                                           split_info["max_len"] + 1 - split_info["stride"])
         g = pq.read_table(data_dir / "graph").to_pydict()
-        self.graph = torch.sparse_coo_tensor(
-            torch.tensor([g["src"], g["dst"]], dtype=torch.int64).reshape(2, -1),
-            torch.tensor(g["weight"], dtype=torch.float64), (num_items, num_items)).coalesce().to_sparse_csr()
+        # The graph as CSR arrays: row i's neighbours are cols[crow[i]:crow[i + 1]].
+        src = np.asarray(g["src"], dtype=np.int64)
+        order = np.argsort(src, kind="stable")
+        self.crow = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=num_items))])
+        self.cols = torch.from_numpy(np.asarray(g["dst"], dtype=np.int64)[order])
+        self.vals = torch.from_numpy(np.asarray(g["weight"], dtype=np.float64)[order])
+        self.num_items = num_items
         # A tiny popularity term breaks ties without changing any ordering the main score makes.
         self.tiebreak = torch.from_numpy(self.pop / (self.pop.max() + 1) * 1e-6)
 
@@ -93,12 +97,11 @@ class Baselines:
         return scores
 
     def _graph_rows(self, col: torch.Tensor) -> torch.Tensor:
-        """Dense (B, N) rows of the sparse graph for the given item ids."""
-        crow, cols, vals = self.graph.crow_indices(), self.graph.col_indices(), self.graph.values()
-        out = torch.zeros(len(col), self.graph.shape[1], dtype=torch.float64)
+        """Dense (B, N) rows of the graph for the given item ids."""
+        out = torch.zeros(len(col), self.num_items, dtype=torch.float64)
         for r, i in enumerate(col.tolist()):
-            a, b = int(crow[i]), int(crow[i + 1])
-            out[r, cols[a:b]] = vals[a:b]
+            a, b = self.crow[i], self.crow[i + 1]
+            out[r, self.cols[a:b]] = self.vals[a:b]
         return out
 
     def _repeat_category(self, b, part, sl) -> torch.Tensor:
