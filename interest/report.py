@@ -404,6 +404,10 @@ def _grouped_bars(fig: Any, groups: list[str], series: list[tuple[str, list[floa
                 ax.text(bar.get_x() + bar.get_width() / 2, 0, "n/a", ha="center", va="bottom", fontsize=6,
                         color="#5b6577")
     ax.set_xticks(range(len(groups)), [_mpl_text(g) for g in groups], fontsize=9)
+    if len(groups) > 4 or max(len(g) for g in groups) > 12:  # long segment names collide when horizontal
+        ax.tick_params(axis="x", labelrotation=30)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
     ax.set_ylabel(ylabel)
     ax.set_title(_mpl_text(title), fontsize=11, loc="left")
     _style(ax)
