@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 import torch
 
 from interest.config import config_from_dict
-from interest.metrics import draw_negatives
 from interest.evaluation import PROTOCOLS, new_accumulators, results, row_segments, score_rows
-from ray_train.data import load_manifest, read_eval_split, split_files
+from interest.metrics import draw_negatives
+from ray_train.data import collate_eval, load_manifest, read_eval_split, split_files
 from ray_train.models.config import ModelArgs
 from ray_train.models.model import InterestModel
 
@@ -124,7 +124,6 @@ def store_negatives(path: Path, rows: dict, num_items: int, seed: int, n: int) -
 
 
 def _event_type_metrics(model: InterestModel, rows: dict, max_len: int, event_types: list[str]) -> dict | None:
-    from ray_train.data import collate_eval
     if "event_type" not in model.heads:
         return None
     probs, targets = [], []

@@ -12,10 +12,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from interest.metrics import MetricAccumulator, draw_negatives, sampled_ranks, target_ranks
+from interest.metrics import PROTOCOLS, MetricAccumulator, draw_negatives, sampled_ranks, target_ranks
 from ray_train.data import collate_eval
 
-PROTOCOLS = ("full", "full_exclude_seen", "sampled100")
 Scorer = Callable[[dict[str, torch.Tensor], dict[str, list], slice], torch.Tensor]
 
 

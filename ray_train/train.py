@@ -44,8 +44,7 @@ def config_from_args(args: argparse.Namespace, manifest: dict) -> Config:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     # The data section is the ETL's; the run inherits it so the checkpoint records what built the shards.
-    base = args.config
-    cfg = load_config(base, overrides)
+    cfg = load_config(args.config, overrides)
     return cfg.model_copy(update={"data": type(cfg.data).model_validate(manifest["config"]["data"])})
 
 

@@ -32,6 +32,7 @@ from interest.config import Config, load_config  # noqa: E402
 from spark_jobs import graph, ingest, items, pseudonymize, sequences, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
 from spark_jobs.schema import SCHEMA_VERSION  # noqa: E402
+from spark_jobs.session import get_spark  # noqa: E402
 
 
 class QuarantineLimitExceeded(RuntimeError):
@@ -95,10 +96,9 @@ def _parquet_rows(path: Path) -> int:
     return sum(pq.read_metadata(f).num_rows for f in sorted(path.glob("*.parquet")))
 
 
-def _present_fields(checked: DataFrame) -> set[str]:
-    """Optional canonical fields that the input actually fills (one small aggregation)."""
-    row = checked.agg(*[F.max(F.col(c).isNotNull().cast("int")).alias(c) for c in ("category",)]).first()
-    return {c for c in ("category",) if row[c]}
+def _has_category(checked: DataFrame) -> bool:
+    """Whether the events themselves carry item categories (Taobao, generic with a mapped category column)."""
+    return checked.where(F.col("category").isNotNull()).limit(1).count() > 0
 
 
 def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
@@ -120,7 +120,6 @@ def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) 
 
 def run_etl(spark: SparkSession, args: argparse.Namespace, cfg: Config) -> dict:
     t0 = time.time()
-    d = cfg.data
     key, key_source = pseudonymize.load_key(args.hmac_key_file, args.allow_insecure_demo_key)
     if key_source == "insecure-demo-key":
         print("WARNING: pseudonymizing users with the PUBLIC insecure demo key (--allow-insecure-demo-key); "
@@ -178,7 +177,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
 
     events = validate.valid_events(checked)
     catalog = ingest.read_items(spark, args.format, args.input, args.items)
-    if catalog is None and args.format in ("taobao", "generic") and "category" in _present_fields(checked):
+    if catalog is None and args.format in ("taobao", "generic") and _has_category(checked):
         catalog = items.catalog_from_events(events).persist()
         catalog.count()
     # One shuffle by user does dedupe and grouping; the HMAC then runs once per user, not once per event.
@@ -283,7 +282,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def get_spark_for(cfg: Config, master: str | None = None) -> SparkSession:
-    from spark_jobs.session import get_spark
     return get_spark("interest-etl", cfg.data.shuffle_partitions, cfg.data.spark_driver_memory, master)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from spark_jobs.ingest import RAW_FIELDS
+
 REASONS = (
     "invalid_utf8", "wrong_column_count", "unparseable_line", "missing_user", "missing_item", "missing_ts",
     "unparseable_ts", "ts_out_of_range", "ts_in_future", "unknown_event_type", "negative_quantity",
@@ -104,8 +106,6 @@ def valid_events(checked: DataFrame) -> DataFrame:
 
 def quarantined(checked: DataFrame) -> DataFrame:
     """Rejected rows with their raw content (schema.QUARANTINE)."""
-    from spark_jobs.ingest import RAW_FIELDS
-
     as_json = F.to_json(F.struct(*[F.col(c) for c in RAW_FIELDS]))
     return checked.where(F.col("reason").isNotNull()).select(
         "reason", "source", F.coalesce(F.col("raw"), as_json).alias("raw"))
