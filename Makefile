@@ -27,10 +27,15 @@ $(PETASTORM_STAMP): tests/compat/petastorm-requirements.txt
 	$(PETASTORM_VENV)/bin/python -m pip install --quiet --no-deps petastorm==0.13.1
 	touch $(PETASTORM_STAMP)
 
+# MovieLens-100K as the recbole wheel ships it (hash-pinned, never installed): tests and bench/quality_bench.py.
+ML100K := .cache/public/ml-100k/ml-100k.inter
+$(ML100K): bench/public-data.txt bench/public_data.py | $(STAMP)
+	$(VENV)/bin/python bench/public_data.py
+
 demo: $(STAMP)
 	$(VENV)/bin/interest demo --out $(DEMO_OUT)
 
-test: $(STAMP) $(PETASTORM_STAMP)
+test: $(STAMP) $(PETASTORM_STAMP) $(ML100K)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

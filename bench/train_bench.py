@@ -81,7 +81,7 @@ def ray_ingest(data: Path, preset: str, max_rows: int) -> float:
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
         files = split_files(data, "train")
-        ds = ray.data.read_parquet(files, columns=train_columns())
+        ds = ray.data.read_parquet(files).select_columns(train_columns())
         if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
             ds = ds.materialize()  # as the trainer does for shards this small
         collate = arrow_train_collate(cfg.data.max_len)

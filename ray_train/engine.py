@@ -35,12 +35,18 @@ def deepspeed_config(train: TrainConfig, world_size: int, on_gpu: bool) -> dict:
     return cfg
 
 
-def lr_lambda(total_steps: int, warmup_ratio: float, min_lr_ratio: float):
+def lr_lambda(total_steps: int, warmup_ratio: float, min_lr_ratio: float, schedule: str = "cosine",
+              warmup_max_steps: int | None = None):
+    """Multiplier of the base lr at each optimizer step: linear warmup, then constant or cosine decay."""
     warmup = max(1, int(total_steps * warmup_ratio))
+    if warmup_max_steps is not None:
+        warmup = max(1, min(warmup, warmup_max_steps))
 
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -87,7 +93,8 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, to
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=train.lr, betas=(0.9, 0.98))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(total_steps, train.warmup_ratio, train.min_lr_ratio))
+        optimizer, lr_lambda(total_steps, train.warmup_ratio, train.min_lr_ratio, train.lr_schedule,
+                             train.warmup_max_steps))
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                            config=ds_cfg, dist_init_required=False)
     use_weights_only_loading(engine)

@@ -21,6 +21,7 @@ from ray_train.data import arrow_train_collate, read_eval_split
 from ray_train.engine import build_engine, ensure_accelerator_env
 from ray_train.models.config import ModelArgs
 from ray_train.models.model import InterestModel
+from ray_train.progress import epoch_line
 
 SELECT_METRIC = "valid_ndcg@10"
 
@@ -32,6 +33,8 @@ class Job:
     data_dir: str
     run_dir: str
     manifest: dict
+    progress_board: str | None = None
+    """Name of the driver's ProgressBoard actor when it draws a progress bar (rank 0 then posts, not prints)."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
@@ -137,7 +140,7 @@ def train_loop_per_worker(config: dict) -> None:
     args = model_args(cfg, job.manifest)
     model = InterestModel(args)
     n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
-    engine, ds_cfg = build_engine(model, cfg.train, world, n_steps * cfg.train.epochs)
+    engine, _ = build_engine(model, cfg.train, world, n_steps * cfg.train.epochs)
     state = _fresh_state()
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
@@ -153,73 +156,112 @@ def train_loop_per_worker(config: dict) -> None:
               f"{micro * cfg.train.grad_accum * world} sequences; {n_steps} steps/epoch; ZeRO-{cfg.train.zero_stage}",
               flush=True)
     valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
-    writer = _tensorboard(job.run_dir) if rank == 0 else None
-    tracker = _MLflow(cfg.train.mlflow_tracking_uri if rank == 0 else None, Path(job.run_dir).name, job.config)
+    out = _Reporter(job, cfg) if rank == 0 else None
     shard = ray.train.get_dataset_shard("train")
     collate = arrow_train_collate(args.max_len)
-    for epoch in range(state["epoch"], cfg.train.epochs):
-        t0, seqs, loss_sum, loss_n, micro_steps = time.time(), 0, 0.0, 0, 0
-        for batch in shard.iter_torch_batches(batch_size=micro, collate_fn=collate, drop_last=True,
-                                              local_shuffle_buffer_size=max(4 * micro, 1024),
-                                              local_shuffle_seed=cfg.train.seed + epoch):
-            if micro_steps >= n_steps * cfg.train.grad_accum:
-                continue  # keep draining so every rank's iterator ends together
-            loss, stats = engine(batch)
-            engine.backward(loss)
-            engine.step()
-            micro_steps += 1
-            seqs += batch["items"].shape[0]
-            loss_sum, loss_n = loss_sum + float(stats["loss"]), loss_n + 1
-            if micro_steps % cfg.train.grad_accum == 0:
-                state["step"] += 1
-                if state["step"] % cfg.train.log_every_steps == 0:
-                    sps = seqs * world / max(time.time() - t0, 1e-9)
-                    state["steps"].append({"step": state["step"], "loss": loss_sum / loss_n, "seq_per_s": sps,
-                                           "wall_s": state["wall_s"] + time.time() - t0})
-                    if rank == 0:
-                        print(f"[interest] epoch {epoch} step {state['step']} loss {loss_sum / loss_n:.4f} "
-                              f"{sps:.0f} seq/s lr {engine.get_lr()[0]:.2e}", flush=True)
-                        if writer:
-                            writer.add_scalar("train/loss", loss_sum / loss_n, state["step"])
-        train_s = time.time() - t0
-        consumed = torch.tensor([seqs, micro_steps], dtype=torch.float64)
-        dist.all_reduce(consumed)
-        valid = validate(engine, args, job, cfg, valid_rows)
-        score = valid[cfg.eval.select_protocol]["ndcg@10"]
-        state["wall_s"] += time.time() - t0
-        improved = score > state["best"]
-        state.update(epoch=epoch + 1, best=max(score, state["best"]),
-                     best_epoch=epoch if improved else state["best_epoch"],
-                     bad_epochs=0 if improved else state["bad_epochs"] + 1)
-        entry = {"epoch": epoch, "step": state["step"], "train_loss": loss_sum / max(loss_n, 1),
-                 "valid": {k: valid[cfg.eval.select_protocol][k] for k in ("ndcg@10", "hr@10", "mrr@10")},
-                 "valid_exclude_seen": {k: valid["full_exclude_seen"][k] for k in ("ndcg@10", "hr@10")},
-                 "seq_per_s": float(consumed[0]) / max(train_s, 1e-9), "wall_s": state["wall_s"],
-                 "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
-        state["history"].append(entry)
-        stop = state["bad_epochs"] >= cfg.train.early_stopping_patience
-        state["stopped_early"] = stop and epoch + 1 < cfg.train.epochs
-        if rank == 0:
-            print(f"[interest] epoch {epoch} done: loss {entry['train_loss']:.4f} valid ndcg@10 {score:.4f} "
-                  f"(best {state['best']:.4f} @ epoch {state['best_epoch']}) {entry['seq_per_s']:.0f} seq/s",
-                  flush=True)
-            tracker.log({"valid_ndcg_at_10": score, "train_loss": entry["train_loss"],
-                         "seq_per_s": entry["seq_per_s"]}, state["step"])
-            if writer:
-                writer.add_scalar("valid/ndcg@10", score, epoch)
-                writer.add_scalar("train/seq_per_s", entry["seq_per_s"], epoch)
-                writer.flush()
-        tmp = save_checkpoint(engine, state, args, job, cfg, rank)
-        metrics = {SELECT_METRIC: score, "epoch": epoch, "step": state["step"], "train_loss": entry["train_loss"],
-                   "best_epoch": state["best_epoch"], "stopped_early": state["stopped_early"],
-                   "dropped_rows": job.manifest["rows"]["train"] - int(consumed[0])}
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-        shutil.rmtree(tmp, ignore_errors=True)
-        if stop:
-            break
-    if writer:
-        writer.close()
-    tracker.close()
+    try:
+        for epoch in range(state["epoch"], cfg.train.epochs):
+            t0 = time.time()
+            batches = shard.iter_torch_batches(batch_size=micro, collate_fn=collate, drop_last=True,
+                                               local_shuffle_buffer_size=max(4 * micro, 1024),
+                                               local_shuffle_seed=cfg.train.seed + epoch)
+            seqs, loss_mean = _train_epoch(engine, batches, n_steps * cfg.train.grad_accum, cfg, state, epoch,
+                                           world, out)
+            train_s = time.time() - t0
+            consumed = torch.tensor([seqs], dtype=torch.float64)
+            dist.all_reduce(consumed)
+            valid = validate(engine, args, job, cfg, valid_rows)
+            score = valid[cfg.eval.select_protocol]["ndcg@10"]
+            state["wall_s"] += time.time() - t0
+            improved = score > state["best"]
+            state.update(epoch=epoch + 1, best=max(score, state["best"]),
+                         best_epoch=epoch if improved else state["best_epoch"],
+                         bad_epochs=0 if improved else state["bad_epochs"] + 1)
+            entry = {"epoch": epoch, "step": state["step"], "train_loss": loss_mean,
+                     "valid": {k: valid[cfg.eval.select_protocol][k] for k in ("ndcg@10", "hr@10", "mrr@10")},
+                     "valid_exclude_seen": {k: valid["full_exclude_seen"][k] for k in ("ndcg@10", "hr@10")},
+                     "seq_per_s": float(consumed[0]) / max(train_s, 1e-9), "wall_s": state["wall_s"],
+                     "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
+            state["history"].append(entry)
+            stop = state["bad_epochs"] >= cfg.train.early_stopping_patience
+            state["stopped_early"] = stop and epoch + 1 < cfg.train.epochs
+            if out:
+                out.epoch(entry, score, state)
+            tmp = save_checkpoint(engine, state, args, job, cfg, rank)
+            metrics = {SELECT_METRIC: score, "epoch": epoch, "step": state["step"], "train_loss": loss_mean,
+                       "best_epoch": state["best_epoch"], "stopped_early": state["stopped_early"],
+                       "rows_skipped": job.manifest["rows"]["train"] - int(consumed[0])}
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            shutil.rmtree(tmp, ignore_errors=True)
+            if stop:
+                break
+    finally:
+        if out:
+            out.close()
+
+
+def _train_epoch(engine, batches, max_micro_steps: int, cfg: Config, state: dict, epoch: int, world: int,
+                 out: "_Reporter | None") -> tuple[int, float]:
+    """One pass over this rank's shard: (sequences trained on, mean loss). Every rank runs max_micro_steps."""
+    t0, seqs, loss_sum, loss_n, micro_steps = time.time(), 0, 0.0, 0, 0
+    for batch in batches:
+        if micro_steps >= max_micro_steps:
+            continue  # keep draining so every rank's iterator ends together
+        loss, stats = engine(batch)
+        engine.backward(loss)
+        engine.step()
+        micro_steps += 1
+        seqs += batch["items"].shape[0]
+        loss_sum, loss_n = loss_sum + float(stats["loss"]), loss_n + 1
+        if micro_steps % cfg.train.grad_accum == 0:
+            state["step"] += 1
+            if state["step"] % cfg.train.log_every_steps == 0:
+                point = {"epoch": epoch, "step": state["step"], "loss": loss_sum / loss_n,
+                         "seq_per_s": seqs * world / max(time.time() - t0, 1e-9), "lr": engine.get_lr()[0]}
+                state["steps"].append({k: point[k] for k in ("step", "loss", "seq_per_s")} | {
+                    "wall_s": state["wall_s"] + time.time() - t0})
+                if out:
+                    out.step(point)
+    return seqs, loss_sum / max(loss_n, 1)
+
+
+class _Reporter:
+    """Rank 0's outputs: the driver's progress board (or printed lines), TensorBoard and MLflow."""
+
+    def __init__(self, job: Job, cfg: Config):
+        import ray
+
+        self.board = ray.get_actor(job.progress_board) if job.progress_board else None
+        self.writer = _tensorboard(job.run_dir)
+        self.tracker = _MLflow(cfg.train.mlflow_tracking_uri, Path(job.run_dir).name, job.config)
+
+    def step(self, p: dict) -> None:
+        if self.board is not None:
+            self.board.put_step.remote(p)
+        else:
+            print(f"[interest] epoch {p['epoch']} step {p['step']} loss {p['loss']:.4f} {p['seq_per_s']:.0f} seq/s "
+                  f"lr {p['lr']:.2e}", flush=True)
+        if self.writer:
+            self.writer.add_scalar("train/loss", p["loss"], p["step"])
+
+    def epoch(self, entry: dict, score: float, state: dict) -> None:
+        summary = {"epoch": entry["epoch"], "train_loss": entry["train_loss"], "valid_ndcg@10": score,
+                   "best": state["best"], "best_epoch": state["best_epoch"], "seq_per_s": entry["seq_per_s"]}
+        if self.board is not None:
+            self.board.put_epoch.remote(summary)
+        else:
+            print(epoch_line(summary), flush=True)
+        self.tracker.log({"valid_ndcg_at_10": score, "train_loss": entry["train_loss"],
+                          "seq_per_s": entry["seq_per_s"]}, state["step"])
+        if self.writer:
+            self.writer.add_scalar("valid/ndcg@10", score, entry["epoch"])
+            self.writer.add_scalar("train/seq_per_s", entry["seq_per_s"], entry["epoch"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+        self.tracker.close()
 
 
 class _MLflow:

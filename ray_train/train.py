@@ -18,7 +18,8 @@ from pathlib import Path
 
 from interest.config import Config, load_config
 from ray_train.data import load_manifest, split_files, train_columns
-from ray_train.loop import SELECT_METRIC, Job, model_args, train_loop_per_worker
+from ray_train.loop import SELECT_METRIC, Job, model_args, steps_per_epoch, train_loop_per_worker
+from ray_train.progress import DriverProgress, ProgressBoard, resolve_mode
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,11 +64,14 @@ def init_ray(cfg: Config, address: str | None) -> bool:
     # 2 workers on 2 cores hang), so the local instance gets more logical CPUs than there are cores.
     need = cfg.train.workers * cfg.train.cpus_per_worker + 2
     num_cpus = cfg.train.ray_num_cpus or int(max(os.cpu_count() or 1, need))
-    ray.init(num_cpus=num_cpus, runtime_env=env, include_dashboard=False, log_to_driver=True)
+    # The dashboard process serves Ray's State API; without it Ray Train 2.60's PlacementGroupCleaner fails its
+    # once-a-second controller check and logs a warning each time. It listens on loopback only.
+    ray.init(num_cpus=num_cpus, runtime_env=env, include_dashboard=True, dashboard_host="127.0.0.1",
+             log_to_driver=True)
     return True
 
 
-def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict):
+def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, progress_board: str | None = None):
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -76,10 +80,11 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict):
     ray.data.DataContext.get_current().enable_progress_bars = False
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
     files = split_files(data_dir, "train")
-    train_ds = ray.data.read_parquet(files, columns=train_columns())
+    train_ds = ray.data.read_parquet(files).select_columns(train_columns())  # projected into the read
     if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
         train_ds = train_ds.materialize()
-    job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest)
+    job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest,
+              progress_board=progress_board)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=job.__dict__,
@@ -126,7 +131,9 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
         "best_valid_ndcg@10": best[1].get(SELECT_METRIC), "best_checkpoint": str(best[0].path),
         "stopped_early": bool(last.get("stopped_early")), "epochs_run": len(history),
         "global_batch": cfg.train.micro_batch_size * cfg.train.grad_accum * cfg.train.workers,
-        "dropped_rows_to_equalise": last.get("dropped_rows"),
+        # Train rows not in any full micro-batch of the last epoch: the equal split's remainder plus each rank's
+        # partial last batch (drop_last). The shuffle differs per epoch, so different rows are skipped each time.
+        "train_rows_skipped_last_epoch": last.get("rows_skipped"),
         "train_seq_per_s": history[-1]["seq_per_s"] if history else None,
         "manifest": {k: manifest[k] for k in ("counts", "rows", "vocab", "split")},
         "defaults_used": _defaults_used(cfg),
@@ -141,7 +148,7 @@ def _defaults_used(cfg: Config) -> dict:
     used = {}
     for section in ("model", "train"):
         for k, v in cfg.to_dict()[section].items():
-            if defaults[section].get(k) == v and k in ("dropout", "lr", "warmup_ratio", "min_lr_ratio", "epochs",
+            if defaults[section].get(k) == v and k in ("dropout", "lr", "lr_schedule", "warmup_ratio", "warmup_max_steps", "min_lr_ratio", "epochs",
                                                        "early_stopping_patience", "weight_decay", "grad_clip",
                                                        "dim", "n_layers", "n_heads", "loss"):
                 used[f"{section}.{k}"] = v
@@ -163,8 +170,19 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     started_ray = init_ray(cfg, args.address)
+    board = progress = None
     try:
-        result = build_trainer(cfg, data_dir, run_dir, manifest).fit()
+        if resolve_mode(cfg.train.progress) == "bar":
+            name = f"interest-progress-{os.getpid()}-{int(t0)}"
+            board = ray.remote(num_cpus=0)(ProgressBoard).options(name=name).remote()
+            n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
+            progress = DriverProgress(board, n_steps * cfg.train.epochs).start()
+        try:
+            result = build_trainer(cfg, data_dir, run_dir, manifest, board and name).fit()
+        finally:
+            if progress is not None:
+                progress.close()
+                ray.kill(board)
         info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started)
     finally:
         if started_ray:

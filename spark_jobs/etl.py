@@ -219,8 +219,10 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     (items.item_features(item_vocab, catalog, cats, first_seen, train_counts)
      .coalesce(1).sortWithinPartitions("item_idx").write.mode("overwrite").parquet(str(tmp / "items")))
     st.done("item_features")
+    # repartition, not coalesce: coalesce(1) would pull the top-K window (a sort of every distinct pair) into one
+    # task; the shuffle moves only the small top-K result.
     (graph.item_graph(split, d.graph_window, int(d.graph_max_gap_hours * 3600), d.graph_top_k)
-     .coalesce(1).sortWithinPartitions("src", "rank").write.mode("overwrite").parquet(str(tmp / "graph")))
+     .repartition(1).sortWithinPartitions("src", "rank").write.mode("overwrite").parquet(str(tmp / "graph")))
     st.done("graph")
     item_vocab.coalesce(1).sortWithinPartitions("item_idx", "item_id").write.mode("overwrite").parquet(
         str(tmp / "vocab" / "items"))

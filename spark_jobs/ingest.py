@@ -224,7 +224,7 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
     if items_path.endswith(".item"):
         df = spark.read.option("sep", "\t").option("header", True).csv(items_path)
         df = df.toDF(*[c.split(":")[0] for c in df.columns])
-        genre = next((c for c in df.columns if c in ("genre", "category", "categories")), None)
+        genre = next((c for c in df.columns if c in ("genre", "category", "categories", "class")), None)
         title = next((c for c in df.columns if c in ("movie_title", "title")), None)
         return df.select(F.col("item_id").cast("string"),
                          (F.split(F.col(genre), " ")[0] if genre else F.lit(None)).cast("string").alias("category"),

@@ -95,6 +95,22 @@ def test_recbole_atomic_files(spark, tmp_path):
     assert items["10"] == ("Animation", "Toy Story")
 
 
+def test_real_movielens_100k_from_the_recbole_wheel(spark, tmp_path):
+    """The public ML-100K files (fetched by `make test` through bench/public_data.py) go through unchanged."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from public_data import ml100k
+
+    d = ml100k()
+    m = _run(spark, _args(d / "ml-100k.inter", "recbole", tmp_path / "out", items=str(d / "ml-100k.item")),
+             "data.max_quarantine_fraction=0.0")
+    c = m["counts"]
+    assert (c["rows_in"], c["rows_quarantined"], c["rows_deduplicated"], c["users"]) == (100_000, 0, 0, 943)
+    assert m["vocab"]["items_in_vocab"] == 1682 and m["rows"]["valid"] == m["rows"]["test"] == 943
+    assert m["vocab"]["num_categories"] == 19 + 1  # first genre of each movie: 19 distinct, plus padding
+    items = {r["item_id"]: (r["category"], r["title"]) for r in _rows(tmp_path / "out" / "items")}
+    assert items["1"] == ("Animation", "Toy Story")
+
+
 @pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
 def test_generic_formats_with_column_map(spark, tmp_path, kind):
     rows = [("a", "x", "2024-01-01T00:00:00Z", "purchase"), ("a", "y", "2024-01-01T00:05:00Z", "view"),

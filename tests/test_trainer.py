@@ -57,9 +57,11 @@ def test_resubmitted_run_resumes_at_next_step(shards, tmp_path, capfd):
     out = tmp_path / "resume"
     _, first = _train(shards, out, "--epochs", "1")
     capfd.readouterr()
-    _, second = _train(shards, out, "--epochs", "2")
+    _, second = _train(shards, out, "--epochs", "2", "--set", "train.progress=bar")
     logs = capfd.readouterr()
     assert "resuming from checkpoint" in logs.out + logs.err
+    # the driver's bar, fed by rank 0 through the board actor: step counter, loss and the epoch-1 summary
+    assert "loss=" in logs.err and "[interest] epoch 1 done" in logs.err, logs.err[-2000:]
     assert [h["epoch"] for h in second] == [0, 1]
     assert second[0] == first[0]  # epoch 0 came from the checkpoint, not from a second run
     assert second[1]["step"] == 2 * first[0]["step"]
