@@ -58,7 +58,10 @@ class DataConfig(_Strict):
     """Item vocabularies up to this size are broadcast to index events without a second shuffle."""
     spark_driver_memory: str = "4g"
     """Driver JVM heap for local runs (spark-submit sets its own)."""
-    graph_window: int = Field(5, ge=1)
+    spark_offheap_memory: str = "2g"
+    """Off-heap Tungsten memory for local runs ("0" = on-heap only): large sorts and aggregations then spill
+    instead of failing with "Java heap space" on a small heap. On a cluster, set spark.memory.offHeap.* yourself."""
+    graph_window: int = Field(5, ge=1, le=20)
     """Item co-occurrence: pair each event with the next N events of the same user."""
     graph_max_gap_hours: float = Field(24.0, gt=0)
     """Item co-occurrence: ignore pairs further apart than this."""
@@ -118,7 +121,8 @@ class TrainConfig(_Strict):
     max_steps_per_epoch: int | None = Field(None, ge=1)
     """Cap on steps per epoch (smoke tests); None = a full pass."""
     mlflow_tracking_uri: str | None = None
-    """MLflow tracking URI; metrics go to MLflow too when set (needs `pip install mlflow`)."""
+    """MLflow tracking URI (e.g. http://mlflow:5000); rank 0 logs the config as params and loss, seq/s and
+    validation NDCG@10 per epoch to experiment `interest-trainer` (mlflow-skinny is in requirements.lock)."""
     use_gpu: bool | None = None
     """None = use GPUs when the Ray cluster has them."""
     materialize_max_mb: int = Field(512, ge=0)

@@ -284,7 +284,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def get_spark_for(cfg: Config, master: str | None = None) -> SparkSession:
-    return get_spark("interest-etl", cfg.data.shuffle_partitions, cfg.data.spark_driver_memory, master)
+    return get_spark("interest-etl", cfg.data.shuffle_partitions, cfg.data.spark_driver_memory, master,
+                     cfg.data.spark_offheap_memory)
 
 
 if __name__ == "__main__":

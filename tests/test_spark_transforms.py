@@ -198,3 +198,12 @@ def test_item_graph_pairs_within_window_and_gap(spark):
     # pairs: (2,3) d=1, (2,4) d=2 w=.5, (3,4) d=1; (4,5) and (3,5) exceed the gap
     assertDataFrameEqual(got, [Row(src=2, dst=3, weight=1.0, rank=1), Row(src=3, dst=2, weight=1.0, rank=1),
                                Row(src=4, dst=3, weight=1.0, rank=1)])
+    # top 2 of item 4: 3 (1.0) above 2 (0.5); weights are exact sums of 1/d, kept as lcm-scaled integers
+    got = graph.item_graph(split, window=2, max_gap_s=100, top_k=2).where("src = 4")
+    assertDataFrameEqual(got, [Row(src=4, dst=3, weight=1.0, rank=1), Row(src=4, dst=2, weight=0.5, rank=2)])
+
+
+def test_graph_weights_are_exact_across_window_sizes():
+    assert [graph.weight_scale(w) for w in (1, 2, 5, 20)] == [1, 2, 60, 232792560]
+    with pytest.raises(ValueError, match="at most 20"):
+        graph.cooccurrence_pairs(None, 23, 100)

@@ -67,6 +67,21 @@ def test_resubmitted_run_resumes_at_next_step(shards, tmp_path, capfd):
     assert second[1]["step"] == 2 * first[0]["step"]
 
 
+def test_metrics_reach_mlflow_when_a_tracking_uri_is_set(shards, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    # MLflow 3 refuses its file store unless told; a real deployment gives an http:// or database URI.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    run, history = _train(shards, tmp_path / "ml", "--epochs", "2", "--set", f"train.mlflow_tracking_uri={uri}")
+    client = MlflowClient(tracking_uri=uri)
+    (logged,) = client.search_runs([client.get_experiment_by_name("interest-trainer").experiment_id])
+    assert logged.info.run_name == "ml" and logged.info.status == "FINISHED"
+    assert logged.data.params["train.lr"] == str(run["config"]["train"]["lr"])
+    points = client.get_metric_history(logged.info.run_id, "valid_ndcg_at_10")
+    assert [p.value for p in points] == pytest.approx([h["valid"]["ndcg@10"] for h in history])
+
+
 def test_refuses_unfinished_or_unknown_data(shards, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(shards, broken)
