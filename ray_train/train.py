@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     started_ray = init_ray(cfg, args.address)
-    board = progress = None
+    board = progress = name = None
     try:
         if resolve_mode(cfg.train.progress) == "bar":
             name = f"interest-progress-{os.getpid()}-{int(t0)}"
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
             progress = DriverProgress(board, n_steps * cfg.train.epochs).start()
         try:
-            result = build_trainer(cfg, data_dir, run_dir, manifest, board and name).fit()
+            result = build_trainer(cfg, data_dir, run_dir, manifest, name).fit()
         finally:
             if progress is not None:
                 progress.close()
