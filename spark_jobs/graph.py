@@ -49,11 +49,12 @@ def cooccurrence_pairs(split: DataFrame, window: int, max_gap_s: int) -> DataFra
 
 def item_graph(split: DataFrame, window: int, max_gap_s: int, top_k: int) -> DataFrame:
     """schema.GRAPH: src, dst, weight, rank (1 = strongest); weight = sum over co-occurrences of 1/distance."""
-    undirected = (cooccurrence_pairs(split, window, max_gap_s).groupBy("key").agg(F.sum("w").alias("w"))
-                  .select(F.shiftright("key", 32).cast("int").alias("lo"),
-                          (F.col("key").bitwiseAND(F.lit(0xFFFFFFFF))).cast("int").alias("hi"), "w"))
-    agg = undirected.select(F.col("lo").alias("src"), F.col("hi").alias("dst"), "w").unionByName(
-        undirected.select(F.col("hi").alias("src"), F.col("lo").alias("dst"), "w"))
+    undirected = cooccurrence_pairs(split, window, max_gap_s).groupBy("key").agg(F.sum("w").alias("w"))
+    lo, hi = F.shiftright("key", 32).cast("int"), F.col("key").bitwiseAND(F.lit(0xFFFFFFFF)).cast("int")
+    # Both directions from each aggregated row (a union of two selects would plan the aggregation twice).
+    agg = undirected.select(F.explode(F.array(F.struct(lo.alias("src"), hi.alias("dst"), "w"),
+                                              F.struct(hi.alias("src"), lo.alias("dst"), "w"))).alias("e")
+                            ).select("e.*")
     rank = F.row_number().over(Window.partitionBy("src").orderBy(F.desc("w"), F.asc("dst")))
     return agg.withColumn("rank", rank.cast("int")).where(F.col("rank") <= top_k).select(
         "src", "dst", (F.col("w") / F.lit(weight_scale(window))).cast("double").alias("weight"), "rank")
