@@ -74,16 +74,14 @@ def ray_ingest(data: Path, preset: str, max_rows: int) -> float:
     import ray
 
     from interest.config import load_config
-    from ray_train.data import arrow_train_collate, split_files, train_columns
+    from ray_train.data import arrow_train_collate
+    from ray_train.train import train_dataset
 
     cfg = load_config(preset)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
-        files = split_files(data, "train")
-        ds = ray.data.read_parquet(files).select_columns(train_columns())
-        if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
-            ds = ds.materialize()  # as the trainer does for shards this small
+        ds = train_dataset(data, cfg)  # exactly what the trainer feeds its workers
         collate = arrow_train_collate(cfg.data.max_len)
         for _ in ds.iter_torch_batches(batch_size=cfg.train.micro_batch_size, collate_fn=collate):
             break  # warm-up: start the read tasks

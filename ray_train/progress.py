@@ -8,9 +8,12 @@ driver's stderr is a terminal (an interactive `interest train`) and `lines` othe
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
-from typing import Any, TextIO
+import time
+from typing import Any, Iterator, TextIO
 
 
 class ProgressBoard:
@@ -94,3 +97,22 @@ class DriverProgress:
         except Exception:  # noqa: BLE001 - the actor may be gone with a failed run
             pass
         self._bar.close()
+
+
+@contextlib.contextmanager
+def driver_progress(mode: str, total_steps: int) -> Iterator[str | None]:
+    """Around `trainer.fit()`: with mode `bar` (after `auto` is resolved) starts the board actor and the bar and
+    yields the board's name for the workers; otherwise yields None and rank 0 prints lines."""
+    if resolve_mode(mode) != "bar":
+        yield None
+        return
+    import ray
+
+    name = f"interest-progress-{os.getpid()}-{int(time.time())}"
+    board = ray.remote(num_cpus=0)(ProgressBoard).options(name=name).remote()
+    progress = DriverProgress(board, total_steps).start()
+    try:
+        yield name
+    finally:
+        progress.close()
+        ray.kill(board)

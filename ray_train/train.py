@@ -19,7 +19,7 @@ from pathlib import Path
 from interest.config import Config, load_config
 from ray_train.data import load_manifest, split_files, train_columns
 from ray_train.loop import SELECT_METRIC, Job, model_args, steps_per_epoch, train_loop_per_worker
-from ray_train.progress import DriverProgress, ProgressBoard, resolve_mode
+from ray_train.progress import driver_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,6 +71,18 @@ def init_ray(cfg: Config, address: str | None) -> bool:
     return True
 
 
+def train_dataset(data_dir: Path, cfg: Config):
+    """The train split as a Ray Dataset: only the train columns are read; shards up to train.materialize_max_mb
+    on disk are read once into the object store instead of from storage every epoch."""
+    import ray
+
+    files = split_files(data_dir, "train")
+    ds = ray.data.read_parquet(files).select_columns(train_columns())  # projected into the read
+    if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
+        ds = ds.materialize()
+    return ds
+
+
 def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, progress_board: str | None = None):
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -79,10 +91,7 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
     # Ray Data progress bars interleave with training logs on the driver; the progress lines say enough.
     ray.data.DataContext.get_current().enable_progress_bars = False
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
-    files = split_files(data_dir, "train")
-    train_ds = ray.data.read_parquet(files).select_columns(train_columns())  # projected into the read
-    if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
-        train_ds = train_ds.materialize()
+    train_ds = train_dataset(data_dir, cfg)
     job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest,
               progress_board=progress_board)
     return TorchTrainer(
@@ -142,15 +151,18 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
     return run
 
 
+# Training knobs whose defaults the report names when a run leaves them untouched.
+REPORTED_DEFAULTS = ("dropout", "lr", "lr_schedule", "warmup_ratio", "warmup_max_steps", "min_lr_ratio", "epochs",
+                     "early_stopping_patience", "weight_decay", "grad_clip", "dim", "n_layers", "n_heads", "loss")
+
+
 def _defaults_used(cfg: Config) -> dict:
     """The training knobs left at their built-in defaults (the report states them)."""
     defaults = Config().to_dict()
     used = {}
     for section in ("model", "train"):
         for k, v in cfg.to_dict()[section].items():
-            if defaults[section].get(k) == v and k in ("dropout", "lr", "lr_schedule", "warmup_ratio", "warmup_max_steps", "min_lr_ratio", "epochs",
-                                                       "early_stopping_patience", "weight_decay", "grad_clip",
-                                                       "dim", "n_layers", "n_heads", "loss"):
+            if defaults[section].get(k) == v and k in REPORTED_DEFAULTS:
                 used[f"{section}.{k}"] = v
     return used
 
@@ -170,19 +182,10 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     started_ray = init_ray(cfg, args.address)
-    board = progress = name = None
     try:
-        if resolve_mode(cfg.train.progress) == "bar":
-            name = f"interest-progress-{os.getpid()}-{int(t0)}"
-            board = ray.remote(num_cpus=0)(ProgressBoard).options(name=name).remote()
-            n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
-            progress = DriverProgress(board, n_steps * cfg.train.epochs).start()
-        try:
-            result = build_trainer(cfg, data_dir, run_dir, manifest, name).fit()
-        finally:
-            if progress is not None:
-                progress.close()
-                ray.kill(board)
+        n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
+        with driver_progress(cfg.train.progress, n_steps * cfg.train.epochs) as board:
+            result = build_trainer(cfg, data_dir, run_dir, manifest, board).fit()
         info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started)
     finally:
         if started_ray:
