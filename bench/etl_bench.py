@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 
 def synth(root: Path, events: int) -> Path:
-    from interest.generate import generate
+    from interest.synthetic import generate
 
     out = root / f"synth_{events}"
     if not (out / "generator.json").exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout without installing
 
-from interest.generate import generate  # noqa: E402
+from interest.synthetic import generate  # noqa: E402
 
 
 def main() -> int:

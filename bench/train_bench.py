@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 
 def make_shards(root: Path, events: int, preset: str) -> Path:
-    from interest.generate import generate
+    from interest.synthetic import generate
 
     synth = root / f"synth_{events}"
     if not (synth / "generator.json").exists():
@@ -41,19 +41,19 @@ def plain_loop(data: Path, preset: str, steps: int, threads: int) -> float:
     import pyarrow.parquet as pq
     import torch
 
-    from interest.config import load_config
-    from ray_train.data import collate_train, load_manifest, split_files
-    from ray_train.loop import model_args
+    from interest_core.batches import collate
+    from interest_core.config import load_config
+    from interest_core.contract import load_manifest, split_files
+    from interest_core.modelargs import model_args_for_data
     from ray_train.models.model import InterestModel
 
     torch.set_num_threads(threads)
     cfg, manifest = load_config(preset), load_manifest(data)
-    args = model_args(cfg, manifest)
-    table = pq.ParquetDataset(split_files(data, "train")).read(columns=["items", "event_types", "ts"]).to_pydict()
+    args = model_args_for_data(cfg, manifest)
+    table = pq.ParquetDataset(split_files(data, "train")).read(columns=["items", "event_types", "ts"])
     micro = cfg.train.micro_batch_size
-    n = len(table["items"]) // micro
-    batches = [collate_train({k: v[i * micro:(i + 1) * micro] for k, v in table.items()}, args.max_len)
-               for i in range(n)]
+    n = table.num_rows // micro
+    batches = [collate(table.slice(i * micro, micro), args.max_len, targets=True) for i in range(n)]
     model = InterestModel(args).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     for i in range(3):  # warm-up
@@ -73,9 +73,8 @@ def ray_ingest(data: Path, preset: str, max_rows: int) -> float:
     """rows/s one consumer gets from Ray Data with the trainer's collate (no training)."""
     import ray
 
-    from interest.config import load_config
-    from ray_train.data import arrow_train_collate
-    from ray_train.train import train_dataset
+    from interest_core.config import load_config
+    from ray_train.data import arrow_train_collate, train_dataset
 
     cfg = load_config(preset)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)

@@ -1,4 +1,5 @@
-"""Capacity planner: memory per GPU and time per epoch for a config, from the model's own counts.
+"""Capacity planner: memory per GPU and time per epoch for a config, from the model's arguments alone (parameters
+and FLOPs are counted analytically by interest_core.modelargs; no model is built).
 
 Memory per rank (bytes), P = parameters, N = world size, mixed precision (bf16 weights/grads, fp32 master
 weights + Adam moments = 12 bytes/param) as DeepSpeed's ZeRO paper counts it:
@@ -16,26 +17,22 @@ import argparse
 import json
 import math
 
-from interest.config import Config, load_config
+from interest_core import contract
+from interest_core.config import Config, load_config
+from interest_core.modelargs import count_params, flops_per_token, model_args
 
 GIB = 1024 ** 3
 
 
-def plan(cfg: Config, num_items: int, num_event_types: int = 6, train_sequences: int = 1_000_000,
+def plan(cfg: Config, num_items: int, num_event_types: int | None = None, train_sequences: int = 1_000_000,
          gpus: int | None = None, gpu_mem_gib: float = 80.0, gpu_tflops: float = 312.0, mfu: float = 0.3,
          bf16: bool = True) -> dict:
-    from ray_train.models.config import ModelArgs
-    from ray_train.models.model import InterestModel
-
     m, t = cfg.model, cfg.train
     world = gpus or t.workers
-    loss = m.loss if m.loss != "auto" else ("full" if num_items <= m.full_softmax_max_items else "sampled")
-    args = ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=cfg.data.max_len, dim=m.dim,
-                     n_layers=m.n_layers, n_heads=m.n_heads, dropout=m.dropout, arch=m.arch, loss=loss,
-                     num_negatives=m.num_negatives)
-    with _meta_device():
-        model = InterestModel(args)
-    p = model.num_params()
+    args = model_args(cfg, num_items, num_event_types or contract.num_event_types(cfg.data.event_types),
+                      cfg.data.max_len)
+    loss = args.loss
+    p = count_params(args)
     w, g = (2, 2) if bf16 else (4, 4)
     opt = 12 if bf16 else 8
     per_rank = {0: (w + g + opt) * p, 1: (w + g) * p + opt * p / world, 2: w * p + (g + opt) * p / world,
@@ -45,11 +42,11 @@ def plan(cfg: Config, num_items: int, num_event_types: int = 6, train_sequences:
     candidates = num_items if loss == "full" else m.num_negatives + b * length
     logits = b * length * candidates * 4
     total = per_rank + act + logits
-    flops_token = model.flops_per_token()
+    flops_token = flops_per_token(args)
     tokens_epoch = train_sequences * length
     seconds_epoch = flops_token * tokens_epoch / (world * gpu_tflops * 1e12 * mfu)
     return {
-        "model": {"arch": m.arch, "params": p, "non_embedding_params": model.num_params(non_embedding=True),
+        "model": {"arch": m.arch, "params": p, "non_embedding_params": count_params(args, non_embedding=True),
                   "flops_per_token": flops_token, "loss": loss, "num_items": num_items},
         "parallel": {"world_size": world, "zero_stage": t.zero_stage, "micro_batch": b,
                      "global_batch": b * t.grad_accum * world, "activation_checkpointing": t.activation_checkpointing},
@@ -68,18 +65,6 @@ def _min_gpus(sharded_total: float | None, fixed: float, gpu_mem: float) -> int 
         return None
     room = 0.9 * gpu_mem * GIB - fixed
     return math.ceil(sharded_total / room) if room > 0 else None
-
-
-class _meta_device:
-    """Build the model without allocating its weights (a 1B-parameter plan must not need 4 GB of RAM)."""
-
-    def __enter__(self):
-        import torch
-        self._ctx = torch.device("meta")
-        self._ctx.__enter__()
-
-    def __exit__(self, *exc):
-        self._ctx.__exit__(*exc)
 
 
 def format_table(result: dict) -> str:

@@ -1,6 +1,7 @@
 """The `interest` command: demo, generate, etl, train, evaluate, report, export, plan.
 
-Each subcommand's --help lists every flag with an example.
+Each subcommand's --help lists every flag with an example. Parsing is lazy: only the chosen command's module is
+imported (so `interest --help` loads no torch, ray or pyspark), and each module imports its heavy libraries itself.
 """
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import argparse
 import importlib
 import sys
 
+# name -> (module with add_arguments(parser) and run(args), help, example)
 COMMANDS = {
     "demo": ("interest.demo", "run the whole pipeline on synthetic data: generate, etl, train, evaluate, report, export",
              "interest demo --out demo_out"),
-    "generate": ("interest.generate", "write a synthetic e-commerce event data set with planted structure",
+    "generate": ("interest.synthetic", "write a synthetic e-commerce event data set with planted structure",
                  "interest generate --out data/synth --users 2000 --events 100000 --seed 1"),
     "etl": ("spark_jobs.etl", "Spark ETL: raw events -> validated, pseudonymized, leakage-free sequence shards",
             "INTEREST_HMAC_KEY=... interest etl --input data/synth --format synthetic --output data/shards"),
@@ -27,19 +29,24 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; the arguments of `command` only (None: every command's, e.g. for a test of all examples)."""
     parser = argparse.ArgumentParser(prog="interest", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text, example) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=f"{help_text}.\n\nexample:\n  {example}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        if command is None or command == name:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top-level parser has no options but -h, so the first positional word is the command.
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(command if command in COMMANDS else "").parse_args(argv)
     module = importlib.import_module(args._module)
     try:
         return module.run(args)

@@ -22,8 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="config override for ETL and training, e.g. --set train.lr=0.002")
 
 
+def _parse(command: str, argv: list[str]) -> argparse.Namespace:
+    """The command's arguments exactly as `interest COMMAND ...` would parse them (its defaults included)."""
+    from interest.cli import build_parser
+
+    return build_parser(command).parse_args([command, *argv])
+
+
 def run(args: argparse.Namespace) -> int:
-    from interest import evaluate, export, generate, report
+    from interest import evaluate, export, report
+    from interest.synthetic import generate
     from ray_train import train
     from spark_jobs import etl
 
@@ -38,21 +46,17 @@ def run(args: argparse.Namespace) -> int:
         stamps[name] = time.time() - s
 
     synth, data, run_dir = out / "synthetic", out / "data", out / "run"
-    step("generate", lambda: generate.generate(synth, users=args.users, items=args.items, days=60,
-                                               events=args.events, seed=7))
-    etl_args = argparse.Namespace(input=str(synth), format="synthetic", output=str(data), items=None,
-                                  column_map=None, ts_unit="auto", sep=None, split=None, cutoff=None,
-                                  horizon_days=None, max_len=None, config=args.config, overrides=args.overrides,
-                                  hmac_key_file=None, allow_insecure_demo_key=True, master=None)
-    step("etl", lambda: etl.run(etl_args))
-    train_args = argparse.Namespace(data=str(data), output=str(run_dir), model=args.model, workers=2, zero_stage=2,
-                                    epochs=args.epochs, max_failures=None, config=args.config,
-                                    overrides=args.overrides, address=None)
-    step("train", lambda: train.run(train_args))
-    step("evaluate", lambda: evaluate.run(argparse.Namespace(run=str(run_dir), data=None)))
+    sets = [x for o in args.overrides for x in ("--set", o)]
+    step("generate", lambda: generate(synth, users=args.users, items=args.items, days=60, events=args.events, seed=7))
+    step("etl", lambda: etl.run(_parse("etl", ["--input", str(synth), "--format", "synthetic", "--output", str(data),
+                                               "--config", args.config, "--allow-insecure-demo-key", *sets])))
+    epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
+    step("train", lambda: train.run(_parse("train", ["--data", str(data), "--output", str(run_dir), "--model",
+                                                     args.model, "--workers", "2", "--zero-stage", "2", "--config",
+                                                     args.config, *epochs, *sets])))
+    step("evaluate", lambda: evaluate.run(_parse("evaluate", ["--run", str(run_dir)])))
     step("report", lambda: report.write_report(run_dir))
-    step("export", lambda: export.run(argparse.Namespace(run=str(run_dir), output=str(out / "export"), top_k=20,
-                                                          segments=8)))
+    step("export", lambda: export.run(_parse("export", ["--run", str(run_dir), "--output", str(out / "export")])))
     print("demo: " + ", ".join(f"{k} {v:.0f}s" for k, v in stamps.items()) + f"; total {time.time() - t0:.0f}s")
     print(f"report: {run_dir / 'report.html'}")
     return 0

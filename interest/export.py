@@ -3,7 +3,7 @@
 profiles.parquet, one row per user with a test row (history = all their events):
   user_id (pseudonym), embedding (list<float>), top_items / top_item_ids (top-K recommendations, seen items
   included), top_scores, interest_tags (top categories by time-decayed weight), interest_weights, segment
-  (k-means cluster of the embedding), churn_risk (null until the decay head exists: DESIGN.md item 4).
+  (k-means cluster of the embedding), churn_risk (null until the decay head exists).
 model/: model.pt (state dict, load with torch.load(weights_only=True)), meta.json (model args, config),
 items.parquet (item id <-> index with features), segments.json (k-means centroids).
 """
@@ -19,8 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from interest.evaluate import load_model
-from ray_train.data import collate_eval, load_manifest, read_eval_split
+from interest_core.batches import read_eval_split
+from interest_core.config import config_from_dict
+from interest_core.contract import FIRST_ITEM_ID, load_manifest
+from interest_core.scoring import score_batches
+from ray_train.models.saved import load_model
 
 TAG_HALF_LIFE_DAYS = 14.0
 
@@ -69,21 +72,23 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segm
     run = json.loads((run_dir / "run.json").read_text())
     data_dir = Path(run["data_dir"])
     load_manifest(data_dir)
+    cfg = config_from_dict(run["config"])
     model, meta = load_model(run_dir)
-    max_len = meta["model_args"]["max_len"]
+    max_len = model.args.max_len
     # The test row's history plus its target is the user's whole sequence: profiles use everything known.
     rows = read_eval_split(data_dir, "test")
     pairs = {"items": "target_item", "event_types": "target_event_type", "ts": "target_ts"}
     full = {k: [(list(h) + [t])[-max_len:] for h, t in zip(rows[k], rows[tk])] for k, tk in pairs.items()}
     emb, top_idx, top_val = [], [], []
-    with torch.no_grad():
-        for s in range(0, len(rows["user_id"]), 512):
-            batch = collate_eval({k: v[s:s + 512] for k, v in full.items()}, max_len)
-            e = model.user_embedding(batch)
-            scores = e @ model.item_emb.T
-            scores[:, :2] = float("-inf")
-            v, i = scores.topk(min(top_k, scores.shape[1] - 2), dim=1)
-            emb.append(e.numpy()), top_idx.append(i.numpy()), top_val.append(v.numpy())
+
+    def scorer(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        e = model.user_embedding(batch)
+        emb.append(e.numpy())
+        return model.scores(e)
+
+    for _, _, scores in score_batches(scorer, full, max_len=max_len, batch_size=cfg.eval.batch_size):
+        v, i = scores.topk(min(top_k, scores.shape[1] - FIRST_ITEM_ID), dim=1)
+        top_idx.append(i.numpy()), top_val.append(v.numpy())
     emb_np = np.concatenate(emb) if emb else np.zeros((0, meta["model_args"]["dim"]), np.float32)
     items = pq.read_table(data_dir / "items").to_pydict()
     num_items = meta["model_args"]["num_items"]

@@ -1,18 +1,20 @@
 """DeepSpeed engine setup, applied to a plain model from outside (the model knows nothing of DeepSpeed).
 
-ZeRO settings come from configs/deepspeed/zero{0,1,2,3}.json; batch sizes, clipping and precision are filled in
-from the typed train config. fp32 on CPU (DS_ACCELERATOR=cpu, gloo), bf16 on GPU. The optimizer (AdamW) and the
-schedule (linear warmup, then cosine to min_lr_ratio) are torch objects handed to DeepSpeed, which steps both.
+ZeRO settings come from the package's deepspeed/zero{0,1,2,3}.json; batch sizes, clipping and precision are filled
+in from the typed train config. fp32 on CPU (DS_ACCELERATOR=cpu, gloo), bf16 on GPU. The optimizer (AdamW) and the
+schedule (linear warmup, then constant or cosine decay to min_lr_ratio: train.lr_schedule) are torch objects handed
+to DeepSpeed, which steps both.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+from importlib import resources
 
 import torch
 
-from interest.config import CONFIG_DIR, TrainConfig
+from interest_core.config import TrainConfig
 
 
 def ensure_accelerator_env() -> None:
@@ -22,8 +24,7 @@ def ensure_accelerator_env() -> None:
 
 
 def deepspeed_config(train: TrainConfig, world_size: int, on_gpu: bool) -> dict:
-    path = CONFIG_DIR / "deepspeed" / f"zero{train.zero_stage}.json"
-    cfg = json.loads(path.read_text())
+    cfg = json.loads((resources.files("ray_train") / "deepspeed" / f"zero{train.zero_stage}.json").read_text())
     cfg.update({
         "train_micro_batch_size_per_gpu": train.micro_batch_size,
         "gradient_accumulation_steps": train.grad_accum,

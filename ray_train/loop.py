@@ -1,6 +1,7 @@
 """`train_loop_per_worker`: what every Ray Train worker runs. Reads only its `config` argument, never driver
 globals. One DeepSpeed rank per worker; validation each epoch on this rank's part of the valid split, with
-exact all-reduced counts, drives checkpoint selection and early stopping.
+exact all-reduced counts, drives checkpoint selection and early stopping (metric eval.select on protocol
+eval.select_protocol).
 """
 from __future__ import annotations
 
@@ -15,15 +16,21 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from interest.config import Config, config_from_dict
-from interest.evaluation import new_accumulators, score_rows
-from ray_train.data import arrow_train_collate, read_eval_split
+from interest_core.batches import read_eval_split
+from interest_core.config import Config, config_from_dict
+from interest_core.modelargs import ModelArgs, model_args_for_data
+from interest_core.scoring import new_accumulators, score_rows
+from ray_train.data import arrow_train_collate
 from ray_train.engine import build_engine, ensure_accelerator_env
-from ray_train.models.config import ModelArgs
 from ray_train.models.model import InterestModel
 from ray_train.progress import epoch_line
 
-SELECT_METRIC = "valid_ndcg@10"
+VALID_PROTOCOLS = ("full", "full_exclude_seen")
+
+
+def select_key(cfg: Config) -> str:
+    """The name of the reported validation metric that selects checkpoints, e.g. valid_ndcg@10."""
+    return f"valid_{cfg.eval.select}"
 
 
 @dataclass
@@ -39,16 +46,6 @@ class Job:
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
         return cls(**d)
-
-
-def model_args(cfg: Config, manifest: dict) -> ModelArgs:
-    vocab, m = manifest["vocab"], cfg.model
-    loss = m.loss if m.loss != "auto" else ("full" if vocab["num_items"] <= m.full_softmax_max_items else "sampled")
-    return ModelArgs(num_items=vocab["num_items"], num_event_types=vocab["num_event_types"],
-                     max_len=manifest["split"]["max_len"], dim=m.dim, n_layers=m.n_layers, n_heads=m.n_heads,
-                     dropout=m.dropout, arch=m.arch, loss=loss, num_negatives=m.num_negatives,
-                     event_type_loss_weight=m.event_type_loss_weight,
-                     activation_checkpointing=cfg.train.activation_checkpointing)
 
 
 def steps_per_epoch(train_rows: int, world: int, cfg: Config) -> tuple[int, int]:
@@ -86,16 +83,13 @@ def _scoring_model(engine, args: ModelArgs, stage: int) -> torch.nn.Module:
 
 
 def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict) -> dict:
+    """{protocol: metrics} over the whole valid split (or eval.max_valid_users of it), all-reduced over ranks."""
     model = _scoring_model(engine, args, cfg.train.zero_stage)
     model.eval()
-    accs = new_accumulators(cfg.eval.ks)
-    score_rows(lambda b, part, sl: model.score_all(b), rows, accs, max_len=job.manifest["split"]["max_len"],
-               num_items=job.manifest["vocab"]["num_items"], batch_size=cfg.eval.batch_size,
-               negatives_seed=cfg.eval.negatives_seed, n_negatives=cfg.eval.sampled_negatives,
-               protocols=("full", "full_exclude_seen"))
+    accs = new_accumulators(cfg.eval.ks, VALID_PROTOCOLS)
+    score_rows(model.score_all, rows, accs, max_len=args.max_len, batch_size=cfg.eval.batch_size)
     out = {}
-    for proto in ("full", "full_exclude_seen"):
-        acc = accs[proto]
+    for proto, acc in accs.items():
         vec = acc.to_tensor(["all"])
         if dist.is_initialized():
             dist.all_reduce(vec)
@@ -137,7 +131,7 @@ def train_loop_per_worker(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
     torch.manual_seed(cfg.train.seed + rank)
-    args = model_args(cfg, job.manifest)
+    args = model_args_for_data(cfg, job.manifest)
     model = InterestModel(args)
     n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
     engine, _ = build_engine(model, cfg.train, world, n_steps * cfg.train.epochs)
@@ -149,7 +143,7 @@ def train_loop_per_worker(config: dict) -> None:
         state = client["state"]
         if rank == 0:
             print(f"[interest] resuming from checkpoint {ckpt.path} at step {state['step']}, "
-                  f"epoch {state['epoch']} (best {SELECT_METRIC}={state['best']:.4f})", flush=True)
+                  f"epoch {state['epoch']} (best {select_key(cfg)}={state['best']:.4f})", flush=True)
     if rank == 0:
         print(f"[interest] model {args.arch}: {model.num_params():,} parameters, loss={args.loss}; global batch = "
               f"{micro} micro x {cfg.train.grad_accum} accum x {world} world = "
@@ -171,15 +165,15 @@ def train_loop_per_worker(config: dict) -> None:
             consumed = torch.tensor([seqs], dtype=torch.float64)
             dist.all_reduce(consumed)
             valid = validate(engine, args, job, cfg, valid_rows)
-            score = valid[cfg.eval.select_protocol]["ndcg@10"]
+            score = valid[cfg.eval.select_protocol][cfg.eval.select]
             state["wall_s"] += time.time() - t0
             improved = score > state["best"]
             state.update(epoch=epoch + 1, best=max(score, state["best"]),
                          best_epoch=epoch if improved else state["best_epoch"],
                          bad_epochs=0 if improved else state["bad_epochs"] + 1)
             entry = {"epoch": epoch, "step": state["step"], "train_loss": loss_mean,
-                     "valid": {k: valid[cfg.eval.select_protocol][k] for k in ("ndcg@10", "hr@10", "mrr@10")},
-                     "valid_exclude_seen": {k: valid["full_exclude_seen"][k] for k in ("ndcg@10", "hr@10")},
+                     "valid": _metric_values(valid[cfg.eval.select_protocol]),
+                     "valid_exclude_seen": _metric_values(valid["full_exclude_seen"]),
                      "seq_per_s": float(consumed[0]) / max(train_s, 1e-9), "wall_s": state["wall_s"],
                      "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
             state["history"].append(entry)
@@ -188,7 +182,7 @@ def train_loop_per_worker(config: dict) -> None:
             if out:
                 out.epoch(entry, score, state)
             tmp = save_checkpoint(engine, state, args, job, cfg, rank)
-            metrics = {SELECT_METRIC: score, "epoch": epoch, "step": state["step"], "train_loss": loss_mean,
+            metrics = {select_key(cfg): score, "epoch": epoch, "step": state["step"], "train_loss": loss_mean,
                        "best_epoch": state["best_epoch"], "stopped_early": state["stopped_early"],
                        "rows_skipped": job.manifest["rows"]["train"] - int(consumed[0])}
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
@@ -198,6 +192,11 @@ def train_loop_per_worker(config: dict) -> None:
     finally:
         if out:
             out.close()
+
+
+def _metric_values(result: dict) -> dict:
+    """hr/ndcg/mrr at every eval.ks cut-off, without the user counts."""
+    return {k: v for k, v in result.items() if "@" in k}
 
 
 def _train_epoch(engine, batches, max_micro_steps: int, cfg: Config, state: dict, epoch: int, world: int,
@@ -231,6 +230,7 @@ class _Reporter:
     def __init__(self, job: Job, cfg: Config):
         import ray
 
+        self.metric = cfg.eval.select
         self.board = ray.get_actor(job.progress_board) if job.progress_board else None
         self.writer = _tensorboard(job.run_dir)
         self.tracker = _MLflow(cfg.train.mlflow_tracking_uri, Path(job.run_dir).name, job.config)
@@ -245,16 +245,16 @@ class _Reporter:
             self.writer.add_scalar("train/loss", p["loss"], p["step"])
 
     def epoch(self, entry: dict, score: float, state: dict) -> None:
-        summary = {"epoch": entry["epoch"], "train_loss": entry["train_loss"], "valid_ndcg@10": score,
+        summary = {"epoch": entry["epoch"], "train_loss": entry["train_loss"], "metric": self.metric, "valid": score,
                    "best": state["best"], "best_epoch": state["best_epoch"], "seq_per_s": entry["seq_per_s"]}
         if self.board is not None:
             self.board.put_epoch.remote(summary)
         else:
             print(epoch_line(summary), flush=True)
-        self.tracker.log({"valid_ndcg_at_10": score, "train_loss": entry["train_loss"],
+        self.tracker.log({f"valid_{self.metric.replace('@', '_at_')}": score, "train_loss": entry["train_loss"],
                           "seq_per_s": entry["seq_per_s"]}, state["step"])
         if self.writer:
-            self.writer.add_scalar("valid/ndcg@10", score, entry["epoch"])
+            self.writer.add_scalar(f"valid/{self.metric}", score, entry["epoch"])
             self.writer.add_scalar("train/seq_per_s", entry["seq_per_s"], entry["epoch"])
             self.writer.flush()
 

@@ -41,7 +41,7 @@ def resolve_mode(mode: str, stream: TextIO | None = None) -> str:
 
 
 def epoch_line(s: dict) -> str:
-    return (f"[interest] epoch {s['epoch']} done: loss {s['train_loss']:.4f} valid ndcg@10 {s['valid_ndcg@10']:.4f} "
+    return (f"[interest] epoch {s['epoch']} done: loss {s['train_loss']:.4f} valid {s['metric']} {s['valid']:.4f} "
             f"(best {s['best']:.4f} @ epoch {s['best_epoch']}) {s['seq_per_s']:.0f} seq/s")
 
 

@@ -16,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from interest.config import Config, load_config
-from ray_train.data import load_manifest, split_files, train_columns
-from ray_train.loop import SELECT_METRIC, Job, model_args, steps_per_epoch, train_loop_per_worker
+from interest_core.config import Config, load_config
+from interest_core.contract import load_manifest
+from interest_core.modelargs import count_params, model_args_for_data
+from ray_train.data import train_dataset
+from ray_train.loop import Job, select_key, steps_per_epoch, train_loop_per_worker
 from ray_train.progress import driver_progress
 
 
@@ -71,18 +73,6 @@ def init_ray(cfg: Config, address: str | None) -> bool:
     return True
 
 
-def train_dataset(data_dir: Path, cfg: Config):
-    """The train split as a Ray Dataset: only the train columns are read; shards up to train.materialize_max_mb
-    on disk are read once into the object store instead of from storage every epoch."""
-    import ray
-
-    files = split_files(data_dir, "train")
-    ds = ray.data.read_parquet(files).select_columns(train_columns())  # projected into the read
-    if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
-        ds = ds.materialize()
-    return ds
-
-
 def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, progress_board: str | None = None):
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -103,7 +93,7 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
         run_config=RunConfig(
             name=run_dir.name, storage_path=str(run_dir.parent),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
-                                               checkpoint_score_attribute=SELECT_METRIC,
+                                               checkpoint_score_attribute=select_key(cfg),
                                                checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=cfg.train.max_failures)),
         datasets={"train": train_ds},
@@ -114,7 +104,8 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
     """Copies the best checkpoint's model files to RUN/model and writes run.json, history.json, steps.json."""
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
-    best = max(result.best_checkpoints, key=lambda cm: cm[1].get(SELECT_METRIC, float("-inf")))
+    key = select_key(cfg)
+    best = max(result.best_checkpoints, key=lambda cm: cm[1].get(key, float("-inf")))
     model_dir = run_dir / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     model_dir.mkdir(parents=True)
@@ -127,17 +118,15 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
             shutil.copy2(Path(d) / name, run_dir / name)
     history = json.loads((run_dir / "history.json").read_text())
     meta = json.loads((model_dir / "meta.json").read_text())
-    from ray_train.models.config import ModelArgs
-    from ray_train.models.model import InterestModel
-    n_params = InterestModel(ModelArgs(**meta["model_args"])).num_params()
-    args = model_args(cfg, manifest)
+    args = model_args_for_data(cfg, manifest)
     run = {
-        "data_dir": str(data_dir), "model": cfg.model.arch, "config": cfg.to_dict(), "num_params": n_params,
+        "data_dir": str(data_dir), "model": cfg.model.arch, "config": cfg.to_dict(), "num_params": count_params(args),
         "world_size": cfg.train.workers, "zero_stage": cfg.train.zero_stage, "loss": args.loss,
         "wall_time_s": time.time() - t0, "started": started,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "best_epoch": meta["epoch"] - 1,
-        "best_valid_ndcg@10": best[1].get(SELECT_METRIC), "best_checkpoint": str(best[0].path),
+        "selection": {"protocol": cfg.eval.select_protocol, "metric": cfg.eval.select},
+        "best_valid_score": best[1].get(key), "best_checkpoint": str(best[0].path),
         "stopped_early": bool(last.get("stopped_early")), "epochs_run": len(history),
         "global_batch": cfg.train.micro_batch_size * cfg.train.grad_accum * cfg.train.workers,
         # Train rows not in any full micro-batch of the last epoch: the equal split's remainder plus each rank's
@@ -190,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if started_ray:
             ray.shutdown()
-    print(f"train: best valid ndcg@10 {info['best_valid_ndcg@10']:.4f} at epoch {info['best_epoch']} "
+    print(f"train: best valid {cfg.eval.select} {info['best_valid_score']:.4f} at epoch {info['best_epoch']} "
           f"({info['epochs_run']} epochs, {info['wall_time_s']:.0f}s) -> {run_dir}")
     return 0
 

@@ -28,10 +28,11 @@ from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from interest.config import Config, load_config  # noqa: E402
+from interest_core.config import Config, load_config  # noqa: E402
+from interest_core.contract import SCHEMA_VERSION, num_event_types  # noqa: E402
+from interest_core.windows import WindowRule  # noqa: E402
 from spark_jobs import graph, ingest, items, pseudonymize, sequences, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
-from spark_jobs.schema import SCHEMA_VERSION  # noqa: E402
 from spark_jobs.session import get_spark  # noqa: E402
 
 
@@ -206,8 +207,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     split = sequences.split_sequences(seqs, d.split, cutoff_ts, int(d.horizon_days * 86400)) \
         .persist(StorageLevel.MEMORY_AND_DISK)
     train_counts = sequences.item_train_counts(split).persist()
-    stride = d.stride or d.max_len
-    _write(sequences.training_windows(split, d.max_len, stride), tmp / "train", d.num_files,
+    rule = WindowRule(d.max_len, d.stride or d.max_len)
+    _write(sequences.training_windows(split, rule), tmp / "train", d.num_files,
            ["user_id", "window"], d.row_group_mb)
     lists.unpersist()
     st.done("sequences_train")
@@ -252,11 +253,11 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         "counts": counts,
         "rows": rows,
         "quarantine": quarantine,
-        "vocab": {"num_items": int(max_item) + 1, "num_event_types": len(d.event_types) + 1,
+        "vocab": {"num_items": int(max_item) + 1, "num_event_types": num_event_types(d.event_types),
                   "num_categories": n_cats + 1, "event_types": ["<pad>"] + list(d.event_types),
                   "items_in_vocab": int(max_item) - 1},
         "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
-                  "max_len": d.max_len, "stride": stride},
+                  "max_len": rule.max_len, "stride": rule.stride},
         "files": {s: d.num_files for s in ("train", "valid", "test")},
         "stage_seconds": st.seconds,
     }

@@ -11,7 +11,7 @@ import math
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.schema import OOV_ID
+from interest_core.contract import OOV_ID
 
 
 def weight_scale(window: int) -> int:
@@ -48,7 +48,7 @@ def cooccurrence_pairs(split: DataFrame, window: int, max_gap_s: int) -> DataFra
 
 
 def item_graph(split: DataFrame, window: int, max_gap_s: int, top_k: int) -> DataFrame:
-    """schema.GRAPH: src, dst, weight, rank (1 = strongest); weight = sum over co-occurrences of 1/distance."""
+    """contract.GRAPH_SCHEMA: src, dst, weight, rank (1 = strongest); weight = sum over co-occurrences of 1/distance."""
     undirected = cooccurrence_pairs(split, window, max_gap_s).groupBy("key").agg(F.sum("w").alias("w"))
     lo, hi = F.shiftright("key", 32).cast("int"), F.col("key").bitwiseAND(F.lit(0xFFFFFFFF)).cast("int")
     # Both directions from each aggregated row (a union of two selects would plan the aggregation twice).

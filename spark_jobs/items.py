@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.schema import ITEMS, OOV_ID
+from interest_core.contract import ITEMS_COLUMNS, OOV_ID
 
 
 def catalog_from_events(events: DataFrame) -> DataFrame:
@@ -27,7 +27,7 @@ def price_bucket(price) -> F.Column:
 
 def item_features(vocab: DataFrame, catalog: DataFrame | None, categories: DataFrame,
                   first_seen: DataFrame, train_counts: DataFrame) -> DataFrame:
-    """schema.ITEMS, one row per in-vocabulary item (ids >= 2)."""
+    """contract.ITEMS_SCHEMA, one row per in-vocabulary item (ids >= 2)."""
     df = vocab.where(F.col("item_idx") > OOV_ID)
     if catalog is not None:
         df = df.join(catalog.dropDuplicates(["item_id"]), on="item_id", how="left")
@@ -44,4 +44,4 @@ def item_features(vocab: DataFrame, catalog: DataFrame | None, categories: DataF
         F.col("price").cast("double"), price_bucket(F.col("price")).alias("price_bucket"), "title",
         F.col("first_seen_ts").cast("long"),
         F.coalesce(F.col("train_count"), F.lit(0)).cast("long").alias("train_count"),
-    ).select(*[f.name for f in ITEMS.fields])
+    ).select(*ITEMS_COLUMNS)

@@ -20,7 +20,7 @@ ENV_VAR = "INTEREST_HMAC_KEY"
 INSECURE_DEMO_KEY = b"interest-trainer-insecure-demo-key"
 
 
-class KeyError_(RuntimeError):
+class PseudonymKeyError(ValueError):
     """No usable pseudonymization key."""
 
 
@@ -29,16 +29,17 @@ def load_key(key_file: str | None = None, allow_insecure_demo_key: bool = False)
     if key_file:
         key = Path(key_file).read_bytes().strip()
         if len(key) < 16:
-            raise KeyError_(f"--hmac-key-file {key_file}: key is {len(key)} bytes; use at least 16 random bytes")
+            raise PseudonymKeyError(f"--hmac-key-file {key_file}: key is {len(key)} bytes; "
+                                    "use at least 16 random bytes")
         return key, f"file:{key_file}"
     env = os.environ.get(ENV_VAR)
     if env:
         if len(env) < 16:
-            raise KeyError_(f"{ENV_VAR} is {len(env)} characters; use at least 16 random characters")
+            raise PseudonymKeyError(f"{ENV_VAR} is {len(env)} characters; use at least 16 random characters")
         return env.encode(), f"env:{ENV_VAR}"
     if allow_insecure_demo_key:
         return INSECURE_DEMO_KEY, "insecure-demo-key"
-    raise KeyError_(f"no pseudonymization key: set {ENV_VAR} or pass --hmac-key-file PATH "
+    raise PseudonymKeyError(f"no pseudonymization key: set {ENV_VAR} or pass --hmac-key-file PATH "
                     "(for a throwaway demo only: --allow-insecure-demo-key)")
 
 

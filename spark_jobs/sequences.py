@@ -3,7 +3,7 @@
 Input: indexed events (user_id, ts, item_idx, event_type_idx, category_idx). Each user's events are sorted by
 (ts, item_idx, event_type_idx), which makes equal timestamps deterministic.
 
-Splits (DESIGN.md):
+Splits:
   leave-one-out: last event -> test target, second-to-last -> valid target, the rest trains.
                  Users with 2 events get a test row only; users with 1 event only appear in nothing that has a
                  target and are counted in the manifest (users_without_target).
@@ -16,7 +16,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.schema import EVAL_COLUMNS, TRAIN_COLUMNS
+from interest_core.contract import EVAL_COLUMNS, TRAIN_COLUMNS
+from interest_core.windows import Ops, WindowRule
 
 _EV = "struct(ts, item_idx, event_type_idx, category_idx)"
 
@@ -82,17 +83,22 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
         F.when(m >= 1, F.size("future") == 0).alias("censored"))
 
 
-def training_windows(split: DataFrame, max_len: int, stride: int) -> DataFrame:
-    """One row per window of at most max_len + 1 events, counted back from the most recent event."""
-    if not 1 <= stride <= max_len:
-        raise ValueError(f"stride={stride}: must be in [1, max_len={max_len}]; set data.stride")
-    w = max_len + 1
+def _column(x) -> Column:
+    return x if isinstance(x, Column) else F.lit(x)
+
+
+# The core's window rule evaluated on Columns.
+SPARK_OPS = Ops(greatest=lambda a, b: F.greatest(_column(a), _column(b)), ceil=lambda x: F.ceil(x).cast("int"))
+
+
+def training_windows(split: DataFrame, rule: WindowRule) -> DataFrame:
+    """One row per window of at most max_len + 1 events, counted back from the most recent event
+    (interest_core.windows)."""
     m = F.size("train_ev")
-    n_windows = F.lit(1) + F.greatest(F.lit(0), F.ceil((m - w) / F.lit(stride))).cast("int")
     df = split.where(F.col("train_ev").isNotNull() & (m >= 2)).select(
-        "user_id", "train_ev", F.explode(F.sequence(F.lit(0), n_windows - 1)).alias("window"))
-    end = F.size("train_ev") - F.col("window") * stride
-    start = F.greatest(F.lit(1), end - w + 1)
+        "user_id", "train_ev", F.explode(F.sequence(F.lit(0), rule.n_windows(m, SPARK_OPS) - 1)).alias("window"))
+    end = rule.end(F.size("train_ev"), F.col("window"))
+    start = rule.start(end, SPARK_OPS)
     win = F.slice("train_ev", start, end - start + 1)
     return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window")).select(
         "user_id", *_unzip("win"), "window").select(*TRAIN_COLUMNS)
@@ -144,7 +150,7 @@ def _top_categories(prefix: str, k: int = 3) -> Column:
 
 
 def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: DataFrame) -> DataFrame:
-    """Rows of schema.EVAL for which in {"valid", "test"}.
+    """Rows of contract.EVAL_SCHEMA for which in {"valid", "test"}.
 
     top_categories and drift_score use known categories only (category id 0 = unknown is left out).
     """

@@ -16,12 +16,6 @@ from pyspark.sql import functions as F
 
 from spark_jobs.ingest import RAW_FIELDS
 
-REASONS = (
-    "invalid_utf8", "wrong_column_count", "unparseable_line", "missing_user", "missing_item", "missing_ts",
-    "unparseable_ts", "ts_out_of_range", "ts_in_future", "unknown_event_type", "negative_quantity",
-    "negative_price", "unparseable_number", "id_too_long",
-)
-
 _NUMERIC = r"^\s*-?\d+(\.\d+)?\s*$"
 
 
@@ -71,7 +65,7 @@ def _bad_num(col: Column) -> Column:
 
 
 def with_reason(raw: DataFrame, rules: Rules) -> DataFrame:
-    """Adds ts_s (epoch seconds) and `reason` (first failing check in REASONS order, null when valid)."""
+    """Adds ts_s (epoch seconds) and `reason` (the first failing check below, null when valid)."""
     blank = lambda c: F.col(c).isNull() | (F.trim(F.col(c)) == "")  # noqa: E731
     too_long = (F.length("user_id") > rules.max_id_length) | (F.length("item_id") > rules.max_id_length)
     df = raw.withColumn("ts_s", parse_ts(F.col("ts"), rules.ts_unit))
@@ -97,7 +91,8 @@ def with_reason(raw: DataFrame, rules: Rules) -> DataFrame:
 
 
 def valid_events(checked: DataFrame) -> DataFrame:
-    """Rows without a reason, in the canonical event schema (schema.EVENTS)."""
+    """Rows without a reason: user_id, item_id, event_type, ts (epoch seconds), session_id, quantity, price,
+    category."""
     return checked.where(F.col("reason").isNull()).select(
         F.trim("user_id").alias("user_id"), F.trim("item_id").alias("item_id"), "event_type",
         F.col("ts_s").alias("ts"), F.col("session_id"), _num(F.col("quantity")).alias("quantity"),
@@ -105,7 +100,7 @@ def valid_events(checked: DataFrame) -> DataFrame:
 
 
 def quarantined(checked: DataFrame) -> DataFrame:
-    """Rejected rows with their raw content (schema.QUARANTINE)."""
+    """Rejected rows with their raw content (contract.QUARANTINE_SCHEMA)."""
     as_json = F.to_json(F.struct(*[F.col(c) for c in RAW_FIELDS]))
     return checked.where(F.col("reason").isNotNull()).select(
         "reason", "source", F.coalesce(F.col("raw"), as_json).alias("raw"))

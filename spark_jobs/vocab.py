@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from spark_jobs.schema import OOV_ID
+from interest_core.contract import OOV_ID
 
 
 def _index(df: DataFrame, order: list, first_id: int, name: str) -> DataFrame:

@@ -1,6 +1,6 @@
 import pytest
 
-from interest.config import ConfigError, load_config
+from interest_core.config import ConfigError, load_config
 
 
 def test_presets_load_and_differ():
@@ -10,8 +10,20 @@ def test_presets_load_and_differ():
 
 
 def test_set_overrides_are_typed():
-    cfg = load_config("tiny-cpu", ["train.lr=0.01", "eval.ks=[1, 5]", "model.arch=hstu"])
+    cfg = load_config("tiny-cpu", ["train.lr=0.01", "eval.ks=[1, 5]", "eval.select=hr@5", "model.arch=hstu"])
     assert cfg.train.lr == 0.01 and cfg.eval.ks == [1, 5] and cfg.model.arch == "hstu"
+    assert cfg.eval.select == "hr@5" and cfg.eval.select_k == 5
+
+
+@pytest.mark.parametrize("overrides", [["eval.ks=[5, 20]"], ["eval.select=ndcg@7"], ["eval.select=auc@10"]])
+def test_selection_metric_must_be_a_reported_metric(overrides):
+    with pytest.raises(ConfigError, match=r"eval.select='[a-z]+@\d+' is not a reported metric; choose one of .*hr@5"):
+        load_config("tiny-cpu", overrides)
+
+
+def test_presets_ship_inside_the_package():
+    from interest_core.config import preset_names
+    assert {"base", "large", "tiny-cpu"} <= set(preset_names())
 
 
 @pytest.mark.parametrize("override, match", [

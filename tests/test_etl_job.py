@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from interest.config import load_config
+from interest_core.config import load_config
 from spark_jobs.etl import QuarantineLimitExceeded, run_etl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +53,24 @@ def test_taobao_with_bad_rows_is_quarantined_not_dropped(spark, tmp_path):
     assert (tmp_path / "out" / "_SUCCESS").exists()
     items = _rows(tmp_path / "out" / "items")
     assert {r["category"] for r in items} == {"0", "1", "2"}  # Taobao's category_id became the catalog
+
+
+def test_every_output_matches_the_core_contract(spark, tmp_path):
+    """What Spark writes has exactly the columns and types the core's Arrow schemas declare (readers rely on it)."""
+    from interest_core.contract import SHARD_SCHEMAS
+
+    lines = [f"{u},{i},{i % 3},{b},{1_700_000_000 + 60 * k}" for k, (u, i, b) in enumerate(
+        [(1, 10, "pv"), (1, 11, "cart"), (1, 12, "buy"), (1, 13, "pv"), (2, 10, "fav"), (2, 13, "pv"), (2, 14, "pv"),
+         (2, 11, "pv")])] + ["3,15,1,teleport,1700000100"]
+    f = tmp_path / "UserBehavior.csv"
+    f.write_text("\n".join(lines) + "\n")
+    _run(spark, _args(f, "taobao", tmp_path / "out"))
+    def plain(t):  # list element names and nullability are the writer's business, not the contract's
+        return ("list", plain(t.value_type)) if pa.types.is_list(t) else t
+
+    for name, schema in SHARD_SCHEMAS.items():
+        written = pq.ParquetDataset(str(tmp_path / "out" / name)).schema
+        assert [(f.name, plain(f.type)) for f in written] == [(f.name, plain(f.type)) for f in schema], name
 
 
 def test_quarantine_above_threshold_fails_and_leaves_no_output(spark, tmp_path):
@@ -143,7 +162,7 @@ def test_generic_missing_column_names_the_fix(spark, tmp_path):
 
 
 def test_rerun_is_identical_and_replaces_atomically(spark, tmp_path):
-    from interest.generate import generate
+    from interest.synthetic import generate
 
     generate(tmp_path / "synth", users=200, items=100, days=20, events=4000, seed=2)
     first = _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
@@ -163,7 +182,7 @@ def test_rerun_is_identical_and_replaces_atomically(spark, tmp_path):
 
 @pytest.mark.slow
 def test_spark_submit_runs_the_job_file(tmp_path):
-    from interest.generate import generate
+    from interest.synthetic import generate
 
     generate(tmp_path / "synth", users=100, items=50, days=10, events=1500, seed=4)
     key = tmp_path / "key"

@@ -1,5 +1,4 @@
 """Evaluation: per-rank scoring merges to exactly the single-process result; baselines score as documented."""
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -7,25 +6,16 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from interest.evaluate import Baselines
-from interest.evaluation import PROTOCOLS, new_accumulators, results, row_segments, score_rows
-from interest.metrics import MetricAccumulator
-from ray_train.data import read_eval_split
-from ray_train.models.config import ModelArgs
+from interest_core.baselines import Baselines
+from interest_core.batches import read_eval_split
+from interest_core.contract import EVAL_SCHEMA, GRAPH_SCHEMA, ITEMS_SCHEMA, TRAIN_SCHEMA
+from interest_core.metrics import PROTOCOLS, MetricAccumulator
+from interest_core.modelargs import ModelArgs
+from interest_core.scoring import draw_split_negatives, new_accumulators, results, row_segments, score_rows
+from interest_core.windows import WindowRule
 from ray_train.models.model import InterestModel
-from spark_jobs.schema import EVAL, GRAPH, ITEMS, TRAIN
 
 NUM_ITEMS = 40
-
-
-def _arrow_schema(struct):
-    from pyspark.sql import types as T
-    conv = {T.StringType: pa.string(), T.IntegerType: pa.int32(), T.LongType: pa.int64(),
-            T.DoubleType: pa.float64(), T.BooleanType: pa.bool_()}
-
-    def to_pa(t):
-        return pa.list_(to_pa(t.elementType)) if isinstance(t, T.ArrayType) else conv[type(t)]
-    return pa.schema([(f.name, to_pa(f.dataType)) for f in struct.fields])
 
 
 def _eval_rows(n, rng):
@@ -50,22 +40,21 @@ def data_dir(tmp_path_factory):
     rows = _eval_rows(203, rng)
     (d / "valid").mkdir()
     for i, part in enumerate((rows[:90], rows[90:])):  # two files, like Spark's output
-        pq.write_table(pa.Table.from_pylist(part, schema=_arrow_schema(EVAL)), d / "valid" / f"part-{i}.parquet")
+        pq.write_table(pa.Table.from_pylist(part, schema=EVAL_SCHEMA), d / "valid" / f"part-{i}.parquet")
     return d
 
 
 def test_ranks_merged_across_ranks_equal_single_process_exactly(data_dir):
     torch.manual_seed(0)
     model = InterestModel(ModelArgs(num_items=NUM_ITEMS, num_event_types=6, max_len=8, dim=16)).eval()
-    common = dict(max_len=8, num_items=NUM_ITEMS, batch_size=32, negatives_seed=7, n_negatives=20)
-    scorer = lambda b, part, sl: model.score_all(b)  # noqa: E731
     names = ["<pad>", "view", "click", "cart", "fav", "buy"]
 
     def run(rank, world, batch_size):
         rows = read_eval_split(data_dir, "valid", rank, world)
         accs = new_accumulators([5, 10, 20])
-        score_rows(scorer, rows, accs, segments=lambda i: row_segments(rows, i, 3, names),
-                   **{**common, "batch_size": batch_size})
+        negatives = draw_split_negatives(rows, NUM_ITEMS, 20, seed=7)
+        score_rows(model.score_all, rows, accs, segments=lambda i: row_segments(rows, i, 3, names),
+                   max_len=8, batch_size=batch_size, negatives=negatives)
         return accs
 
     single = results(run(0, 1, 32))
@@ -96,19 +85,19 @@ def test_baselines_score_as_documented(tmp_path):
               "price": None, "price_bucket": 0, "title": None, "first_seen_ts": 0, "train_count": c}
              for i, c, cat in [(2, 5, 1), (3, 9, 1), (4, 1, 2), (5, 2, 2), (6, 3, 2)]]
     (tmp_path / "items").mkdir()
-    pq.write_table(pa.Table.from_pylist(items, schema=_arrow_schema(ITEMS)), tmp_path / "items" / "p.parquet")
+    pq.write_table(pa.Table.from_pylist(items, schema=ITEMS_SCHEMA), tmp_path / "items" / "p.parquet")
     (tmp_path / "graph").mkdir()
     edges = [{"src": 4, "dst": 5, "weight": 2.0, "rank": 1}, {"src": 4, "dst": 2, "weight": 1.0, "rank": 2}]
-    pq.write_table(pa.Table.from_pylist(edges, schema=_arrow_schema(GRAPH)), tmp_path / "graph" / "p.parquet")
+    pq.write_table(pa.Table.from_pylist(edges, schema=GRAPH_SCHEMA), tmp_path / "graph" / "p.parquet")
     (tmp_path / "train").mkdir()
     windows = [{"user_id": "a", "items": [2, 6, 6], "event_types": [1, 1, 1], "ts": [0, 86400 * 10, 86400 * 10],
                 "dt": [0, 864000, 0], "window": 0}]
-    pq.write_table(pa.Table.from_pylist(windows, schema=_arrow_schema(TRAIN)), tmp_path / "train" / "p.parquet")
-    base = Baselines(tmp_path, 7, recent_days=1.0, split_info={"max_len": 2, "stride": 2})
+    pq.write_table(pa.Table.from_pylist(windows, schema=TRAIN_SCHEMA), tmp_path / "train" / "p.parquet")
+    base = Baselines(tmp_path, 7, recent_days=1.0, rule=WindowRule(max_len=2, stride=2))
     s = base.scorers()
     batch = {"items": torch.tensor([[0, 0, 4]]), "event_types": torch.tensor([[0, 0, 1]]),
              "ts": torch.tensor([[0, 0, 5]])}
-    order = lambda name: torch.argsort(s[name](batch, None, None)[0, 2:], descending=True).add(2).tolist()  # noqa
+    order = lambda name: torch.argsort(s[name](batch)[0, 2:], descending=True).add(2).tolist()  # noqa
     assert order("popularity") == [3, 2, 6, 5, 4]
     assert order("recent_popularity")[0] == 6  # only item 6 occurs in the last day of training
     assert order("cooccurrence")[:2] == [5, 2]  # graph neighbours of the last item, by weight

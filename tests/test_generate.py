@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from interest.generate import Rates, add_arguments, generate, run
+from interest.synthetic import Rates, add_arguments, generate, run
 
 SMALL = {"users": 300, "items": 200, "days": 30, "events": 6_000, "chunk_users": 120}
 PLANTED = {"users": 3_000, "items": 1_000, "days": 60, "events": 60_000, "seed": 1}

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from interest import metrics
-from interest.metrics import MetricAccumulator, draw_negatives, sampled_ranks, target_ranks
+from interest_core import metrics
+from interest_core.metrics import MetricAccumulator, draw_negatives, sampled_ranks, target_ranks
 
 INF = math.inf
 

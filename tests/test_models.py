@@ -8,17 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ray_train.models import (
-    OOV_ID,
-    PAD_ID,
-    Head,
-    InterestModel,
-    ModelArgs,
-    NextEventTypeHead,
-    full_softmax_loss,
-    log2_bucket,
-    sampled_softmax_loss,
-)
+from interest_core.contract import OOV_ID, PAD_ID
+from interest_core.modelargs import ModelArgs, count_params
+from ray_train.models import Head, InterestModel, NextEventTypeHead, full_softmax_loss, sampled_softmax_loss
+from ray_train.models.buckets import log2_bucket
 from ray_train.models.hstu import (
     RelativeAttentionBias,
     hstu_attention,
@@ -350,10 +343,23 @@ def test_num_params_and_flops(arch):
     model = seeded_model(tiny_args(arch))
     assert model.num_params() == sum(p.numel() for p in model.parameters())
     assert 0 < model.num_params(non_embedding=True) < model.num_params()
+    # the planner's analytic count (no model built) is the built model's count
+    assert count_params(model.args) == model.num_params()
+    assert count_params(model.args, non_embedding=True) == model.num_params(non_embedding=True)
     f2 = model.flops_per_token()
     f4 = seeded_model(tiny_args(arch, n_layers=4)).flops_per_token()
     assert 0 < f2 < f4
     assert seeded_model(tiny_args(arch, loss="sampled")).flops_per_token() < f2  # 16 negatives < 40 items
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("kw", [dict(), dict(event_type_loss_weight=0.0), dict(n_layers=3, dim=24, n_heads=3),
+                                dict(max_len=7, num_items=1000, num_event_types=9, loss="sampled")])
+def test_analytic_param_count_equals_the_built_model(arch, kw):
+    args = tiny_args(arch, **kw)
+    model = InterestModel(args)
+    assert count_params(args) == model.num_params()
+    assert count_params(args, non_embedding=True) == model.num_params(non_embedding=True)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -373,18 +379,33 @@ def test_activation_checkpointing_is_exact(arch, dropout):
         torch.testing.assert_close(g, results[1][1][name], msg=name)
 
 
-def test_arrow_collate_matches_the_reference_collate():
-    """The vectorised Arrow collate used by the trainer equals the per-row reference, sliced batches included."""
+def _reference_pad(seqs, length):
+    out = torch.zeros(len(seqs), length, dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        s = list(s)[-length:]
+        if s:
+            out[i, length - len(s):] = torch.tensor(s)
+    return out
+
+
+def test_collate_matches_a_per_row_reference():
+    """The one vectorised collate equals a per-row loop, for Arrow batches (sliced) and Python columns alike."""
     import numpy as np
     import pyarrow as pa
 
-    from ray_train.data import TrainCollate, collate_train
+    from interest_core.batches import collate
 
     rng = np.random.default_rng(0)
-    rows = [rng.integers(2, 100, size=rng.integers(2, 30)).tolist() for _ in range(300)]
+    rows = [rng.integers(2, 100, size=rng.integers(1, 30)).tolist() for _ in range(300)]
     cols = {"items": rows, "event_types": [[1] * len(r) for r in rows], "ts": [list(range(len(r))) for r in rows]}
     table = pa.table(cols)
     for sl in (slice(0, 300), slice(37, 101)):
-        got = TrainCollate(20)(table.slice(sl.start, sl.stop - sl.start))
-        want = collate_train({k: v[sl] for k, v in cols.items()}, 20)
-        assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+        part = {k: v[sl] for k, v in cols.items()}
+        want = {k: _reference_pad([r[:-1] for r in part[k]], 20) for k in cols}
+        want["targets"] = _reference_pad([r[1:] for r in part["items"]], 20)
+        want["target_event_types"] = _reference_pad([r[1:] for r in part["event_types"]], 20)
+        for rows_in in (table.slice(sl.start, sl.stop - sl.start), part):
+            got = collate(rows_in, 20, targets=True)
+            assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+        got = collate(part, 20)
+        assert set(got) == set(cols) and all(torch.equal(got[k], _reference_pad(part[k], 20)) for k in cols)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from interest.config import load_config
-from interest.generate import generate
+from interest_core.config import load_config
+from interest.synthetic import generate
 from spark_jobs.etl import run_etl
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ import pytest
 
 from cluster.plan import format_table, plan
 from interest.cli import main
-from interest.config import load_config
+from interest_core.config import load_config
 
 
 def test_zero_stages_shrink_model_states_per_rank():

@@ -9,8 +9,8 @@ def test_bar_shows_step_loss_speed_and_epoch_summaries():
     bar = DriverProgress(board, total_steps=100, file=out)
     board.put_step({"epoch": 0, "step": 20, "loss": 6.5, "seq_per_s": 812.0, "lr": 1e-3})
     bar.poll()
-    board.put_epoch({"epoch": 0, "train_loss": 6.4, "valid_ndcg@10": 0.0512, "best": 0.0512, "best_epoch": 0,
-                     "seq_per_s": 800.0})
+    board.put_epoch({"epoch": 0, "train_loss": 6.4, "metric": "ndcg@10", "valid": 0.0512, "best": 0.0512,
+                     "best_epoch": 0, "seq_per_s": 800.0})
     board.put_step({"epoch": 1, "step": 40, "loss": 6.1, "seq_per_s": 820.0, "lr": 1e-3})
     bar.poll()
     bar.close()

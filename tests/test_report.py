@@ -173,3 +173,69 @@ def test_cli(tmp_path, capsys):
     assert "run.json" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError):
         report.write_report(tmp_path / "missing")
+
+
+def _keep_ks(obj, ks):
+    """obj without the hr/ndcg/mrr@K keys whose K is not in ks (recursively)."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, v in obj.items():
+            m = re.match(r"^(hr|ndcg|mrr)@(\d+)$", key)
+            if m is None or int(m.group(2)) in ks:
+                out[key] = _keep_ks(v, ks)
+        return out
+    if isinstance(obj, list):
+        return [_keep_ks(v, ks) for v in obj]
+    return obj
+
+
+def test_selection_metric_and_any_ks(tmp_path):
+    """New run.json (selection + best_valid_score) and metrics/history with ks=[5, 20]: no @10 anywhere."""
+    run_dir = make_run(tmp_path / "ks")
+    ks = (5, 20)
+    run = json.loads((run_dir / "run.json").read_text())
+    del run["best_valid_ndcg@10"]
+    run["selection"] = {"protocol": "full", "metric": "ndcg@5"}
+    run["best_valid_score"] = 0.2468
+    run["config"]["eval"]["ks"] = list(ks)
+    (run_dir / "run.json").write_text(json.dumps(run))
+    history = json.loads((run_dir / "history.json").read_text())
+    for r in history:
+        r["valid"] = {f"{m}@{k}": 0.01 * r["epoch"] * (i + 1) for k in ks for i, m in enumerate(("hr", "ndcg", "mrr"))}
+    (run_dir / "history.json").write_text(json.dumps(history))
+    metrics = _keep_ks(json.loads((run_dir / "metrics.json").read_text()), ks)
+    metrics["protocol"]["ks"] = list(ks)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    assert "<tr><th>Best validation NDCG@5</th><td>0.2468</td></tr>" in text
+    assert "no better validation NDCG@5 within the patience" in text
+    assert "Validation NDCG@5 / HR@5 per epoch" in text          # the selection metric's K drives the curves
+    assert "valid NDCG@5" in text and "valid NDCG@20" not in text
+    assert "Model NDCG@5" in text and "Test NDCG@5 per protocol" in text and "Model test NDCG@5 per segment" in text
+    assert "NDCG@20" in text and "HR@20" in text                  # every K still has its table column
+    assert "@10" not in text
+    assert {Path(s).stem for s in _img_srcs(text)} == set(report.PLOT_NAMES)
+
+
+def test_selection_protocol_and_fallback_k(tmp_path):
+    """A non-default selection protocol is named; a selection K absent from the metrics falls back."""
+    run_dir = make_run(tmp_path / "proto")
+    run = json.loads((run_dir / "run.json").read_text())
+    run["selection"] = {"protocol": "full_exclude_seen", "metric": "hr@50"}
+    run["best_valid_score"] = 0.4321
+    (run_dir / "run.json").write_text(json.dumps(run))
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    assert "<tr><th>Best validation HR@50 (full_exclude_seen)</th><td>0.4321</td></tr>" in text
+    assert "Validation NDCG@10 / HR@10 per epoch" in text        # history has only @10
+    assert "Test NDCG@10 per protocol" in text                   # metrics have 5, 10, 20: the middle one
+
+
+def test_old_run_json_best_valid(tmp_path):
+    """run.json without ``selection`` (best_valid_ndcg@10) still shows its value under NDCG@10."""
+    run_dir = make_run(tmp_path / "old")
+    run = json.loads((run_dir / "run.json").read_text())
+    assert "selection" not in run and "best_valid_score" not in run
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    assert "<tr><th>Best validation NDCG@10</th><td>0.1357</td></tr>" in text
+    assert "no better validation NDCG@10 within the patience" in text

@@ -7,7 +7,8 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from interest.config import DataConfig
+from interest_core.config import DataConfig
+from interest_core.windows import WindowRule
 from spark_jobs import graph, ingest, pseudonymize, sequences, validate, vocab
 from spark_jobs.dedupe import user_event_lists
 from spark_jobs.etl import QuarantineLimitExceeded, check_quarantine
@@ -108,10 +109,10 @@ def test_pseudonymize_is_keyed_hmac_and_key_stays_out_of_plans(spark):
 
 def test_pseudonymize_refuses_without_key(monkeypatch):
     monkeypatch.delenv(pseudonymize.ENV_VAR, raising=False)
-    with pytest.raises(pseudonymize.KeyError_, match="INTEREST_HMAC_KEY.*--allow-insecure-demo-key"):
+    with pytest.raises(pseudonymize.PseudonymKeyError, match="INTEREST_HMAC_KEY.*--allow-insecure-demo-key"):
         pseudonymize.load_key()
     monkeypatch.setenv(pseudonymize.ENV_VAR, "short")
-    with pytest.raises(pseudonymize.KeyError_, match="at least 16"):
+    with pytest.raises(pseudonymize.PseudonymKeyError, match="at least 16"):
         pseudonymize.load_key()
 
 
@@ -168,11 +169,11 @@ def test_time_split_and_decay_label(spark):
 def test_training_windows_cover_history_from_the_end(spark):
     ev = _indexed(spark, [("u", t, 10 + t, 1, 1) for t in range(9)])  # 9 events -> 7 train events
     split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")
-    got = sequences.training_windows(split, max_len=3, stride=3).select("items", "dt", "window")
+    got = sequences.training_windows(split, WindowRule(max_len=3, stride=3)).select("items", "dt", "window")
     assertDataFrameEqual(got, [Row(items=[13, 14, 15, 16], dt=[1, 1, 1, 1], window=0),
                                Row(items=[10, 11, 12, 13], dt=[0, 1, 1, 1], window=1)])
     with pytest.raises(ValueError, match="stride=4"):
-        sequences.training_windows(split, max_len=3, stride=4)
+        sequences.training_windows(split, WindowRule(max_len=3, stride=4))
 
 
 def test_eval_rows_features(spark):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from interest.config import load_config
-from interest.generate import generate
+from interest_core.config import load_config
+from interest.synthetic import generate
 from ray_train import train
-from ray_train.data import DataDirError, load_manifest
+from interest_core.contract import DataDirError, load_manifest
 from spark_jobs.etl import run_etl
 
 pytestmark = pytest.mark.slow
@@ -80,6 +80,25 @@ def test_metrics_reach_mlflow_when_a_tracking_uri_is_set(shards, tmp_path, monke
     assert logged.data.params["train.lr"] == str(run["config"]["train"]["lr"])
     points = client.get_metric_history(logged.info.run_id, "valid_ndcg_at_10")
     assert [p.value for p in points] == pytest.approx([h["valid"]["ndcg@10"] for h in history])
+
+
+def test_eval_ks_drive_selection_metrics_and_the_report(shards, tmp_path):
+    """eval.ks without 10 and eval.select=ndcg@5: training selects on it, evaluate and report use only those Ks."""
+    from interest.cli import main
+
+    out = tmp_path / "ks"
+    run, history = _train(shards, out, "--epochs", "1", "--set", "eval.ks=[5, 20]", "--set", "eval.select=ndcg@5")
+    assert run["selection"] == {"protocol": "full", "metric": "ndcg@5"} and run["best_valid_score"] > 0
+    want = {f"{m}@{k}" for m in ("hr", "ndcg", "mrr") for k in (5, 20)}
+    assert set(history[0]["valid"]) == want and history[0]["valid"]["ndcg@5"] == run["best_valid_score"]
+    assert main(["evaluate", "--run", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for result in (metrics["test"]["full"], metrics["valid"]["sampled100"],
+                   metrics["baselines"]["popularity"]["full"], metrics["segments"]["warm_users"]["full"]):
+        assert set(result) == want | {"n_users", "n_unrankable"}
+    assert main(["report", "--run", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "NDCG@5" in page and "NDCG@20" in page and "@10" not in page
 
 
 def test_refuses_unfinished_or_unknown_data(shards, tmp_path):

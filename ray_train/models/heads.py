@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import PAD_ID
+from interest_core.contract import PAD_ID
 
 
 class Head(nn.Module):

@@ -21,7 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import NUM_POS_BUCKETS, NUM_TIME_BUCKETS, ModelArgs, log2_bucket
+from interest_core.modelargs import NUM_POS_BUCKETS, NUM_TIME_BUCKETS, ModelArgs
+
+from .buckets import log2_bucket
 
 
 def position_bucket(distance: int, max_distance: int, num_buckets: int = NUM_POS_BUCKETS) -> int:
@@ -34,7 +36,7 @@ def position_bucket(distance: int, max_distance: int, num_buckets: int = NUM_POS
 
 
 def time_bucket(dt: int) -> int:
-    """Scalar twin of config.log2_bucket: floor(log2(1 + |dt|)) clamped to NUM_TIME_BUCKETS - 1."""
+    """Scalar twin of buckets.log2_bucket: floor(log2(1 + |dt|)) clamped to NUM_TIME_BUCKETS - 1."""
     return min((1 + abs(dt)).bit_length() - 1, NUM_TIME_BUCKETS - 1)
 
 

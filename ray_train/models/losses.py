@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .config import OOV_ID
+from interest_core.contract import OOV_ID
 
 
 def _valid_rows(hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .config import NUM_TIME_BUCKETS, OOV_ID, PAD_ID, ModelArgs, log2_bucket
+from interest_core.contract import OOV_ID, PAD_ID
+from interest_core.modelargs import NUM_TIME_BUCKETS, ModelArgs, flops_per_token
+
+from .buckets import log2_bucket
 from .heads import NextEventTypeHead
 from .hstu import HSTUBlock
 from .losses import full_softmax_loss, sampled_softmax_loss
@@ -101,10 +104,14 @@ class InterestModel(nn.Module):
     def user_embedding(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encode(batch)[:, -1]  # (B, D): hidden state after the most recent event
 
-    def score_all(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        scores = self.user_embedding(batch) @ self.item_emb.T  # (B, V)
-        scores[:, : OOV_ID + 1] = float("-inf")  # padding and OOV are never recommended
+    def scores(self, user_emb: torch.Tensor) -> torch.Tensor:
+        """(B, D) user embeddings -> (B, V) scores over the catalog; padding and OOV are never recommended."""
+        scores = user_emb @ self.item_emb.T  # (B, V)
+        scores[:, : OOV_ID + 1] = float("-inf")
         return scores
+
+    def score_all(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.scores(self.user_embedding(batch))  # (B, V)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Next-item loss at every position + sum of weighted head losses; stats are detached 0-dim tensors."""
@@ -134,20 +141,8 @@ class InterestModel(nn.Module):
         return n
 
     def flops_per_token(self) -> int:
-        """Training FLOPs per token (forward + backward), the estimate nanoGPT's estimate_mfu uses:
-
-            6 * N                   N = non-embedding parameters: one multiply-add per weight forward (2 FLOPs),
-                                    twice that backward (grads w.r.t. inputs and weights)
-          + 6 * D * C               output layer (tied item embedding): C = num_items for the full softmax,
-                                    num_negatives for the sampled one (in-batch candidates depend on the batch
-                                    and are left out)
-          + 12 * n_layers * D * T   attention: Q K^T and A V are D * T multiply-adds each per token at context T
-                                    = max_len (2 * 2 forward, x3 with backward; causal masking not discounted)
-        Embedding lookups (items, event types, positions, time, HSTU bias tables) cost no FLOPs.
-        """
-        a = self.args
-        candidates = a.num_items if a.loss == "full" else a.num_negatives
-        return 6 * self.num_params(non_embedding=True) + 6 * a.dim * candidates + 12 * a.n_layers * a.dim * a.max_len
+        """Training FLOPs per token: interest_core.modelargs.flops_per_token (the planner's count)."""
+        return flops_per_token(self.args)
 
 
 def _init_weights(module: nn.Module) -> None:

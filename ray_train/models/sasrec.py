@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelArgs
+from interest_core.modelargs import ModelArgs
 
 
 class CausalSelfAttention(nn.Module):

@@ -1,20 +1,23 @@
-"""Typed configuration: presets in configs/*.yaml, overrides with ``--set section.key=value``.
+"""Typed configuration: presets shipped in this package (presets/*.yaml), overrides with ``--set section.key=value``.
 
 Every field has a default that is good on MovieLens-, RetailRocket- and Taobao-sized data; the presets only
-change sizes. Unknown keys are errors that name the key and the closest valid one.
+change sizes. Unknown keys are errors that name the key and the closest valid one; every setting is read by the
+stage it names (data: the ETL, model/train: the trainer, eval: validation, evaluation and the report).
 """
 from __future__ import annotations
 
 import difflib
 import json
+import re
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+PRESETS = resources.files("interest_core") / "presets"
+METRICS = ("hr", "ndcg", "mrr")
 
 
 class ConfigError(ValueError):
@@ -137,15 +140,34 @@ class TrainConfig(_Strict):
 
 class EvalConfig(_Strict):
     ks: list[int] = [5, 10, 20]
+    """Cut-offs K of every reported metric (hr@K, ndcg@K, mrr@K)."""
     sampled_negatives: int = Field(100, ge=1)
     negatives_seed: int = 2024
     recent_popularity_days: float = Field(7.0, gt=0)
     batch_size: int = Field(512, ge=1)
     """Users scored per batch in full-ranking evaluation."""
     select_protocol: Literal["full", "full_exclude_seen"] = "full"
-    """Protocol whose validation NDCG@10 drives checkpoint selection and early stopping."""
+    """Protocol whose validation `select` metric drives checkpoint selection and early stopping."""
+    select: str = "ndcg@10"
+    """Validation metric that selects the checkpoint and stops training early: hr@K, ndcg@K or mrr@K, K in ks."""
     max_valid_users: int | None = Field(50_000, ge=1)
     """Validation users scored each epoch (a fixed pseudo-random subset: rows are ordered by user hash)."""
+
+    @model_validator(mode="after")
+    def _select_in_ks(self) -> "EvalConfig":
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"eval.ks={self.ks}: give positive cut-offs, e.g. [5, 10, 20]")
+        m = re.fullmatch(r"(hr|ndcg|mrr)@(\d+)", self.select)
+        if m is None or int(m.group(2)) not in self.ks:
+            options = ", ".join(f"{n}@{k}" for n in METRICS for k in self.ks)
+            raise ValueError(f"eval.select={self.select!r} is not a reported metric; choose one of {options} "
+                             f"(or add its K to eval.ks)")
+        return self
+
+    @property
+    def select_k(self) -> int:
+        """The K of the selection metric (ndcg@10 -> 10)."""
+        return int(self.select.split("@")[1])
 
 
 class Config(_Strict):
@@ -205,14 +227,19 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def preset_path(name_or_path: str) -> Path:
+def preset_names() -> list[str]:
+    return sorted(f.name[:-len(".yaml")] for f in PRESETS.iterdir() if f.name.endswith(".yaml"))
+
+
+def _preset_text(name_or_path: str) -> tuple[str, str]:
+    """(source description, YAML text) of a YAML file path or a preset name."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
-    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
-    if candidate.exists():
-        return candidate
-    names = sorted(f.stem for f in CONFIG_DIR.glob("*.yaml"))
+        return str(p), p.read_text()
+    candidate = PRESETS / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return f"preset {name_or_path}", candidate.read_text()
+    names = preset_names()
     close = difflib.get_close_matches(name_or_path, names, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(f"config {name_or_path!r} is neither a YAML file nor a preset{hint} (presets: {names})")
@@ -221,8 +248,8 @@ def preset_path(name_or_path: str) -> Path:
 def load_raw(name_or_path: str | None) -> dict:
     if name_or_path is None:
         return {}
-    path = preset_path(name_or_path)
-    raw = yaml.safe_load(path.read_text()) or {}
+    path, text = _preset_text(name_or_path)
+    raw = yaml.safe_load(text) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections (data, model, train, eval)")
     base = raw.pop("extends", None)
@@ -244,6 +271,9 @@ def build_config(raw: dict) -> Config:
     except ValidationError as exc:
         msgs = []
         for err in exc.errors():
+            if err["type"] == "value_error":  # a check across fields: its message names the keys
+                msgs.append(err["msg"].removeprefix("Value error, "))
+                continue
             loc = ".".join(str(x) for x in err["loc"])
             msgs.append(f"{loc}={err.get('input')!r}: {err['msg']}")
         raise ConfigError("invalid config: " + "; ".join(msgs)) from None

@@ -1,0 +1,197 @@
+"""The plots of the run report: matplotlib (Agg canvas, no pyplot state) figures saved to ``RUN/plots/*.png``.
+
+Each ``_draw_*`` returns a callback that draws on a fresh figure and returns False when there is nothing to
+plot; ``_Plots.make`` saves the figure and records a failure instead of raising, so a broken plot never takes
+the report down.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .page import PROTOCOL_LABELS, _dict, _esc, _metric_label, _not_available, _num
+
+PLOT_NAMES = ("loss", "valid", "baselines", "segments", "throughput")
+MODEL_COLOR = "#d62728"
+PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"]
+
+
+def _mpl_text(s: Any) -> str:
+    return str(s).replace("$", r"\$")  # no accidental mathtext from names in the run files
+
+
+class _Plots:
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir / "plots"
+        self.made: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+
+    def make(self, name: str, draw: Callable[[Any], bool], size: tuple[float, float] = (9.6, 3.6)) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        try:
+            fig = Figure(figsize=size, dpi=110, layout="constrained")
+            FigureCanvasAgg(fig)
+            if not draw(fig):
+                return
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path = self.dir / f"{name}.png"
+            tmp = path.with_suffix(".png.tmp")
+            fig.savefig(tmp, format="png")
+            os.replace(tmp, path)
+            self.made[name] = f"plots/{name}.png"
+        except Exception as exc:  # a broken plot must not take the report down
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+
+    def html(self, name: str, caption: str) -> str:
+        if name in self.made:
+            return (f'<figure><img src="{_esc(self.made[name])}" alt="{_esc(caption)}">'
+                    f"<figcaption>{_esc(caption)}</figcaption></figure>")
+        if name in self.errors:
+            return _not_available(f"plot '{name}'", f"failed: {self.errors[name]}")
+        return ""
+
+    def remove_stale(self) -> None:
+        for name in PLOT_NAMES:
+            p = self.dir / f"{name}.png"
+            if name not in self.made and p.exists():
+                p.unlink()
+
+
+def _style(ax: Any) -> None:
+    ax.grid(True, color="#e5e8ee", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _series(rows: list[dict], xkey: str, ykey: str, sub: str | None = None) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for r in rows:
+        src = _dict(r.get(sub)) if sub else r
+        x, y = _num(r.get(xkey)), _num(src.get(ykey))
+        if x is not None and y is not None:
+            xs.append(x)
+            ys.append(y)
+    return xs, ys
+
+
+def _moving_average(ys: list[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, y in enumerate(ys):
+        acc += y
+        if i >= window:
+            acc -= ys[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def _draw_loss(history: list[dict], steps: list[dict]) -> Callable[[Any], bool]:
+    def draw(fig: Any) -> bool:
+        ax = fig.add_subplot()
+        sx, sy = _series(steps, "step", "loss")
+        ex_step, ey_step = _series(history, "step", "train_loss")
+        ex, ey = _series(history, "epoch", "train_loss")
+        if sx:
+            ax.plot(sx, sy, color="#9ab7dd", linewidth=0.8, label="train loss (per logged step)")
+            if len(sy) >= 20:
+                w = max(5, len(sy) // 50)
+                ax.plot(sx, _moving_average(sy, w), color="#1f5fbf", linewidth=1.6, label=f"moving average ({w} logs)")
+            if ex_step:
+                ax.plot(ex_step, ey_step, "o", color=MODEL_COLOR, markersize=5, label="epoch mean train loss")
+            ax.set_xlabel("optimizer step")
+        elif ex:
+            ax.plot(ex, ey, "o-", color="#1f5fbf", linewidth=1.6, markersize=4, label="train loss (epoch mean)")
+            ax.set_xlabel("epoch")
+        else:
+            return False
+        ax.set_ylabel("loss")
+        ax.set_title("Training loss", fontsize=11, loc="left")
+        _style(ax)
+        ax.legend(fontsize=8, frameon=False)
+        return True
+    return draw
+
+
+def _draw_valid(history: list[dict], k: int, best_epoch: Any, protocol: str) -> Callable[[Any], bool]:
+    """Validation HR/NDCG/MRR@k per epoch (the ``valid`` dict of each history row) under ``protocol``."""
+    def draw(fig: Any) -> bool:
+        ax = fig.add_subplot()
+        drawn = False
+        for key, color in ((f"ndcg@{k}", MODEL_COLOR), (f"hr@{k}", "#1f5fbf"), (f"mrr@{k}", "#2ca02c")):
+            xs, ys = _series(history, "epoch", key, sub="valid")
+            if xs:
+                ax.plot(xs, ys, "o-", color=color, linewidth=1.6, markersize=4, label=f"valid {_metric_label(key)}")
+                drawn = True
+        if not drawn:
+            return False
+        be = _num(best_epoch)
+        if be is not None:
+            ax.axvline(be, color="#555", linestyle="--", linewidth=1, label=f"best epoch ({int(be)})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("metric")
+        where = _mpl_text(PROTOCOL_LABELS.get(protocol, protocol))
+        ax.set_title(f"Validation metrics per epoch (@{k}, {where})", fontsize=11, loc="left")
+        _style(ax)
+        ax.legend(fontsize=8, frameon=False)
+        return True
+    return draw
+
+
+def _grouped_bars(fig: Any, groups: list[str], series: list[tuple[str, list[float | None], str]],
+                  title: str, ylabel: str) -> bool:
+    if not groups or not series or all(v is None for _, vals, _ in series for v in vals):
+        return False
+    ax = fig.add_subplot()
+    n = len(series)
+    width = min(0.8 / n, 0.3)
+    for i, (label, vals, color) in enumerate(series):
+        xs = [g + (i - (n - 1) / 2) * width for g in range(len(groups))]
+        hs = [v if v is not None else 0.0 for v in vals]
+        bars = ax.bar(xs, hs, width=width * 0.95, color=color, label=_mpl_text(label))
+        for bar, v in zip(bars, vals):
+            if v is None:
+                ax.text(bar.get_x() + bar.get_width() / 2, 0, "n/a", ha="center", va="bottom", fontsize=6,
+                        color="#5b6577")
+    ax.set_xticks(range(len(groups)), [_mpl_text(g) for g in groups], fontsize=9)
+    if len(groups) > 4 or max(len(g) for g in groups) > 12:  # long segment names collide when horizontal
+        ax.tick_params(axis="x", labelrotation=30)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(_mpl_text(title), fontsize=11, loc="left")
+    _style(ax)
+    ax.grid(False, axis="x")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return True
+
+
+def _draw_throughput(history: list[dict], steps: list[dict], reported: Any) -> Callable[[Any], bool]:
+    def draw(fig: Any) -> bool:
+        ax = fig.add_subplot()
+        use_steps = bool(_series(steps, "wall_s", "seq_per_s")[0] or _series(steps, "step", "seq_per_s")[0])
+        rows, label = (steps, "per logged step") if use_steps else (history, "per epoch")
+        xs, ys = _series(rows, "wall_s", "seq_per_s")
+        if xs:
+            xs = [x / 60 for x in xs]
+            ax.set_xlabel("wall time (min)")
+        else:
+            xkey = "step" if rows is steps else "epoch"
+            xs, ys = _series(rows, xkey, "seq_per_s")
+            ax.set_xlabel("optimizer step" if xkey == "step" else "epoch")
+        if not xs:
+            return False
+        ax.plot(xs, ys, "o-" if len(xs) <= 60 else "-", color="#1f5fbf", linewidth=1.4, markersize=4,
+                label=f"train sequences/s ({label})")
+        rv = _num(reported)
+        if rv is not None:
+            ax.axhline(rv, color=MODEL_COLOR, linestyle="--", linewidth=1, label=f"reported mean {rv:,.0f}/s")
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("sequences / s (all ranks)")
+        ax.set_title("Training throughput over time", fontsize=11, loc="left")
+        _style(ax)
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+        return True
+    return draw

@@ -1,0 +1,127 @@
+"""The data contract between the stages: ids, the shard format, the manifest, the data directory.
+
+The Spark ETL writes it, the trainer, the evaluator and the exporter read it; it is defined here once, as Arrow
+schemas, so no reader needs pyspark to learn a column name. Layout of a data directory:
+
+  _SUCCESS        written last; a directory without it is an unfinished ETL and is refused
+  manifest.json   schema version, row counts per split, vocab sizes, split rule, config, input fingerprint
+  train/          TRAIN_SCHEMA, one row per training window: the user's events, oldest first, at most max_len + 1
+                  long (the model reads positions [:-1] and predicts positions [1:]; windows.py says which)
+  valid/ test/    EVAL_SCHEMA, one row per user: the last max_len events before the target, and the target
+                  (test = valid with the valid target moved into the history)
+  items/          ITEMS_SCHEMA, one row per in-vocabulary item id;  graph/  GRAPH_SCHEMA, one row per kept edge
+  quarantine/     QUARANTINE_SCHEMA, every rejected input row with its reason
+  vocab/          items/, categories/, event_types/: the id maps
+
+Ids: item 0 = padding, 1 = out-of-vocabulary (a valid input, never a target or a recommendation), 2.. by
+descending frequency; event type 0 = padding, 1.. in the configured order; category 0 = unknown.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+PAD_ID = 0
+OOV_ID = 1
+FIRST_ITEM_ID = 2
+"""Ids 0 (padding) and 1 (OOV) are never candidates, targets or recommendations."""
+
+_int_list, _long_list = pa.list_(pa.int32()), pa.list_(pa.int64())
+
+_SEQUENCE = [
+    pa.field("user_id", pa.string()),  # HMAC pseudonym, never the raw id
+    pa.field("items", _int_list),
+    pa.field("event_types", _int_list),
+    pa.field("ts", _long_list),  # unix seconds, UTC
+    pa.field("dt", _long_list),  # seconds since the previous event of the whole history (0 = first)
+]
+
+TRAIN_SCHEMA = pa.schema(_SEQUENCE + [
+    pa.field("window", pa.int32()),  # 0 = most recent window of the user
+])
+
+EVAL_SCHEMA = pa.schema(_SEQUENCE + [
+    pa.field("target_item", pa.int32()),
+    pa.field("target_event_type", pa.int32()),
+    pa.field("target_ts", pa.int64()),
+    pa.field("target_category", pa.int32()),
+    pa.field("history_len", pa.int32()),  # whole history, not only the last max_len
+    pa.field("seen_items", _int_list),
+    pa.field("top_categories", _int_list),  # historic top 3 known categories
+    pa.field("time_since_last", pa.int64()),  # seconds from the last history event to the target
+    pa.field("drift_score", pa.float64()),  # JS divergence of categories, early vs recent half of history
+    pa.field("target_is_cold_item", pa.bool_()),  # target never in anyone's training events
+    pa.field("decay_label", pa.int32()),  # split=time: active in (cutoff, cutoff + horizon]; else null
+    pa.field("censored", pa.bool_()),
+])
+
+ITEMS_SCHEMA = pa.schema([
+    pa.field("item_idx", pa.int32()),
+    pa.field("item_id", pa.string()),
+    pa.field("count", pa.int64()),
+    pa.field("category", pa.string()),
+    pa.field("category_idx", pa.int32()),
+    pa.field("brand", pa.string()),
+    pa.field("price", pa.float64()),
+    pa.field("price_bucket", pa.int32()),  # 0 = unknown, b = price in [2^(b-1), 2^b)
+    pa.field("title", pa.string()),
+    pa.field("first_seen_ts", pa.int64()),
+    pa.field("train_count", pa.int64()),  # occurrences in the training part of every history
+])
+
+GRAPH_SCHEMA = pa.schema([
+    pa.field("src", pa.int32()),
+    pa.field("dst", pa.int32()),
+    pa.field("weight", pa.float64()),  # sum over co-occurrences of 1 / distance
+    pa.field("rank", pa.int32()),  # 1 = strongest neighbour of src
+])
+
+QUARANTINE_SCHEMA = pa.schema([
+    pa.field("reason", pa.string()),  # reason code, e.g. unparseable_ts
+    pa.field("source", pa.string()),  # input file
+    pa.field("raw", pa.string()),  # the row as read (or its fields as JSON for Parquet input)
+])
+
+SHARD_SCHEMAS = {"train": TRAIN_SCHEMA, "valid": EVAL_SCHEMA, "test": EVAL_SCHEMA, "items": ITEMS_SCHEMA,
+                 "graph": GRAPH_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
+
+TRAIN_COLUMNS = TRAIN_SCHEMA.names
+EVAL_COLUMNS = EVAL_SCHEMA.names
+ITEMS_COLUMNS = ITEMS_SCHEMA.names
+GRAPH_COLUMNS = GRAPH_SCHEMA.names
+QUARANTINE_COLUMNS = QUARANTINE_SCHEMA.names
+
+
+def num_event_types(event_types: list[str]) -> int:
+    """Event-type vocabulary size: the configured types (data.event_types) plus 0 = padding."""
+    return len(event_types) + 1
+
+
+class DataDirError(ValueError):
+    """The data directory is not a finished ETL output this version can read."""
+
+
+def load_manifest(data_dir: str | Path) -> dict:
+    """manifest.json of a finished ETL output; refuses unfinished directories and unknown schema versions."""
+    d = Path(data_dir)
+    if not (d / "_SUCCESS").exists():
+        raise DataDirError(f"{d}: no _SUCCESS marker; the ETL did not finish there. Run `interest etl ... "
+                           f"--output {d}` first")
+    manifest = json.loads((d / "manifest.json").read_text())
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise DataDirError(f"{d}: shard schema version {version!r} is not one this version reads "
+                           f"([{SCHEMA_VERSION}]); rerun the ETL with this version of interest-trainer")
+    return manifest
+
+
+def split_files(data_dir: str | Path, split: str) -> list[str]:
+    """The Parquet files of one split, sorted (the order every reader deals rows in)."""
+    files = sorted(str(p) for p in (Path(data_dir) / split).glob("*.parquet"))
+    if not files:
+        raise DataDirError(f"{data_dir}/{split}: no Parquet files")
+    return files

@@ -1,0 +1,104 @@
+"""Model arguments: built once from the typed config, read by training, evaluation, export and the planner.
+
+`ModelArgs` is what rebuilds a model (a checkpoint stores it as `model_args`); `model_args()` is the only place that
+maps the config onto it. `count_params()` and `flops_per_token()` count a model from its arguments alone, so the
+capacity planner needs no torch model (a test checks the count against the built model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interest_core.config import Config
+
+NUM_TIME_BUCKETS = 32  # floor(log2(1 + dt seconds)) clamped to 31: bucket 31 starts at 2^31 s (68 years)
+NUM_POS_BUCKETS = 32  # HSTU relative-position buckets: exact below 16, log-spaced up to max_len
+ARCHS = ("sasrec", "hstu")
+
+
+@dataclass
+class ModelArgs:
+    num_items: int  # item vocabulary size incl. 0 = padding and 1 = OOV
+    num_event_types: int  # event-type vocabulary incl. 0 = padding
+    max_len: int = 50  # context length (longest sequence the position embedding covers)
+    dim: int = 64  # embedding / hidden size D
+    n_layers: int = 2  # number of backbone blocks
+    n_heads: int = 2  # attention heads (dim must be divisible by it)
+    dropout: float = 0.2  # dropout on embeddings and inside every block
+    arch: str = "sasrec"  # "sasrec" | "hstu"
+    loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
+    num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
+    event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
+    activation_checkpointing: bool = False  # recompute each block in backward (training only)
+
+    def __post_init__(self):
+        if self.num_items < 3:
+            raise ValueError(f"num_items={self.num_items}: need ids 0 (padding), 1 (OOV) and at least one item")
+        if self.num_event_types < 1:
+            raise ValueError(f"num_event_types={self.num_event_types}: must include 0 = padding")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch={self.arch!r}: expected 'sasrec' or 'hstu'")
+        if self.loss not in ("full", "sampled"):
+            raise ValueError(f"loss={self.loss!r}: expected 'full' or 'sampled' (resolve 'auto' before building)")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim={self.dim} is not divisible by n_heads={self.n_heads}")
+        if min(self.max_len, self.n_layers, self.num_negatives) < 1:
+            raise ValueError("max_len, n_layers and num_negatives must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout}: expected 0 <= dropout < 1")
+
+
+def resolve_loss(cfg: Config, num_items: int) -> str:
+    """model.loss=auto: the full softmax up to model.full_softmax_max_items items, the sampled one above."""
+    m = cfg.model
+    if m.loss != "auto":
+        return m.loss
+    return "full" if num_items <= m.full_softmax_max_items else "sampled"
+
+
+def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int) -> ModelArgs:
+    """The model a config builds for a vocabulary and a context length (from the manifest, or planned)."""
+    m = cfg.model
+    return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
+                     n_layers=m.n_layers, n_heads=m.n_heads, dropout=m.dropout, arch=m.arch,
+                     loss=resolve_loss(cfg, num_items), num_negatives=m.num_negatives,
+                     event_type_loss_weight=m.event_type_loss_weight,
+                     activation_checkpointing=cfg.train.activation_checkpointing)
+
+
+def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
+    vocab = manifest["vocab"]
+    return model_args(cfg, vocab["num_items"], vocab["num_event_types"], manifest["split"]["max_len"])
+
+
+def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
+    """Parameters of InterestModel(a), the tied item embedding once; non_embedding leaves out every embedding
+    table (items, event types, positions, time gaps, HSTU's bias tables)."""
+    d = a.dim
+    embeddings = (a.num_items + a.num_event_types + a.max_len + NUM_TIME_BUCKETS + 2) * d
+    if a.arch == "sasrec":
+        # 2 LayerNorms, qkv (D x 3D), out proj (D x D), FFN 2 x (D x D), all with biases
+        block, block_tables = 6 * d * d + 10 * d, 0
+    else:
+        # LayerNorm in, uvqk (D x 4D), LayerNorm on A V, out proj (D x D); relative bias tables per head
+        block, block_tables = 5 * d * d + 9 * d, (NUM_POS_BUCKETS + NUM_TIME_BUCKETS) * a.n_heads
+    head = (d + 1) * a.num_event_types if a.event_type_loss_weight > 0 else 0
+    dense = 2 * d + a.n_layers * block + 2 * d + head  # embedding LayerNorm, blocks, final LayerNorm, heads
+    if non_embedding:
+        return dense
+    return dense + embeddings + a.n_layers * block_tables
+
+
+def flops_per_token(a: ModelArgs) -> int:
+    """Training FLOPs per token (forward + backward), the estimate nanoGPT's estimate_mfu uses:
+
+        6 * N                   N = non-embedding parameters: one multiply-add per weight forward (2 FLOPs),
+                                twice that backward (grads w.r.t. inputs and weights)
+      + 6 * D * C               output layer (tied item embedding): C = num_items for the full softmax,
+                                num_negatives for the sampled one (in-batch candidates depend on the batch
+                                and are left out)
+      + 12 * n_layers * D * T   attention: Q K^T and A V are D * T multiply-adds each per token at context T
+                                = max_len (2 * 2 forward, x3 with backward; causal masking not discounted)
+    Embedding lookups (items, event types, positions, time, HSTU bias tables) cost no FLOPs.
+    """
+    candidates = a.num_items if a.loss == "full" else a.num_negatives
+    return 6 * count_params(a, non_embedding=True) + 6 * a.dim * candidates + 12 * a.n_layers * a.dim * a.max_len
