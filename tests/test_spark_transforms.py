@@ -176,6 +176,29 @@ def test_training_windows_cover_history_from_the_end(spark):
         sequences.training_windows(split, WindowRule(max_len=3, stride=4))
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_spark_windows_follow_the_core_rule_and_each_event_is_new_once(spark, stride):
+    """The window rule is evaluated by Spark (on Columns) and by the evaluator (on numpy); both agree, and the
+    events that `new_events` calls new cover every training event exactly once."""
+    import numpy as np
+
+    rule = WindowRule(max_len=3, stride=stride)
+    train = {f"u{m}": list(range(100 * m, 100 * m + m)) for m in range(2, 10)}
+    split = spark.createDataFrame([(u, [(t, i, 1, 1, 0) for t, i in enumerate(ev)]) for u, ev in train.items()],
+                                  "user_id string, train_ev array<struct<ts:long, item_idx:int, event_type_idx:int,"
+                                  " category_idx:int, dt:long>>")
+    rows = sequences.training_windows(split, rule).select("user_id", "items", "window").collect()
+    for u, ev in train.items():
+        m = len(ev)
+        want = {k: ev[rule.start(rule.end(m, k)) - 1:rule.end(m, k)] for k in range(rule.n_windows(m))}
+        got = {r.window: r.items for r in rows if r.user_id == u}
+        assert got == want, (u, stride)
+        new = [x for k, w in got.items() for x in w[:int(rule.new_events(k, len(w)))]]
+        assert sorted(new) == ev
+    keep = rule.new_events(np.array([r.window for r in rows]), np.array([len(r.items) for r in rows]))
+    assert int(keep.sum()) == sum(len(ev) for ev in train.values())
+
+
 def test_eval_rows_features(spark):
     # history categories: early half [1, 1], recent half [2, 2] -> JS divergence 1; target category 3 -> drifted
     ev = _indexed(spark, [("u", 1, 2, 1, 1), ("u", 2, 3, 1, 1), ("u", 3, 4, 1, 2), ("u", 4, 5, 1, 2),
