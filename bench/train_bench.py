@@ -80,7 +80,9 @@ def ray_ingest(data: Path, preset: str, max_rows: int) -> float:
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
-        ds = train_dataset(data, cfg)  # exactly what the trainer feeds its workers
+        from interest_core.contract import load_manifest
+
+        ds = train_dataset(data, cfg, load_manifest(data)["rows"]["train"], 1)  # what the trainer feeds its workers
         collate = arrow_train_collate(cfg.data.max_len)
         for _ in ds.iter_torch_batches(batch_size=cfg.train.micro_batch_size, collate_fn=collate):
             break  # warm-up: start the read tasks

@@ -47,13 +47,25 @@ def pad_left(col: Any, length: int, drop_first: bool = False, drop_last: bool = 
 
 def collate(rows: Any, max_len: int, targets: bool = False) -> dict[str, torch.Tensor]:
     """Rows (an Arrow table or a dict of list columns) -> model batch. targets=True: training windows, whose last
-    event is only a target and whose first is only an input."""
+    event is only a target and whose first is only an input; targets before the row's `first_target` (when the
+    rows have that column) are 0, i.e. carry no loss: an older window scores them with more context."""
     pad = lambda name, **kw: torch.from_numpy(pad_left(rows[name], max_len, **kw))  # noqa: E731
     if not targets:
         return {name: pad(name) for name in INPUT_COLUMNS}
     batch = {name: pad(name, drop_last=True) for name in INPUT_COLUMNS}
     batch["targets"] = pad("items", drop_first=True)
     batch["target_event_types"] = pad("event_types", drop_first=True)
+    names = rows.column_names if isinstance(rows, pa.Table) else list(rows)
+    if "first_target" in names:
+        items = rows["items"]
+        lengths = (pc.list_value_length(items).to_numpy(zero_copy_only=False) if isinstance(items, (pa.Array,
+                   pa.ChunkedArray)) else np.array([len(x) for x in items]))
+        col = rows["first_target"]
+        first = (col.to_numpy() if isinstance(col, (pa.Array, pa.ChunkedArray)) else np.asarray(col)).astype(np.int64)
+        # Targets sit right-aligned: the last (length - first_target) of them carry a loss.
+        scored = torch.from_numpy(np.arange(max_len)[None, :] >= max_len - (lengths - first)[:, None])
+        batch["targets"] = batch["targets"] * scored
+        batch["target_event_types"] = batch["target_event_types"] * scored
     return batch
 
 

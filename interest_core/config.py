@@ -32,7 +32,8 @@ class DataConfig(_Strict):
     max_len: int = Field(50, ge=2, le=4096)
     """Items per training window (the model's context length)."""
     stride: int | None = Field(None, ge=1)
-    """Step between training windows of one long history; None = max_len (no overlap)."""
+    """Step between training windows of one long history; every target then sees at least max_len - stride + 1
+    events of left context (interest_core/windows.py). None = max(1, max_len // 5)."""
     split: Literal["leave-one-out", "time"] = "leave-one-out"
     """How targets are held out: per-user last events, or a global time cutoff."""
     cutoff: str | None = None
@@ -74,6 +75,11 @@ class DataConfig(_Strict):
     """Users whose history has at most this many events form the cold-user segment."""
 
 
+    @property
+    def effective_stride(self) -> int:
+        return self.stride if self.stride is not None else max(1, self.max_len // 5)
+
+
 class ModelConfig(_Strict):
     arch: Literal["sasrec", "hstu"] = "sasrec"
     """Backbone: SASRec causal self-attention or HSTU pointwise attention with relative bias."""
@@ -81,6 +87,10 @@ class ModelConfig(_Strict):
     """Embedding / hidden size."""
     n_layers: int = Field(2, ge=1)
     n_heads: int = Field(2, ge=1)
+    ffn_mult: int = Field(1, ge=1)
+    """SASRec feed-forward width as a multiple of dim (1 = the SASRec paper, 4 = BERT-style)."""
+    ffn_activation: Literal["relu", "gelu"] = "relu"
+    """SASRec feed-forward activation."""
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     """Dropout on embeddings and in every block (SASRec's ML-1M setting)."""
     loss: Literal["auto", "full", "sampled"] = "auto"
@@ -97,7 +107,7 @@ class TrainConfig(_Strict):
     """Ray Train workers (one DeepSpeed rank each)."""
     zero_stage: Literal[0, 1, 2, 3] = 2
     epochs: int = Field(200, ge=1)
-    """Upper bound; early stopping on validation NDCG@10 ends sooner (SASRec's budget on ML-1M is 200)."""
+    """Upper bound of passes over the train split; early stopping on validation ends sooner."""
     micro_batch_size: int = Field(128, ge=1)
     """Sequences per rank per step."""
     grad_accum: int = Field(1, ge=1)
@@ -112,7 +122,9 @@ class TrainConfig(_Strict):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     grad_clip: float = Field(1.0, ge=0)
     early_stopping_patience: int = Field(10, ge=1)
-    """Epochs without a better validation NDCG@10 before training stops."""
+    """Validations without a better eval.select score before training stops."""
+    val_every_steps: int | None = Field(None, ge=1)
+    """Optimizer steps between validations (each one checkpoints); None = one epoch, clamped to [50, 1000] steps."""
     seed: int = 42
     max_failures: int = Field(0, ge=-1)
     """Worker-group restarts Ray Train may do (-1 = unlimited)."""

@@ -6,7 +6,8 @@ schemas, so no reader needs pyspark to learn a column name. Layout of a data dir
   _SUCCESS        written last; a directory without it is an unfinished ETL and is refused
   manifest.json   schema version, row counts per split, vocab sizes, split rule, config, input fingerprint
   train/          TRAIN_SCHEMA, one row per training window: the user's events, oldest first, at most max_len + 1
-                  long (the model reads positions [:-1] and predicts positions [1:]; windows.py says which)
+                  long (the model reads positions [:-1] and predicts positions [1:], those from first_target on
+                  with a loss; windows.py says which)
   valid/ test/    EVAL_SCHEMA, one row per user: the last max_len events before the target, and the target
                   (test = valid with the valid target moved into the history)
   items/          ITEMS_SCHEMA, one row per in-vocabulary item id;  graph/  GRAPH_SCHEMA, one row per kept edge
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: train rows carry first_target; equal timestamps keep the input's order
 
 PAD_ID = 0
 OOV_ID = 1
@@ -42,6 +43,7 @@ _SEQUENCE = [
 
 TRAIN_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("window", pa.int32()),  # 0 = most recent window of the user
+    pa.field("first_target", pa.int32()),  # first position whose prediction carries a loss (windows.py)
 ])
 
 EVAL_SCHEMA = pa.schema(_SEQUENCE + [

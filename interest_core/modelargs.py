@@ -24,6 +24,9 @@ class ModelArgs:
     n_layers: int = 2  # number of backbone blocks
     n_heads: int = 2  # attention heads (dim must be divisible by it)
     dropout: float = 0.2  # dropout on embeddings and inside every block
+    ffn_mult: int = 1  # SASRec feed-forward hidden width = ffn_mult * dim
+    ffn_activation: str = "relu"  # SASRec feed-forward activation: "relu" | "gelu"
+    event_type_input: bool = True  # embed each event's type (off when the data has one type only)
     arch: str = "sasrec"  # "sasrec" | "hstu"
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
@@ -43,6 +46,8 @@ class ModelArgs:
             raise ValueError(f"dim={self.dim} is not divisible by n_heads={self.n_heads}")
         if min(self.max_len, self.n_layers, self.num_negatives) < 1:
             raise ValueError("max_len, n_layers and num_negatives must be >= 1")
+        if self.ffn_activation not in ("relu", "gelu") or self.ffn_mult < 1:
+            raise ValueError(f"ffn_activation={self.ffn_activation!r}, ffn_mult={self.ffn_mult}: expected relu/gelu, >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout}: expected 0 <= dropout < 1")
 
@@ -55,29 +60,40 @@ def resolve_loss(cfg: Config, num_items: int) -> str:
     return "full" if num_items <= m.full_softmax_max_items else "sampled"
 
 
-def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int) -> ModelArgs:
-    """The model a config builds for a vocabulary and a context length (from the manifest, or planned)."""
+def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
+               event_types_seen: int | None = None) -> ModelArgs:
+    """The model a config builds for a vocabulary and a context length (from the manifest, or planned).
+    With one event type in the data (event_types_seen = 1) the event-type input and head are off: they would
+    learn a constant."""
     m = cfg.model
+    varied = event_types_seen is None or event_types_seen > 1
     return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
-                     n_layers=m.n_layers, n_heads=m.n_heads, dropout=m.dropout, arch=m.arch,
-                     loss=resolve_loss(cfg, num_items), num_negatives=m.num_negatives,
-                     event_type_loss_weight=m.event_type_loss_weight,
-                     activation_checkpointing=cfg.train.activation_checkpointing)
+                     n_layers=m.n_layers, n_heads=m.n_heads, dropout=m.dropout, ffn_mult=m.ffn_mult,
+                     ffn_activation=m.ffn_activation, arch=m.arch, loss=resolve_loss(cfg, num_items),
+                     num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied else 0.0,
+                     event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing)
+
+
+def event_types_seen(manifest: dict) -> int | None:
+    """How many event types occur in the data (None for data sets written before the ETL counted them)."""
+    counts = manifest["counts"].get("event_types")
+    return None if counts is None else sum(1 for n in counts.values() if n > 0)
 
 
 def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
     vocab = manifest["vocab"]
-    return model_args(cfg, vocab["num_items"], vocab["num_event_types"], manifest["split"]["max_len"])
+    return model_args(cfg, vocab["num_items"], vocab["num_event_types"], manifest["split"]["max_len"],
+                      event_types_seen(manifest))
 
 
 def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
     """Parameters of InterestModel(a), the tied item embedding once; non_embedding leaves out every embedding
     table (items, event types, positions, time gaps, HSTU's bias tables)."""
-    d = a.dim
-    embeddings = (a.num_items + a.num_event_types + a.max_len + NUM_TIME_BUCKETS + 2) * d
+    d, f = a.dim, a.ffn_mult * a.dim
+    embeddings = (a.num_items + a.num_event_types * a.event_type_input + a.max_len + NUM_TIME_BUCKETS + 2) * d
     if a.arch == "sasrec":
-        # 2 LayerNorms, qkv (D x 3D), out proj (D x D), FFN 2 x (D x D), all with biases
-        block, block_tables = 6 * d * d + 10 * d, 0
+        # 2 LayerNorms, qkv (D x 3D), out proj (D x D), FFN D x F and F x D, all with biases
+        block, block_tables = 4 * d * d + 2 * d * f + 9 * d + f, 0
     else:
         # LayerNorm in, uvqk (D x 4D), LayerNorm on A V, out proj (D x D); relative bias tables per head
         block, block_tables = 5 * d * d + 9 * d, (NUM_POS_BUCKETS + NUM_TIME_BUCKETS) * a.n_heads

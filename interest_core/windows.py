@@ -8,9 +8,17 @@ recent event, one every `stride` events:
     number of windows:                     1 + max(0, ceil((m - span) / stride))
 
 So window k > 0 shares its last `overlap = span - stride` events with window k - 1, and only its first
-`length - overlap` events are new. The Spark ETL cuts the windows with these formulas (on Columns), the evaluator
-counts each training event once with `new_events` (on numpy arrays); both go through the same methods, given
-the `greatest` / `ceil` of their engine.
+`length - overlap` events are new.
+
+Loss: each target (every event but a window's first) carries a loss in exactly one window, the oldest window that
+holds it as a target, where it has the most left context. So the oldest window scores all its targets
+(first_target = 1) and every other window only its last `stride` ones (first_target = span - stride): every target
+sees at least max_len - stride + 1 events before it (or its whole history), and an epoch costs about
+max_len / stride times a pass of non-overlapping windows, not max_len times (one sample per prefix).
+
+The Spark ETL cuts the windows and stores first_target with these formulas (on Columns), the collate masks the
+targets before first_target, the evaluator counts each training event once with `new_events` (on numpy arrays);
+all go through the same methods, given the operations of their engine.
 """
 from __future__ import annotations
 
@@ -23,12 +31,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Ops:
-    """Element-wise max and ceil of one engine (Python ints, numpy arrays, Spark Columns)."""
+    """Element-wise max, ceil and if-then-else of one engine (Python ints, numpy arrays, Spark Columns)."""
     greatest: Callable[[Any, Any], Any]
     ceil: Callable[[Any], Any]
+    where: Callable[[Any, Any, Any], Any]
 
 
-PYTHON = Ops(greatest=max, ceil=math.ceil)
+PYTHON = Ops(greatest=max, ceil=math.ceil, where=lambda c, a, b: a if c else b)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,10 @@ class WindowRule:
     def start(self, end: Any, ops: Ops = PYTHON) -> Any:
         """1-based position of the first event of the window that ends at `end`."""
         return ops.greatest(1, end - self.span + 1)
+
+    def first_target(self, k: Any, n_windows: Any, ops: Ops = PYTHON) -> Any:
+        """0-based position in window k of the first event whose prediction carries a loss."""
+        return ops.where(k == n_windows - 1, 1, self.span - self.stride)
 
     def new_events(self, k: Any, length: Any) -> Any:
         """Leading events of window k (of `length` events) that no more recent window holds (ints or arrays)."""

@@ -4,21 +4,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from interest_core.batches import collate
 from interest_core.config import Config
 from interest_core.contract import TRAIN_COLUMNS, split_files
 
 
-def train_dataset(data_dir: Path, cfg: Config):
+def train_dataset(data_dir: Path, cfg: Config, rows: int, world: int):
     """The train split as a Ray Dataset: only the train columns are read; shards up to train.materialize_max_mb
-    on disk are read once into the object store instead of from storage every epoch."""
+    on disk are read once into the object store instead of from storage every epoch. Padded with rows that carry
+    no loss to a multiple of the world size, so the equal split across ranks drops no training row."""
     import ray
 
     files = split_files(data_dir, "train")
     ds = ray.data.read_parquet(files).select_columns(list(TRAIN_COLUMNS))  # projected into the read
+    if rows % world:
+        ds = ds.union(ray.data.from_arrow(padding_rows(files[0], world - rows % world)))
     if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
         ds = ds.materialize()
     return ds
+
+
+def padding_rows(file: str, n: int) -> pa.Table:
+    """n copies of the file's first window with first_target = its length: read like any row, scored nowhere."""
+    first = pq.ParquetFile(file).read_row_group(0, columns=list(TRAIN_COLUMNS)).slice(0, 1)
+    length = pc.list_value_length(first["items"])
+    first = first.set_column(first.schema.get_field_index("first_target"), "first_target", length.cast(pa.int32()))
+    return pa.concat_tables([first] * n)
 
 
 def arrow_train_collate(max_len: int):

@@ -23,7 +23,7 @@ from interest_core.scoring import new_accumulators, score_rows
 from ray_train.data import arrow_train_collate
 from ray_train.engine import build_engine, ensure_accelerator_env
 from ray_train.models.model import InterestModel
-from ray_train.progress import epoch_line
+from ray_train.reporting import Reporter
 
 VALID_PROTOCOLS = ("full", "full_exclude_seen")
 
@@ -49,15 +49,25 @@ class Job:
 
 
 def steps_per_epoch(train_rows: int, world: int, cfg: Config) -> tuple[int, int]:
-    """(optimizer steps per epoch, micro batch) — every rank runs the same count, so no collective hangs."""
-    per_rank = train_rows // world
-    if per_rank == 0:
+    """(optimizer steps per epoch, micro batch). The driver pads the train split to a multiple of the world size
+    (padding rows carry no loss), each rank gets the same rows and runs ceil(rows / micro) micro-batches, the last
+    one partial: every rank runs the same count, so no collective hangs, and no training row is dropped."""
+    per_rank = -(-train_rows // world)
+    if train_rows < world:
         raise ValueError(f"{train_rows} training windows cannot feed {world} workers; use fewer --workers")
     micro = min(cfg.train.micro_batch_size, per_rank)
-    steps = max(1, per_rank // micro // cfg.train.grad_accum)
+    steps = max(1, -(-per_rank // micro) // cfg.train.grad_accum)
     if cfg.train.max_steps_per_epoch:
         steps = min(steps, cfg.train.max_steps_per_epoch)
     return steps, micro
+
+
+def validation_interval(cfg: Config, steps_per_epoch: int) -> int:
+    """Optimizer steps between validations: train.val_every_steps, or one epoch clamped to [50, 1000] steps, so a
+    tiny epoch does not make patience count a handful of steps and a huge one is still validated."""
+    if cfg.train.val_every_steps is not None:
+        return cfg.train.val_every_steps
+    return min(max(steps_per_epoch, 50), 1000)
 
 
 def _gathered(engine, stage: int):
@@ -108,8 +118,8 @@ def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config,
             sd = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
             torch.save(sd, os.path.join(tmp, "model.pt"))
             meta = {"model_args": asdict(args), "config": job.config, "step": state["step"],
-                    "epoch": state["epoch"], "data_dir": job.data_dir, "vocab": job.manifest["vocab"],
-                    "split": job.manifest["split"]}
+                    "epoch": state["history"][-1]["epoch"], "data_dir": job.data_dir,
+                    "vocab": job.manifest["vocab"], "split": job.manifest["split"]}
             Path(tmp, "meta.json").write_text(json.dumps(meta, indent=2))
             Path(tmp, "history.json").write_text(json.dumps(state["history"], indent=2))
             Path(tmp, "steps.json").write_text(json.dumps(state["steps"]))
@@ -117,8 +127,20 @@ def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config,
 
 
 def _fresh_state() -> dict:
-    return {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "history": [], "steps": [],
-            "wall_s": 0.0, "stopped_early": False}
+    """What a checkpoint carries to resume: the data cursor (epoch, micro-batches done in it), counters, the best
+    validation so far and the curves."""
+    return {"epoch": 0, "micro_in_epoch": 0, "micro": 0, "step": 0, "best": -1.0, "best_step": -1,
+            "bad_validations": 0, "history": [], "steps": [], "wall_s": 0.0, "stopped_early": False}
+
+
+class _Window:
+    """Loss, sequences and time since the last validation (what a validation entry reports)."""
+
+    def __init__(self):
+        self.t0, self.seqs, self.loss_sum, self.loss_n = time.time(), 0, 0.0, 0
+
+    def add(self, seqs: int, loss: float) -> None:
+        self.seqs, self.loss_sum, self.loss_n = self.seqs + seqs, self.loss_sum + loss, self.loss_n + 1
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -134,7 +156,9 @@ def train_loop_per_worker(config: dict) -> None:
     args = model_args_for_data(cfg, job.manifest)
     model = InterestModel(args)
     n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
-    engine, _ = build_engine(model, cfg.train, world, n_steps * cfg.train.epochs)
+    every = validation_interval(cfg, n_steps)
+    total = n_steps * cfg.train.epochs
+    engine, _ = build_engine(model, cfg.train, world, total)
     state = _fresh_state()
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
@@ -147,149 +171,103 @@ def train_loop_per_worker(config: dict) -> None:
     if rank == 0:
         print(f"[interest] model {args.arch}: {model.num_params():,} parameters, loss={args.loss}; global batch = "
               f"{micro} micro x {cfg.train.grad_accum} accum x {world} world = "
-              f"{micro * cfg.train.grad_accum * world} sequences; {n_steps} steps/epoch; ZeRO-{cfg.train.zero_stage}",
-              flush=True)
+              f"{micro * cfg.train.grad_accum * world} sequences; {n_steps} steps/epoch, validation every {every} "
+              f"steps, at most {total} steps; ZeRO-{cfg.train.zero_stage}", flush=True)
+        if not args.event_type_input:
+            print("[interest] the data has one event type: event-type input and next-event-type head off", flush=True)
     valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
-    out = _Reporter(job, cfg) if rank == 0 else None
+    out = Reporter(job.run_dir, job.progress_board, job.config, cfg) if rank == 0 else None
     shard = ray.train.get_dataset_shard("train")
     collate = arrow_train_collate(args.max_len)
+    micro_per_epoch = n_steps * cfg.train.grad_accum
+    window = _Window()
+
+    def checkpoint_and_report() -> bool:
+        """Validates, checkpoints and reports; True when early stopping ends training."""
+        nonlocal window
+        stop = _validate(engine, args, job, cfg, valid_rows, state, window, world, n_steps, out)
+        tmp = save_checkpoint(engine, state, args, job, cfg, rank)
+        entry = state["history"][-1]
+        metrics = {select_key(cfg): entry["valid"][cfg.eval.select], "epoch": entry["epoch"], "step": state["step"],
+                   "train_loss": entry["train_loss"], "best_step": state["best_step"],
+                   "stopped_early": state["stopped_early"]}
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        shutil.rmtree(tmp, ignore_errors=True)
+        window = _Window()
+        return stop
+
     try:
-        for epoch in range(state["epoch"], cfg.train.epochs):
-            t0 = time.time()
-            batches = shard.iter_torch_batches(batch_size=micro, collate_fn=collate, drop_last=True,
+        stop = False
+        while state["epoch"] < cfg.train.epochs and not stop:
+            epoch, skip = state["epoch"], state["micro_in_epoch"]
+            batches = shard.iter_torch_batches(batch_size=micro, collate_fn=collate, drop_last=False,
                                                local_shuffle_buffer_size=max(4 * micro, 1024),
                                                local_shuffle_seed=cfg.train.seed + epoch)
-            seqs, loss_mean = _train_epoch(engine, batches, n_steps * cfg.train.grad_accum, cfg, state, epoch,
-                                           world, out)
-            train_s = time.time() - t0
-            consumed = torch.tensor([seqs], dtype=torch.float64)
-            dist.all_reduce(consumed)
-            valid = validate(engine, args, job, cfg, valid_rows)
-            score = valid[cfg.eval.select_protocol][cfg.eval.select]
-            state["wall_s"] += time.time() - t0
-            improved = score > state["best"]
-            state.update(epoch=epoch + 1, best=max(score, state["best"]),
-                         best_epoch=epoch if improved else state["best_epoch"],
-                         bad_epochs=0 if improved else state["bad_epochs"] + 1)
-            entry = {"epoch": epoch, "step": state["step"], "train_loss": loss_mean,
-                     "valid": _metric_values(valid[cfg.eval.select_protocol]),
-                     "valid_exclude_seen": _metric_values(valid["full_exclude_seen"]),
-                     "seq_per_s": float(consumed[0]) / max(train_s, 1e-9), "wall_s": state["wall_s"],
-                     "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
-            state["history"].append(entry)
-            stop = state["bad_epochs"] >= cfg.train.early_stopping_patience
-            state["stopped_early"] = stop and epoch + 1 < cfg.train.epochs
-            if out:
-                out.epoch(entry, score, state)
-            tmp = save_checkpoint(engine, state, args, job, cfg, rank)
-            metrics = {select_key(cfg): score, "epoch": epoch, "step": state["step"], "train_loss": loss_mean,
-                       "best_epoch": state["best_epoch"], "stopped_early": state["stopped_early"],
-                       "rows_skipped": job.manifest["rows"]["train"] - int(consumed[0])}
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-            shutil.rmtree(tmp, ignore_errors=True)
-            if stop:
-                break
+            for i, batch in enumerate(batches):
+                if i < skip or i >= micro_per_epoch:
+                    continue  # trained before the checkpoint we resumed from / keep draining with the other ranks
+                _train_step(engine, batch, cfg, state, epoch, n_steps, world, window, out)
+                state["micro_in_epoch"] = i + 1
+                if state["micro_in_epoch"] == micro_per_epoch:
+                    state["epoch"], state["micro_in_epoch"] = epoch + 1, 0
+                if state["micro"] % cfg.train.grad_accum == 0 and state["step"] % every == 0:
+                    if stop := checkpoint_and_report():
+                        break
+            if state["epoch"] == epoch and not stop:  # an epoch shorter than micro_per_epoch (max_steps_per_epoch)
+                state["epoch"], state["micro_in_epoch"] = epoch + 1, 0
+        if not stop and (not state["history"] or state["history"][-1]["step"] != state["step"]):
+            checkpoint_and_report()  # the budget ended between two validations
     finally:
         if out:
             out.close()
 
 
+def _train_step(engine, batch, cfg: Config, state: dict, epoch: int, n_steps: int, world: int, window: _Window,
+                out: Reporter | None) -> None:
+    loss, stats = engine(batch)
+    engine.backward(loss)
+    engine.step()
+    state["micro"] += 1
+    window.add(batch["items"].shape[0], float(stats["loss"]))
+    if state["micro"] % cfg.train.grad_accum:
+        return
+    state["step"] += 1
+    if state["step"] % cfg.train.log_every_steps == 0:
+        now = time.time()
+        point = {"epoch": epoch, "step": state["step"], "loss": window.loss_sum / window.loss_n,
+                 "seq_per_s": window.seqs * world / max(now - window.t0, 1e-9), "lr": engine.get_lr()[0]}
+        state["steps"].append({k: point[k] for k in ("step", "loss", "seq_per_s")} | {
+            "wall_s": state["wall_s"] + now - window.t0})
+        if out:
+            out.step(point)
+
+
+def _validate(engine, args: ModelArgs, job: Job, cfg: Config, valid_rows: dict, state: dict, window: _Window,
+              world: int, n_steps: int, out: Reporter | None) -> bool:
+    """Scores the valid split, appends a history entry, updates best/patience; True when training should stop."""
+    train_s = time.time() - window.t0
+    consumed = torch.tensor([window.seqs], dtype=torch.float64)
+    dist.all_reduce(consumed)
+    valid = validate(engine, args, job, cfg, valid_rows)
+    score = valid[cfg.eval.select_protocol][cfg.eval.select]
+    state["wall_s"] += time.time() - window.t0
+    improved = score > state["best"]
+    state.update(best=max(score, state["best"]), best_step=state["step"] if improved else state["best_step"],
+                 bad_validations=0 if improved else state["bad_validations"] + 1)
+    entry = {"validation": len(state["history"]), "epoch": round(state["step"] / n_steps, 4), "step": state["step"],
+             "train_loss": window.loss_sum / max(window.loss_n, 1),
+             "valid": _metric_values(valid[cfg.eval.select_protocol]),
+             "valid_exclude_seen": _metric_values(valid["full_exclude_seen"]),
+             "seq_per_s": float(consumed[0]) / max(train_s, 1e-9), "wall_s": state["wall_s"],
+             "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
+    state["history"].append(entry)
+    stop = state["bad_validations"] >= cfg.train.early_stopping_patience
+    state["stopped_early"] = stop and state["step"] < n_steps * cfg.train.epochs
+    if out:
+        out.validation(entry, state)
+    return stop
+
+
 def _metric_values(result: dict) -> dict:
     """hr/ndcg/mrr at every eval.ks cut-off, without the user counts."""
     return {k: v for k, v in result.items() if "@" in k}
-
-
-def _train_epoch(engine, batches, max_micro_steps: int, cfg: Config, state: dict, epoch: int, world: int,
-                 out: "_Reporter | None") -> tuple[int, float]:
-    """One pass over this rank's shard: (sequences trained on, mean loss). Every rank runs max_micro_steps."""
-    t0, seqs, loss_sum, loss_n, micro_steps = time.time(), 0, 0.0, 0, 0
-    for batch in batches:
-        if micro_steps >= max_micro_steps:
-            continue  # keep draining so every rank's iterator ends together
-        loss, stats = engine(batch)
-        engine.backward(loss)
-        engine.step()
-        micro_steps += 1
-        seqs += batch["items"].shape[0]
-        loss_sum, loss_n = loss_sum + float(stats["loss"]), loss_n + 1
-        if micro_steps % cfg.train.grad_accum == 0:
-            state["step"] += 1
-            if state["step"] % cfg.train.log_every_steps == 0:
-                point = {"epoch": epoch, "step": state["step"], "loss": loss_sum / loss_n,
-                         "seq_per_s": seqs * world / max(time.time() - t0, 1e-9), "lr": engine.get_lr()[0]}
-                state["steps"].append({k: point[k] for k in ("step", "loss", "seq_per_s")} | {
-                    "wall_s": state["wall_s"] + time.time() - t0})
-                if out:
-                    out.step(point)
-    return seqs, loss_sum / max(loss_n, 1)
-
-
-class _Reporter:
-    """Rank 0's outputs: the driver's progress board (or printed lines), TensorBoard and MLflow."""
-
-    def __init__(self, job: Job, cfg: Config):
-        import ray
-
-        self.metric = cfg.eval.select
-        self.board = ray.get_actor(job.progress_board) if job.progress_board else None
-        self.writer = _tensorboard(job.run_dir)
-        self.tracker = _MLflow(cfg.train.mlflow_tracking_uri, Path(job.run_dir).name, job.config)
-
-    def step(self, p: dict) -> None:
-        if self.board is not None:
-            self.board.put_step.remote(p)
-        else:
-            print(f"[interest] epoch {p['epoch']} step {p['step']} loss {p['loss']:.4f} {p['seq_per_s']:.0f} seq/s "
-                  f"lr {p['lr']:.2e}", flush=True)
-        if self.writer:
-            self.writer.add_scalar("train/loss", p["loss"], p["step"])
-
-    def epoch(self, entry: dict, score: float, state: dict) -> None:
-        summary = {"epoch": entry["epoch"], "train_loss": entry["train_loss"], "metric": self.metric, "valid": score,
-                   "best": state["best"], "best_epoch": state["best_epoch"], "seq_per_s": entry["seq_per_s"]}
-        if self.board is not None:
-            self.board.put_epoch.remote(summary)
-        else:
-            print(epoch_line(summary), flush=True)
-        self.tracker.log({f"valid_{self.metric.replace('@', '_at_')}": score, "train_loss": entry["train_loss"],
-                          "seq_per_s": entry["seq_per_s"]}, state["step"])
-        if self.writer:
-            self.writer.add_scalar(f"valid/{self.metric}", score, entry["epoch"])
-            self.writer.add_scalar("train/seq_per_s", entry["seq_per_s"], entry["epoch"])
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer:
-            self.writer.close()
-        self.tracker.close()
-
-
-class _MLflow:
-    """Rank 0's MLflow logging when train.mlflow_tracking_uri is set (the driver checked mlflow imports)."""
-
-    def __init__(self, uri: str | None, run_name: str, config: dict):
-        self.mlflow = None
-        if uri:
-            import mlflow
-            mlflow.set_tracking_uri(uri)
-            mlflow.set_experiment("interest-trainer")
-            mlflow.start_run(run_name=run_name)
-            mlflow.log_params({f"{s}.{k}": v for s, sec in config.items() for k, v in sec.items()})
-            self.mlflow = mlflow
-
-    def log(self, metrics: dict, step: int) -> None:
-        if self.mlflow:
-            self.mlflow.log_metrics(metrics, step=step)
-
-    def close(self) -> None:
-        if self.mlflow:
-            self.mlflow.end_run()
-
-
-def _tensorboard(run_dir: str):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        return SummaryWriter(os.path.join(run_dir, "tensorboard"))
-    except (ImportError, OSError) as exc:  # a read-only or remote run dir must not stop training
-        print(f"[interest] tensorboard disabled: {exc}", flush=True)
-        return None

@@ -1,7 +1,7 @@
 """Training progress on the driver: rank 0 posts to a tiny Ray actor, the driver draws a tqdm bar from it.
 
 Ray Train workers run in other processes (other machines on a cluster); their prints reach the driver prefixed
-and line by line, which cannot drive a bar. Rank 0 therefore `put`s its step and epoch updates into a
+and line by line, which cannot drive a bar. Rank 0 therefore `put`s its step and validation updates into a
 `ProgressBoard` actor (fire-and-forget, one small dict every `train.log_every_steps` steps) and a driver thread
 polls it. `train.progress`: `bar` draws the bar, `lines` keeps rank 0's printed lines, `auto` picks `bar` when the
 driver's stderr is a terminal (an interactive `interest train`) and `lines` otherwise (logs, `ray job submit`).
@@ -17,20 +17,20 @@ from typing import Any, Iterator, TextIO
 
 
 class ProgressBoard:
-    """Latest step update and every epoch summary so far (runs as a Ray actor; plain Python here)."""
+    """Latest step update and every validation summary so far (runs as a Ray actor; plain Python here)."""
 
     def __init__(self) -> None:
         self._step: dict | None = None
-        self._epochs: list[dict] = []
+        self._validations: list[dict] = []
 
     def put_step(self, update: dict) -> None:
         self._step = update
 
-    def put_epoch(self, summary: dict) -> None:
-        self._epochs.append(summary)
+    def put_validation(self, summary: dict) -> None:
+        self._validations.append(summary)
 
-    def read(self, seen_epochs: int) -> tuple[dict | None, list[dict]]:
-        return self._step, self._epochs[seen_epochs:]
+    def read(self, seen: int) -> tuple[dict | None, list[dict]]:
+        return self._step, self._validations[seen:]
 
 
 def resolve_mode(mode: str, stream: TextIO | None = None) -> str:
@@ -40,9 +40,9 @@ def resolve_mode(mode: str, stream: TextIO | None = None) -> str:
     return "bar" if hasattr(stream, "isatty") and stream.isatty() else "lines"
 
 
-def epoch_line(s: dict) -> str:
-    return (f"[interest] epoch {s['epoch']} done: loss {s['train_loss']:.4f} valid {s['metric']} {s['valid']:.4f} "
-            f"(best {s['best']:.4f} @ epoch {s['best_epoch']}) {s['seq_per_s']:.0f} seq/s")
+def validation_line(s: dict) -> str:
+    return (f"[interest] step {s['step']} (epoch {s['epoch']:.2f}) validation: loss {s['train_loss']:.4f} valid "
+            f"{s['metric']} {s['valid']:.4f} (best {s['best']:.4f} @ step {s['best_step']}) {s['seq_per_s']:.0f} seq/s")
 
 
 class DriverProgress:
@@ -67,10 +67,10 @@ class DriverProgress:
         return read(self._seen)
 
     def poll(self) -> None:
-        step, epochs = self._read()
-        for s in epochs:
-            self._bar.write(epoch_line(s), file=self._file)
-        self._seen += len(epochs)
+        step, validations = self._read()
+        for s in validations:
+            self._bar.write(validation_line(s), file=self._file)
+        self._seen += len(validations)
         if step is not None:
             self._bar.set_description(f"epoch {step['epoch']}", refresh=False)
             self._bar.set_postfix(loss=f"{step['loss']:.4f}", seq_s=f"{step['seq_per_s']:.0f}",

@@ -81,7 +81,7 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
     # Ray Data progress bars interleave with training logs on the driver; the progress lines say enough.
     ray.data.DataContext.get_current().enable_progress_bars = False
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
-    train_ds = train_dataset(data_dir, cfg)
+    train_ds = train_dataset(data_dir, cfg, manifest["rows"]["train"], cfg.train.workers)
     job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest,
               progress_board=progress_board)
     return TorchTrainer(
@@ -124,14 +124,14 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
         "world_size": cfg.train.workers, "zero_stage": cfg.train.zero_stage, "loss": args.loss,
         "wall_time_s": time.time() - t0, "started": started,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "best_epoch": meta["epoch"] - 1,
+        "best_epoch": meta["epoch"], "best_step": meta["step"], "validations": len(history),
         "selection": {"protocol": cfg.eval.select_protocol, "metric": cfg.eval.select},
         "best_valid_score": best[1].get(key), "best_checkpoint": str(best[0].path),
-        "stopped_early": bool(last.get("stopped_early")), "epochs_run": len(history),
+        "stopped_early": bool(last.get("stopped_early")), "epochs_run": history[-1]["epoch"] if history else 0,
+        "steps_run": history[-1]["step"] if history else 0,
         "global_batch": cfg.train.micro_batch_size * cfg.train.grad_accum * cfg.train.workers,
-        # Train rows not in any full micro-batch of the last epoch: the equal split's remainder plus each rank's
-        # partial last batch (drop_last). The shuffle differs per epoch, so different rows are skipped each time.
-        "train_rows_skipped_last_epoch": last.get("rows_skipped"),
+        # Rows that carry no loss, added so the equal split across ranks drops no training row.
+        "train_rows_padded": -manifest["rows"]["train"] % cfg.train.workers,
         "train_seq_per_s": history[-1]["seq_per_s"] if history else None,
         "manifest": {k: manifest[k] for k in ("counts", "rows", "vocab", "split")},
         "defaults_used": _defaults_used(cfg),
@@ -179,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if started_ray:
             ray.shutdown()
-    print(f"train: best valid {cfg.eval.select} {info['best_valid_score']:.4f} at epoch {info['best_epoch']} "
-          f"({info['epochs_run']} epochs, {info['wall_time_s']:.0f}s) -> {run_dir}")
+    print(f"train: best valid {cfg.eval.select} {info['best_valid_score']:.4f} at step {info['best_step']} (epoch "
+          f"{info['best_epoch']:.2f}; {info['steps_run']} steps, {info['epochs_run']:.2f} epochs, "
+          f"{info['wall_time_s']:.0f}s) -> {run_dir}")
     return 0
 
 

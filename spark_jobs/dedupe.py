@@ -1,8 +1,10 @@
 """Dedupe exact duplicate events (same user, item, event type and ts) while grouping events by user.
 
 Both need the same shuffle (by user), so they happen in one: each user's events are collected, exact duplicates
-dropped with array_distinct, and the rest sorted by (ts, item_id, event_type), which makes ties deterministic.
-`n_raw` keeps the count before dedupe so the manifest reconciles (rows_valid = rows_used + rows_deduplicated).
+dropped keeping the first occurrence in the input, and the rest sorted by (ts, position in the input), so events
+with equal timestamps keep the input's order (the last of a tie is the one the input lists last, as every
+reference trainer reads it). `n_raw` keeps the count before dedupe so the manifest reconciles
+(rows_valid = rows_used + rows_deduplicated).
 """
 from __future__ import annotations
 
@@ -11,8 +13,17 @@ from pyspark.sql import functions as F
 
 
 def user_event_lists(events: DataFrame) -> DataFrame:
-    """user_id, ev: array<struct<ts, item_id, event_type>> (distinct, sorted), n_raw: events before dedupe."""
-    lists = events.groupBy("user_id").agg(
-        F.collect_list(F.struct("ts", "item_id", "event_type")).alias("all"))
-    return lists.select("user_id", F.array_sort(F.array_distinct("all")).alias("ev"),
-                        F.size("all").alias("n_raw"))
+    """user_id, ev: array<struct<ts, src_file, src_row, item_id, event_type>> (distinct, in input order within a
+    timestamp), n_raw: events before dedupe."""
+    grouped = events.groupBy("user_id").agg(
+        F.collect_list(F.struct("ts", "item_id", "event_type", "src_file", "src_row")).alias("all"))
+    # Sorted by (ts, item_id, event_type, position): duplicates are adjacent, their first occurrence first.
+    srt = F.array_sort("all")
+    same_as_previous = lambda e, i: (  # noqa: E731
+        (e["ts"] == F.get(srt, i - 1)["ts"]) & (e["item_id"] == F.get(srt, i - 1)["item_id"])
+        & (e["event_type"] == F.get(srt, i - 1)["event_type"]))
+    distinct = F.filter(srt, lambda e, i: (i == 0) | ~same_as_previous(e, i))
+    ordered = F.array_sort(F.transform(distinct, lambda e: F.struct(
+        e["ts"].alias("ts"), e["src_file"].alias("src_file"), e["src_row"].alias("src_row"),
+        e["item_id"].alias("item_id"), e["event_type"].alias("event_type"))))
+    return grouped.select("user_id", ordered.alias("ev"), F.size("all").alias("n_raw"))

@@ -102,6 +102,11 @@ def _has_category(checked: DataFrame) -> bool:
     return checked.where(F.col("category").isNotNull()).limit(1).count() > 0
 
 
+def _is_type(event_type: str):
+    """A one-argument predicate for F.filter (a second argument would be taken as the element index)."""
+    return lambda e: e["event_type"] == event_type
+
+
 def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
     rows_in = sum(reason_counts.values())
     bad = {k: v for k, v in reason_counts.items() if k is not None}
@@ -183,8 +188,9 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         catalog.count()
     # One shuffle by user does dedupe and grouping; the HMAC then runs once per user, not once per event.
     lists = pseudonymize.pseudonymize_users(user_event_lists(events), key).persist(StorageLevel.MEMORY_AND_DISK)
+    per_type = [F.sum(F.size(F.filter("ev", _is_type(t)))).alias(f"type_{i}") for i, t in enumerate(d.event_types)]
     agg = lists.agg(F.count(F.lit(1)).alias("users"), F.sum("n_raw").alias("n_raw"),
-                    F.sum(F.size("ev")).alias("used")).first()
+                    F.sum(F.size("ev")).alias("used"), *per_type).first()
     checked.unpersist()
     st.done("dedupe_pseudonymize")
 
@@ -207,7 +213,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     split = sequences.split_sequences(seqs, d.split, cutoff_ts, int(d.horizon_days * 86400)) \
         .persist(StorageLevel.MEMORY_AND_DISK)
     train_counts = sequences.item_train_counts(split).persist()
-    rule = WindowRule(d.max_len, d.stride or d.max_len)
+    rule = WindowRule(d.max_len, d.effective_stride)
     _write(sequences.training_windows(split, rule), tmp / "train", d.num_files,
            ["user_id", "window"], d.row_group_mb)
     lists.unpersist()
@@ -239,9 +245,11 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     rows_valid = quarantine["rows_in"] - quarantine["rows_quarantined"]
     if agg["n_raw"] != rows_valid:
         raise AssertionError(f"lost rows: {rows_valid} valid rows but {agg['n_raw']} reached the user lists")
+    used, users = int(agg["used"]), int(agg["users"])
     counts = {"rows_in": quarantine["rows_in"], "rows_quarantined": quarantine["rows_quarantined"],
-              "rows_valid": rows_valid, "rows_used": int(agg["used"]), "rows_deduplicated": rows_valid - int(
-                  agg["used"]), "users": int(agg["users"]), "users_without_target": int(agg["users"]) - users_with_test}
+              "rows_valid": rows_valid, "rows_used": used, "rows_deduplicated": rows_valid - used, "users": users,
+              "users_without_target": users - users_with_test,
+              "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)}}
     rows = {s: _parquet_rows(tmp / s) for s in ("train", "valid", "test")}
     st.done("vocab_write_counts")
     return {

@@ -3,8 +3,10 @@
 Nothing is interpreted here beyond splitting records into fields; `validate` decides what is usable. Each raw row
 keeps its original content (`raw`) and file (`source`) so a rejected row can be quarantined with it.
 
-Raw frame columns: raw, source, parse_error (reason code or null), user_id, item_id, event_type, ts,
-session_id, quantity, price, category (strings, possibly null).
+Raw frame columns: raw, source, src_file, src_row, parse_error (reason code or null), user_id, item_id, event_type,
+ts, session_id, quantity, price, category (strings, possibly null). (src_file, src_row) is the row's position in the
+input: the file's index in the sorted file list, and a number that increases with the row inside its file; events
+with equal timestamps keep this order.
 """
 from __future__ import annotations
 
@@ -52,7 +54,15 @@ def normalize_event_type(col: Column) -> Column:
 
 def _finish(df: DataFrame, fields: dict[str, Column]) -> DataFrame:
     cols = [fields.get(name, F.lit(None)).cast("string").alias(name) for name in RAW_FIELDS]
-    return df.select("raw", "source", "parse_error", *cols)
+    return df.select("raw", "source", "src_file", "src_row", "parse_error", *cols)
+
+
+def _with_position(df: DataFrame, paths: list[str]) -> DataFrame:
+    """Adds src_file (index of the row's file in `paths`, sorted) and src_row (increasing with the row inside its
+    file: Spark reads a file's splits in offset order, and row order inside each). Must follow the read directly."""
+    index = F.create_map(*[F.lit(x) for i, p in enumerate(paths) for x in (Path(p).resolve().as_uri(), i)])
+    return df.withColumn("src_file", F.coalesce(index[F.col("source")], F.lit(len(paths))).cast("int")) \
+        .withColumn("src_row", F.monotonically_increasing_id())
 
 
 def _with_invalid_utf8(df: DataFrame) -> DataFrame:
@@ -66,8 +76,8 @@ def _with_invalid_utf8(df: DataFrame) -> DataFrame:
 def read_delimited(spark: SparkSession, paths: list[str], names: list[str], sep: str,
                    header: bool) -> DataFrame:
     """Delimited text with a known column list. Wrong column counts become parse errors, never drops."""
-    text = spark.read.text(paths).select(F.col("value").alias("raw"),
-                                         F.input_file_name().alias("source"))
+    text = _with_position(spark.read.text(paths).select(F.col("value").alias("raw"),
+                                                        F.input_file_name().alias("source")), paths)
     text = text.where(F.length(F.trim("raw")) > 0)
     if header:
         # Every file starts with the same header line; drop exactly those lines.
@@ -77,13 +87,14 @@ def read_delimited(spark: SparkSession, paths: list[str], names: list[str], sep:
     n_fields = F.size(F.split(F.col("raw"), sep if sep != "|" else "\\|", -1))
     wrong = parsed.isNull() | parsed[f"c{len(names)}"].isNotNull() | (
         (n_fields < len(names)) if '"' not in sep else F.lit(False))
-    df = text.select("raw", "source", *[parsed[f"c{i}"].alias(n) for i, n in enumerate(names)])
+    df = text.select("raw", "source", "src_file", "src_row", *[parsed[f"c{i}"].alias(n) for i, n in enumerate(names)])
     df = df.withColumn("parse_error", F.when(wrong, F.lit("wrong_column_count")))
     return _with_invalid_utf8(df)
 
 
 def read_json_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
-    text = spark.read.text(paths).select(F.col("value").alias("raw"), F.input_file_name().alias("source"))
+    text = _with_position(spark.read.text(paths).select(F.col("value").alias("raw"),
+                                                        F.input_file_name().alias("source")), paths)
     text = text.where(F.length(F.trim("raw")) > 0)
     obj = F.from_json(F.col("raw"), "MAP<STRING, STRING>")
     df = text.withColumn("obj", obj).withColumn(
@@ -95,8 +106,9 @@ def read_parquet_as_strings(spark: SparkSession, paths: list[str]) -> DataFrame:
     # Parquet rows have no text form; `raw` stays null here and validate.quarantined renders the canonical
     # fields as JSON for the (few) rejected rows only, instead of serialising every row up front.
     df = spark.read.parquet(*paths)
-    return df.select(F.lit(None).cast("string").alias("raw"), F.input_file_name().alias("source"),
-                     F.lit(None).cast("string").alias("parse_error"), *[F.col(c) for c in df.columns])
+    df = _with_position(df.select(F.lit(None).cast("string").alias("raw"), F.input_file_name().alias("source"),
+                                  *[F.col(c) for c in df.columns]), paths)
+    return df.withColumn("parse_error", F.lit(None).cast("string"))
 
 
 def _expand(path: str, patterns: tuple[str, ...]) -> list[str]:

@@ -1,7 +1,7 @@
 """Per-user sequences, leakage-free splits, training windows and per-user features.
 
-Input: indexed events (user_id, ts, item_idx, event_type_idx, category_idx). Each user's events are sorted by
-(ts, item_idx, event_type_idx), which makes equal timestamps deterministic.
+Input: indexed events (user_id, ts, src_file, src_row, item_idx, event_type_idx, category_idx). Each user's events
+are sorted by (ts, position in the input): equal timestamps keep the input's order (dedupe.py).
 
 Splits:
   leave-one-out: last event -> test target, second-to-last -> valid target, the rest trains.
@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from interest_core.contract import EVAL_COLUMNS, TRAIN_COLUMNS
 from interest_core.windows import Ops, WindowRule
 
-_EV = "struct(ts, item_idx, event_type_idx, category_idx)"
+_EV = "struct(ts, src_file, src_row, item_idx, event_type_idx, category_idx)"
 
 
 def _with_dt(ev: Column) -> Column:
@@ -32,7 +32,9 @@ def _with_dt(ev: Column) -> Column:
 def user_sequences(events: DataFrame) -> DataFrame:
     """Indexed events -> user_id, ev: array<struct<ts, item_idx, event_type_idx, category_idx, dt>>, oldest first."""
     seqs = events.groupBy("user_id").agg(F.array_sort(F.collect_list(F.expr(_EV))).alias("ev"))
-    return seqs.select("user_id", _with_dt(F.col("ev")).alias("ev"))
+    ev = F.transform("ev", lambda e: F.struct(*[e[c].alias(c) for c in ("ts", "item_idx", "event_type_idx",
+                                                                         "category_idx")]))
+    return seqs.select("user_id", _with_dt(ev).alias("ev"))
 
 
 def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[str],
@@ -47,7 +49,8 @@ def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[s
     flat = lists.select("user_id", F.explode("ev").alias("e"))
     joined = flat.join(F.broadcast(index) if broadcast_items else index,
                        F.col("e.item_id") == index["item_id"], how="inner")
-    indexed = joined.select("user_id", F.col("e.ts").alias("ts"), "item_idx",
+    indexed = joined.select("user_id", F.col("e.ts").alias("ts"), F.col("e.src_file").alias("src_file"),
+                            F.col("e.src_row").alias("src_row"), "item_idx",
                             etype_idx[F.col("e.event_type")].alias("event_type_idx"), "category_idx")
     return user_sequences(indexed)
 
@@ -88,20 +91,24 @@ def _column(x) -> Column:
 
 
 # The core's window rule evaluated on Columns.
-SPARK_OPS = Ops(greatest=lambda a, b: F.greatest(_column(a), _column(b)), ceil=lambda x: F.ceil(x).cast("int"))
+SPARK_OPS = Ops(greatest=lambda a, b: F.greatest(_column(a), _column(b)), ceil=lambda x: F.ceil(x).cast("int"),
+                where=lambda c, a, b: F.when(c, _column(a)).otherwise(_column(b)))
 
 
 def training_windows(split: DataFrame, rule: WindowRule) -> DataFrame:
-    """One row per window of at most max_len + 1 events, counted back from the most recent event
-    (interest_core.windows)."""
+    """One row per window of at most max_len + 1 events, counted back from the most recent event, with the
+    position of its first scored target (interest_core.windows)."""
     m = F.size("train_ev")
+    n = rule.n_windows(m, SPARK_OPS)
     df = split.where(F.col("train_ev").isNotNull() & (m >= 2)).select(
-        "user_id", "train_ev", F.explode(F.sequence(F.lit(0), rule.n_windows(m, SPARK_OPS) - 1)).alias("window"))
+        "user_id", "train_ev", n.alias("n_windows"), F.explode(F.sequence(F.lit(0), n - 1)).alias("window"))
     end = rule.end(F.size("train_ev"), F.col("window"))
     start = rule.start(end, SPARK_OPS)
     win = F.slice("train_ev", start, end - start + 1)
-    return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window")).select(
-        "user_id", *_unzip("win"), "window").select(*TRAIN_COLUMNS)
+    first = rule.first_target(F.col("window"), F.col("n_windows"), SPARK_OPS)
+    return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window"),
+                     first.cast("int").alias("first_target")).select(
+        "user_id", *_unzip("win"), "window", "first_target").select(*TRAIN_COLUMNS)
 
 
 def _unzip(col: str) -> list[Column]:

@@ -92,11 +92,11 @@ def with_reason(raw: DataFrame, rules: Rules) -> DataFrame:
 
 def valid_events(checked: DataFrame) -> DataFrame:
     """Rows without a reason: user_id, item_id, event_type, ts (epoch seconds), session_id, quantity, price,
-    category."""
+    category, and the row's input position src_file, src_row."""
     return checked.where(F.col("reason").isNull()).select(
         F.trim("user_id").alias("user_id"), F.trim("item_id").alias("item_id"), "event_type",
         F.col("ts_s").alias("ts"), F.col("session_id"), _num(F.col("quantity")).alias("quantity"),
-        _num(F.col("price")).alias("price"), F.col("category"))
+        _num(F.col("price")).alias("price"), F.col("category"), "src_file", "src_row")
 
 
 def quarantined(checked: DataFrame) -> DataFrame:

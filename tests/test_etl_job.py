@@ -114,6 +114,38 @@ def test_recbole_atomic_files(spark, tmp_path):
     assert items["10"] == ("Animation", "Toy Story")
 
 
+@pytest.mark.parametrize("kind", ["recbole", "csv-two-files", "parquet"])
+def test_equal_timestamps_keep_the_input_order_so_targets_are_the_inputs_last(spark, tmp_path, kind):
+    """User 1's last four events share one timestamp, listed in the input in an order that is neither item-id nor
+    popularity order; the valid and test targets are the input's second-to-last and last of them."""
+    t = 1_700_000_000
+    rows = [("1", "50", t), ("1", "40", t + 9), ("1", "30", t + 9), ("1", "10", t + 9), ("1", "20", t + 9)]
+    rows += [(str(u), i, t + u) for u in range(2, 7) for i in ("10", "10", "20", "30", "40")[: u - 1]]
+    d = tmp_path / "in"
+    d.mkdir()
+    if kind == "recbole":
+        (d / "x.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n"
+                                   + "".join(f"{u}\t{i}\t{t}\n" for u, i, t in rows))
+        args = _args(d, "recbole", tmp_path / "out")
+    elif kind == "csv-two-files":  # the tie spans both files: file order (sorted names), then row order
+        head = "user,item,time\n"
+        (d / "a.csv").write_text(head + "".join(f"{u},{i},{t}\n" for u, i, t in rows[:3]))
+        (d / "b.csv").write_text(head + "".join(f"{u},{i},{t}\n" for u, i, t in rows[3:]))
+        args = _args(d, "generic", tmp_path / "out", column_map="user_id=user,item_id=item,ts=time")
+    else:
+        import pyarrow as pa
+        pq.write_table(pa.table({"user": [r[0] for r in rows], "item": [r[1] for r in rows],
+                                 "time": [r[2] for r in rows]}), d / "x.parquet")
+        args = _args(d, "generic", tmp_path / "out", column_map="user_id=user,item_id=item,ts=time")
+    _run(spark, args)
+    ids = {r["item_idx"]: r["item_id"] for r in _rows(tmp_path / "out" / "vocab" / "items")}
+    valid = [r for r in _rows(tmp_path / "out" / "valid") if r["history_len"] == 3]
+    test = [r for r in _rows(tmp_path / "out" / "test") if r["history_len"] == 4]
+    assert len(valid) == len(test) == 1
+    assert [ids[i] for i in valid[0]["items"]] == ["50", "40", "30"] and ids[valid[0]["target_item"]] == "10"
+    assert ids[test[0]["target_item"]] == "20"
+
+
 def test_real_movielens_100k_from_the_recbole_wheel(spark, tmp_path):
     """The public ML-100K files (fetched by `make test` through bench/public_data.py) go through unchanged."""
     sys.path.insert(0, str(REPO / "bench"))

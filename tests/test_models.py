@@ -354,7 +354,8 @@ def test_num_params_and_flops(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("kw", [dict(), dict(event_type_loss_weight=0.0), dict(n_layers=3, dim=24, n_heads=3),
-                                dict(max_len=7, num_items=1000, num_event_types=9, loss="sampled")])
+                                dict(max_len=7, num_items=1000, num_event_types=9, loss="sampled"),
+                                dict(ffn_mult=4, ffn_activation="gelu"), dict(event_type_input=False)])
 def test_analytic_param_count_equals_the_built_model(arch, kw):
     args = tiny_args(arch, **kw)
     model = InterestModel(args)
@@ -409,3 +410,10 @@ def test_collate_matches_a_per_row_reference():
             assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
         got = collate(part, 20)
         assert set(got) == set(cols) and all(torch.equal(got[k], _reference_pad(part[k], 20)) for k in cols)
+    # first_target: only targets from that event on carry a loss (0 = none), for Arrow and Python rows alike
+    first = rng.integers(1, 4, size=300).tolist()
+    want = _reference_pad([[x if j + 1 >= f else 0 for j, x in enumerate(r[1:])] for r, f in zip(rows, first)], 20)
+    for rows_in in (pa.table({**cols, "first_target": first}), {**cols, "first_target": first}):
+        got = collate(rows_in, 20, targets=True)
+        assert torch.equal(got["targets"], want)
+        assert torch.equal(got["target_event_types"] > 0, want > 0)

@@ -86,14 +86,16 @@ def test_quarantine_threshold_names_fraction_and_reasons():
         check_quarantine({None: 90, "unparseable_ts": 7, "missing_user": 3}, 0.05)
 
 
-def test_dedupe_drops_exact_duplicates_while_grouping_by_user(spark):
-    df = spark.createDataFrame([("u", "i", "view", 1), ("u", "i", "view", 1), ("u", "i", "buy", 1),
-                                ("u", "j", "view", 1), ("u", "i", "view", 2), ("w", "i", "view", 1)],
-                               "user_id string, item_id string, event_type string, ts long")
+def test_dedupe_keeps_first_occurrences_in_input_order(spark):
+    # (src_file, src_row) is the input position; at ts 1 the input lists j before i, and i:view twice
+    df = spark.createDataFrame([("u", "j", "view", 1, 0, 7), ("u", "i", "view", 1, 0, 8), ("u", "i", "view", 1, 1, 0),
+                                ("u", "i", "buy", 1, 1, 1), ("u", "i", "view", 2, 0, 2), ("w", "i", "view", 1, 0, 3)],
+                               "user_id string, item_id string, event_type string, ts long, src_file int, src_row long")
     got = user_event_lists(df).select("user_id", F.transform("ev", lambda e: F.concat_ws(
-        ":", e["ts"], e["item_id"], e["event_type"])).alias("ev"), "n_raw")
-    assertDataFrameEqual(got, [Row(user_id="u", ev=["1:i:buy", "1:i:view", "1:j:view", "2:i:view"], n_raw=5),
-                               Row(user_id="w", ev=["1:i:view"], n_raw=1)])
+        ":", e["ts"], e["item_id"], e["event_type"], e["src_file"], e["src_row"])).alias("ev"), "n_raw")
+    assertDataFrameEqual(got, [Row(user_id="u", ev=["1:j:view:0:7", "1:i:view:0:8", "1:i:buy:1:1", "2:i:view:0:2"],
+                                   n_raw=5),
+                               Row(user_id="w", ev=["1:i:view:0:3"], n_raw=1)])
 
 
 def test_pseudonymize_is_keyed_hmac_and_key_stays_out_of_plans(spark):
@@ -129,8 +131,9 @@ def test_item_vocab_orders_by_count_then_id_and_maps_rare_to_oov(spark):
 
 
 def test_index_sequences_maps_ids_and_sorts(spark):
-    lists = spark.createDataFrame([("u", [(5, "b", "buy"), (5, "a", "view"), (9, "zz", "cart")])],
-                                  "user_id string, ev array<struct<ts long, item_id string, event_type string>>")
+    lists = spark.createDataFrame([("u", [(5, 0, 0, "b", "buy"), (5, 0, 1, "a", "view"), (9, 0, 2, "zz", "cart")])],
+                                  "user_id string, ev array<struct<ts long, src_file int, src_row long, "
+                                  "item_id string, event_type string>>")
     index = spark.createDataFrame([("a", 3, 7), ("b", 2, 0), ("zz", 1, 0)], "item_id string, item_idx int, "
                                                                           "category_idx int")
     for bc in (True, False):
@@ -139,18 +142,21 @@ def test_index_sequences_maps_ids_and_sorts(spark):
 
 
 def _indexed(spark, rows):
-    return spark.createDataFrame(rows, "user_id string, ts long, item_idx int, event_type_idx int, category_idx int")
+    """Indexed events in input order (src_row = the row's position in `rows`)."""
+    return spark.createDataFrame([(u, ts, 0, n, *rest) for n, (u, ts, *rest) in enumerate(rows)],
+                                 "user_id string, ts long, src_file int, src_row long, item_idx int, "
+                                 "event_type_idx int, category_idx int")
 
 
 def test_leave_one_out_split_is_leakage_free(spark):
-    # u4: 4 events (equal timestamps ordered by item id); u2: 2 events; u1: 1 event
+    # u4: 4 events (at ts 2, item 6 comes before item 3 in the input and stays before it); u2: 2 events; u1: 1
     ev = _indexed(spark, [("u4", 1, 5, 1, 1), ("u4", 2, 6, 1, 1), ("u4", 2, 3, 2, 2), ("u4", 9, 7, 5, 3),
                           ("u2", 1, 2, 1, 1), ("u2", 5, 4, 1, 1), ("u1", 3, 2, 1, 1)])
     split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")
     items = lambda c: [e["item_idx"] for e in c] if c is not None else None  # noqa: E731
     got = {r.user_id: (items(r.train_ev), items(r.valid_hist), r.valid_target and r.valid_target["item_idx"],
                        items(r.test_hist), r.test_target and r.test_target["item_idx"]) for r in split.collect()}
-    assert got == {"u4": ([5, 3], [5, 3], 6, [5, 3, 6], 7),
+    assert got == {"u4": ([5, 6], [5, 6], 3, [5, 6, 3], 7),
                    "u2": ([2], None, None, [2], 4),
                    "u1": (None, None, None, None, None)}
 
@@ -187,7 +193,7 @@ def test_spark_windows_follow_the_core_rule_and_each_event_is_new_once(spark, st
     split = spark.createDataFrame([(u, [(t, i, 1, 1, 0) for t, i in enumerate(ev)]) for u, ev in train.items()],
                                   "user_id string, train_ev array<struct<ts:long, item_idx:int, event_type_idx:int,"
                                   " category_idx:int, dt:long>>")
-    rows = sequences.training_windows(split, rule).select("user_id", "items", "window").collect()
+    rows = sequences.training_windows(split, rule).select("user_id", "items", "window", "first_target").collect()
     for u, ev in train.items():
         m = len(ev)
         want = {k: ev[rule.start(rule.end(m, k)) - 1:rule.end(m, k)] for k in range(rule.n_windows(m))}
@@ -195,6 +201,12 @@ def test_spark_windows_follow_the_core_rule_and_each_event_is_new_once(spark, st
         assert got == want, (u, stride)
         new = [x for k, w in got.items() for x in w[:int(rule.new_events(k, len(w)))]]
         assert sorted(new) == ev
+        # every target (all events but the first) carries a loss in exactly one window, with the most context
+        first = {r.window: r.first_target for r in rows if r.user_id == u}
+        scored = sorted(x for k, w in got.items() for x in w[first[k]:])
+        assert scored == ev[1:], (u, stride)
+        assert all(w.index(x) >= min(rule.max_len - stride + 1, x - ev[0]) for k, w in got.items()
+                   for x in w[first[k]:])
     keep = rule.new_events(np.array([r.window for r in rows]), np.array([len(r.items) for r in rows]))
     assert int(keep.sum()) == sum(len(ev) for ev in train.values())
 

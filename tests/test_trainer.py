@@ -60,10 +60,10 @@ def test_resubmitted_run_resumes_at_next_step(shards, tmp_path, capfd):
     _, second = _train(shards, out, "--epochs", "2", "--set", "train.progress=bar")
     logs = capfd.readouterr()
     assert "resuming from checkpoint" in logs.out + logs.err
-    # the driver's bar, fed by rank 0 through the board actor: step counter, loss and the epoch-1 summary
-    assert "loss=" in logs.err and "[interest] epoch 1 done" in logs.err, logs.err[-2000:]
-    assert [h["epoch"] for h in second] == [0, 1]
-    assert second[0] == first[0]  # epoch 0 came from the checkpoint, not from a second run
+    # the driver's bar, fed by rank 0 through the board actor: step counter, loss and the validation summary
+    assert "loss=" in logs.err and "(epoch 2.00) validation" in logs.err, logs.err[-2000:]
+    assert [h["epoch"] for h in second] == [1.0, 2.0]
+    assert second[0] == first[0]  # epoch 1 came from the checkpoint, not from a second run
     assert second[1]["step"] == 2 * first[0]["step"]
 
 
@@ -150,7 +150,7 @@ def test_ray_job_submit_against_a_local_head(shards, tmp_path):
             env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert "succeeded" in (job.stdout + job.stderr).lower()
-        assert json.loads((out / "run.json").read_text())["epochs_run"] == 1
+        assert json.loads((out / "run.json").read_text())["epochs_run"] == 1.0
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:

@@ -52,7 +52,9 @@ class Embeddings(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.item = nn.Embedding(args.num_items, args.dim, padding_idx=PAD_ID)
-        self.event_type = nn.Embedding(args.num_event_types, args.dim, padding_idx=PAD_ID)
+        # None when the data has one event type: its embedding would be a constant.
+        self.event_type = (nn.Embedding(args.num_event_types, args.dim, padding_idx=PAD_ID)
+                           if args.event_type_input else None)
         self.pos = nn.Embedding(args.max_len, args.dim)  # id 0 = most recent event
         self.time = nn.Embedding(NUM_TIME_BUCKETS + 2, args.dim, padding_idx=0)
         self.norm = nn.LayerNorm(args.dim)
@@ -65,7 +67,9 @@ class Embeddings(nn.Module):
             raise ValueError(f"sequence length {L} > max_len {self.pos.num_embeddings}")
         valid = items != PAD_ID  # (B, L)
         pos = torch.arange(L - 1, -1, -1, device=items.device)  # (L,) counted from the right end
-        x = self.item(items) * self.scale + self.event_type(event_types * valid)  # (B, L, D)
+        x = self.item(items) * self.scale  # (B, L, D)
+        if self.event_type is not None:
+            x = x + self.event_type(event_types * valid)  # (B, L, D)
         x = x + self.pos(pos) + self.time(time_since_previous(ts, valid))  # (B, L, D)
         x = self.drop(self.norm(x))  # (B, L, D)
         return x * valid.unsqueeze(-1)  # (B, L, D), zeros at padding

@@ -32,15 +32,16 @@ class CausalSelfAttention(nn.Module):
 
 
 class PointWiseFeedForward(nn.Module):
-    """SASRec's FFN: two D x D layers applied to every position independently (hidden size D, ReLU)."""
+    """SASRec's FFN on every position independently: D -> ffn_mult * D -> D (SASRec: ffn_mult 1, ReLU)."""
 
     def __init__(self, args: ModelArgs):
         super().__init__()
+        hidden = args.ffn_mult * args.dim
         self.net = nn.Sequential(
-            nn.Linear(args.dim, args.dim),
-            nn.ReLU(),
+            nn.Linear(args.dim, hidden),
+            nn.GELU() if args.ffn_activation == "gelu" else nn.ReLU(),
             nn.Dropout(args.dropout),
-            nn.Linear(args.dim, args.dim),
+            nn.Linear(hidden, args.dim),
             nn.Dropout(args.dropout),
         )
 
