@@ -110,6 +110,7 @@ def test_recbole_atomic_files(spark, tmp_path):
                                "10\tToy Story\tAnimation Comedy\n11\tHeat\tAction\n12\tJumanji\tAdventure\n")
     m = _run(spark, _args(d, "recbole", tmp_path / "out"))
     assert m["counts"]["rows_used"] == 4 and m["vocab"]["event_types"][1] == "view"
+    assert m["counts"]["event_types"] == {"view": 4, "click": 0, "cart": 0, "fav": 0, "buy": 0}
     items = {r["item_id"]: (r["category"], r["title"]) for r in _rows(tmp_path / "out" / "items")}
     assert items["10"] == ("Animation", "Toy Story")
 

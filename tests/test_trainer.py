@@ -67,6 +67,22 @@ def test_resubmitted_run_resumes_at_next_step(shards, tmp_path, capfd):
     assert second[1]["step"] == 2 * first[0]["step"]
 
 
+def test_resume_mid_epoch_skips_the_micro_batches_already_trained(shards, tmp_path):
+    """A checkpoint taken mid-epoch carries the data cursor: the resumed run trains only the rest of that epoch."""
+    from interest_core.config import load_config
+    from interest_core.contract import load_manifest
+    from ray_train.loop import steps_per_epoch
+
+    out = tmp_path / "mid"
+    # lr ~0: validation never improves after the first one, so patience 1 stops training after step 2, mid-epoch
+    first_run, first = _train(shards, out, "--epochs", "1", "--set", "train.val_every_steps=1",
+                              "--set", "train.early_stopping_patience=1", "--set", "train.lr=1e-12")
+    assert first_run["stopped_early"] and [h["step"] for h in first] == [1, 2]
+    _, second = _train(shards, out, "--epochs", "1", "--set", "train.val_every_steps=1000")
+    n_steps, _ = steps_per_epoch(load_manifest(shards)["rows"]["train"], 2, load_config("tiny-cpu"))
+    assert n_steps > 2 and [h["step"] for h in second] == [1, 2, n_steps]
+
+
 def test_metrics_reach_mlflow_when_a_tracking_uri_is_set(shards, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
