@@ -1,22 +1,24 @@
-"""Quality with default settings on real public data (issue 4, item 6).
+"""Quality with default settings on real public data: MovieLens-100K against its classical baselines.
 
 MovieLens-100K is the public data set that reaches this machine (inside the recbole wheel, bench/public_data.py).
 The bench runs the product's own commands with the `base` preset and no tuning:
 
     interest etl --format recbole --config base      (leave-one-out split)
-    interest train --config base --model ARCH         (early stopping on validation NDCG@10)
-    interest evaluate
+    interest train --config base --model ARCH --set train.seed=S   (early stopping on validation NDCG@10)
+    interest evaluate                                 (the test split, read once per run)
 
 and prints test NDCG@10 / HR@10 under the `full` and `full_exclude_seen` protocols (README: Metrics) for each
-model and each baseline, plus model / best baseline.
+model and seed, mean +- std over seeds, every baseline, the time to the best validation score and the training
+targets per second (targets that carry a loss, per wall second of training).
 
-    .venv/bin/python bench/quality_bench.py [--archs sasrec hstu] [--out /tmp/interest_quality]
+    .venv/bin/python bench/quality_bench.py [--archs sasrec hstu] [--seeds 1 2 3] [--set key=value ...]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -37,40 +39,76 @@ def _cli(*args: str) -> float:
     return time.time() - t0
 
 
+def train_targets(data: Path) -> int:
+    """Targets that carry a loss in one pass over the train split (each training event but a user's first)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(data / "train", columns=["items", "first_target"])
+    return int(pc.sum(pc.subtract(pc.list_value_length(t["items"]), t["first_target"])).as_py())
+
+
+def _mean_std(xs: list[float]) -> str:
+    return f"{statistics.mean(xs):.4f} +- {statistics.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--archs", nargs="+", default=["sasrec", "hstu"], choices=["sasrec", "hstu"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[42])
     p.add_argument("--out", default="/tmp/interest_quality")
     p.add_argument("--config", default="base", help="preset under test (the defaults: base)")
+    p.add_argument("--set", action="append", default=[], dest="overrides", help="ablations only, e.g. data.stride=50")
     a = p.parse_args()
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
     src = ml100k()
     data = out / "data"
+    sets = [x for o in a.overrides for x in ("--set", o)]
+    data_sets = [x for o in a.overrides if o.startswith("data.") for x in ("--set", o)]
     etl_s = _cli("etl", "--input", str(src / "ml-100k.inter"), "--items", str(src / "ml-100k.item"),
-                 "--format", "recbole", "--output", str(data), "--config", a.config, "--allow-insecure-demo-key")
-    print(f"ml-100k: etl {etl_s:.0f}s", flush=True)
-    summary = {"dataset": "ml-100k", "config": a.config, "etl_s": etl_s, "models": {}}
+                 "--format", "recbole", "--output", str(data), "--config", a.config, "--allow-insecure-demo-key",
+                 *data_sets)
+    targets = train_targets(data)
+    print(f"ml-100k: etl {etl_s:.0f}s; {targets} training targets per epoch", flush=True)
+    summary = {"dataset": "ml-100k", "config": a.config, "overrides": a.overrides, "etl_s": etl_s,
+               "train_targets": targets, "models": {}}
     for arch in a.archs:
-        run = out / f"run_{arch}"
-        train_s = _cli("train", "--data", str(data), "--output", str(run), "--config", a.config, "--model", arch)
-        _cli("evaluate", "--run", str(run))
-        metrics = json.loads((run / "metrics.json").read_text())
-        info = json.loads((run / "run.json").read_text())
-        row = {"train_s": train_s, "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"],
-               "test": {pr: {k: metrics["test"][pr][k] for k in ("ndcg@10", "hr@10")} for pr in PROTOCOLS},
-               "baselines": {b: {pr: {k: v[pr][k] for k in ("ndcg@10", "hr@10")} for pr in PROTOCOLS}
-                             for b, v in metrics["baselines"].items()}}
-        summary["models"][arch] = row
+        rows = []
+        for seed in a.seeds:
+            run = out / f"run_{arch}_{seed}"
+            train_s = _cli("train", "--data", str(data), "--output", str(run), "--config", a.config, "--model", arch,
+                           "--set", f"train.seed={seed}", *[x for x in sets if x not in data_sets])
+            _cli("evaluate", "--run", str(run))
+            metrics = json.loads((run / "metrics.json").read_text())
+            info = json.loads((run / "run.json").read_text())
+            history = json.loads((run / "history.json").read_text())
+            best = next(h for h in history if h["step"] == info["best_step"])
+            row = {"seed": seed, "train_s": train_s, "best_step": info["best_step"], "best_epoch": info["best_epoch"],
+                   "steps_run": info["steps_run"], "to_best_s": best["wall_s"],
+                   "targets_per_s": targets * info["epochs_run"] / max(history[-1]["wall_s"], 1e-9),
+                   "valid": info["best_valid_score"],
+                   "test": {pr: {k: metrics["test"][pr][k] for k in ("ndcg@10", "hr@10")} for pr in PROTOCOLS},
+                   "baselines": {b: {pr: {k: v[pr][k] for k in ("ndcg@10", "hr@10")} for pr in PROTOCOLS}
+                                 for b, v in metrics["baselines"].items()}}
+            rows.append(row)
+            t = row["test"]["full"]
+            print(f"ml-100k {arch:6s} seed {seed}: valid NDCG@10 {row['valid']:.4f} | test full NDCG@10 "
+                  f"{t['ndcg@10']:.4f} HR@10 {t['hr@10']:.4f} | exclude-seen NDCG@10 "
+                  f"{row['test']['full_exclude_seen']['ndcg@10']:.4f} | best at step {row['best_step']} (epoch "
+                  f"{row['best_epoch']:.1f}) after {row['to_best_s']:.0f}s, {row['targets_per_s']:.0f} targets/s, "
+                  f"train {train_s:.0f}s", flush=True)
+        summary["models"][arch] = rows
         for pr in PROTOCOLS:
-            best_b = max(row["baselines"], key=lambda b: row["baselines"][b][pr]["ndcg@10"])
-            m, b = row["test"][pr], row["baselines"][best_b][pr]
-            print(f"ml-100k {arch:6s} {pr:17s}: test NDCG@10 {m['ndcg@10']:.4f} HR@10 {m['hr@10']:.4f} | best "
-                  f"baseline {best_b} NDCG@10 {b['ndcg@10']:.4f} HR@10 {b['hr@10']:.4f} | model/baseline "
-                  f"NDCG@10 {m['ndcg@10'] / max(b['ndcg@10'], 1e-12):.2f}x "
-                  f"({info['epochs_run']} epochs, best {info['best_epoch']}, train {train_s:.0f}s)", flush=True)
+            nd = [r["test"][pr]["ndcg@10"] for r in rows]
+            hr = [r["test"][pr]["hr@10"] for r in rows]
+            print(f"ml-100k {arch:6s} {pr:17s}: test NDCG@10 {_mean_std(nd)} HR@10 {_mean_std(hr)} "
+                  f"({len(rows)} seeds)", flush=True)
+    base = next(iter(summary["models"].values()))[0]["baselines"]
+    for b, v in base.items():
+        print(f"ml-100k baseline {b:20s}: " + " | ".join(
+            f"{pr} NDCG@10 {v[pr]['ndcg@10']:.4f} HR@10 {v[pr]['hr@10']:.4f}" for pr in PROTOCOLS), flush=True)
     (out / "quality.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -91,6 +91,10 @@ class ModelConfig(_Strict):
     """SASRec feed-forward width as a multiple of dim (1 = the SASRec paper, 4 = BERT-style)."""
     ffn_activation: Literal["relu", "gelu"] = "relu"
     """SASRec feed-forward activation."""
+    norm: Literal["pre", "post"] = "pre"
+    """SASRec LayerNorm placement: before each sub-layer (pre-LN) or after each residual sum (post-LN, BERT)."""
+    scale_embeddings: bool = True
+    """Multiply item embeddings by sqrt(dim) before adding position, time and event-type embeddings."""
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     """Dropout on embeddings and in every block (SASRec's ML-1M setting)."""
     loss: Literal["auto", "full", "sampled"] = "auto"
@@ -113,6 +117,8 @@ class TrainConfig(_Strict):
     grad_accum: int = Field(1, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    adam_beta2: float = Field(0.98, gt=0, lt=1)
+    """AdamW's second-moment decay (beta1 is 0.9)."""
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """After warmup: constant (the SASRec/HSTU reference recipe; early stopping decides the length) or cosine
     decay to min_lr_ratio over all `epochs` (for a fixed budget)."""

@@ -92,7 +92,7 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, to
         (no_decay if p.dim() < 2 or "norm" in name or "embed" in name else decay).append(p)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": train.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=train.lr, betas=(0.9, 0.98))
+                                  lr=train.lr, betas=(0.9, train.adam_beta2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, train.warmup_ratio, train.min_lr_ratio, train.lr_schedule,
                              train.warmup_max_steps))

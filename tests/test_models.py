@@ -22,6 +22,9 @@ from ray_train.models.hstu import (
 from ray_train.models.model import attention_mask
 
 ARCHS = ["sasrec", "hstu"]
+# every backbone variant the config can build: (arch, ModelArgs overrides)
+VARIANTS = [("sasrec", {}), ("hstu", {}), ("sasrec", {"norm": "post", "scale_embeddings": False, "ffn_mult": 4,
+                                                      "ffn_activation": "gelu"})]
 NUM_ITEMS, NUM_TYPES = 40, 5
 
 
@@ -96,10 +99,10 @@ def test_sequence_longer_than_max_len_is_an_error():
         model.encode(make_batch(L=10))
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_padding_does_not_leak(arch):
+@pytest.mark.parametrize("arch, kw", VARIANTS)
+def test_padding_does_not_leak(arch, kw):
     """Valid positions ignore everything at padded ones: amount of padding, their ts / event types, the pad row."""
-    model = seeded_model(tiny_args(arch)).eval()
+    model = seeded_model(tiny_args(arch, **kw)).eval()
     batch = make_batch(B=4, L=10, pads=(3,))
     with torch.no_grad():
         ref = model.encode(batch)[:, 3:]
@@ -117,10 +120,10 @@ def test_padding_does_not_leak(arch):
         torch.testing.assert_close(model.encode(batch)[:, 3:], ref, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_causal(arch):
+@pytest.mark.parametrize("arch, kw", VARIANTS)
+def test_causal(arch, kw):
     """Changing the item / type / time of events after t leaves positions <= t unchanged, and changes t+1."""
-    model = seeded_model(tiny_args(arch)).eval()
+    model = seeded_model(tiny_args(arch, **kw)).eval()
     batch = make_batch(B=4, L=10)
     t = 6
     future = {k: v.clone() for k, v in batch.items()}
@@ -372,7 +375,8 @@ def test_one_event_type_in_the_data_switches_the_event_type_input_and_head_off()
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("kw", [dict(), dict(event_type_loss_weight=0.0), dict(n_layers=3, dim=24, n_heads=3),
                                 dict(max_len=7, num_items=1000, num_event_types=9, loss="sampled"),
-                                dict(ffn_mult=4, ffn_activation="gelu"), dict(event_type_input=False)])
+                                dict(ffn_mult=4, ffn_activation="gelu"), dict(event_type_input=False),
+                                dict(norm="post", scale_embeddings=False)])
 def test_analytic_param_count_equals_the_built_model(arch, kw):
     args = tiny_args(arch, **kw)
     model = InterestModel(args)

@@ -210,7 +210,7 @@ def test_selection_metric_and_any_ks(tmp_path):
     text = report.write_report(run_dir).read_text(encoding="utf-8")
     assert "<tr><th>Best validation NDCG@5</th><td>0.2468</td></tr>" in text
     assert "no better validation NDCG@5 within the patience" in text
-    assert "Validation NDCG@5 / HR@5 per epoch" in text          # the selection metric's K drives the curves
+    assert "Validation NDCG@5 / HR@5 at each validation" in text          # the selection metric's K drives the curves
     assert "valid NDCG@5" in text and "valid NDCG@20" not in text
     assert "Model NDCG@5" in text and "Test NDCG@5 per protocol" in text and "Model test NDCG@5 per segment" in text
     assert "NDCG@20" in text and "HR@20" in text                  # every K still has its table column
@@ -227,7 +227,7 @@ def test_selection_protocol_and_fallback_k(tmp_path):
     (run_dir / "run.json").write_text(json.dumps(run))
     text = report.write_report(run_dir).read_text(encoding="utf-8")
     assert "<tr><th>Best validation HR@50 (full_exclude_seen)</th><td>0.4321</td></tr>" in text
-    assert "Validation NDCG@10 / HR@10 per epoch" in text        # history has only @10
+    assert "Validation NDCG@10 / HR@10 at each validation" in text        # history has only @10
     assert "Test NDCG@10 per protocol" in text                   # metrics have 5, 10, 20: the middle one
 
 

@@ -129,11 +129,11 @@ def _draw_valid(history: list[dict], k: int, best_epoch: Any, protocol: str) -> 
             return False
         be = _num(best_epoch)
         if be is not None:
-            ax.axvline(be, color="#555", linestyle="--", linewidth=1, label=f"best epoch ({int(be)})")
+            ax.axvline(be, color="#555", linestyle="--", linewidth=1, label=f"best ({be:g} epochs)")
         ax.set_xlabel("epoch")
         ax.set_ylabel("metric")
         where = _mpl_text(PROTOCOL_LABELS.get(protocol, protocol))
-        ax.set_title(f"Validation metrics per epoch (@{k}, {where})", fontsize=11, loc="left")
+        ax.set_title(f"Validation metrics at each validation (@{k}, {where})", fontsize=11, loc="left")
         _style(ax)
         ax.legend(fontsize=8, frameon=False)
         return True

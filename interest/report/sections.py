@@ -101,7 +101,7 @@ def _section_summary(run_dir: Path, run: dict) -> str:
         ("Wall time", _fmt_duration(run.get("wall_time_s"))),
         ("Started", _fmt_value(run.get("started"))),
         ("Finished", _fmt_value(run.get("finished"))),
-        ("Best epoch", _fmt_value(run.get("best_epoch"))),
+        ("Best epoch (epochs trained at the best validation)", _fmt_value(run.get("best_epoch"))),
         (f"Best validation {sel.label}" + (f" ({sel.protocol})" if sel.protocol != "full" else ""),
          _fmt_metric(sel.value)),
         ("Early stopping", early),
@@ -136,7 +136,8 @@ def _section_training(history: Any, hist_problem: str | None, steps: Any, plots:
     k = _headline_k(vkeys, sel.k)
     best_epoch = run.get("best_epoch")
     plots.make("valid", _draw_valid(hist, k, best_epoch, sel.protocol))
-    out.append(plots.html("valid", f"Validation NDCG@{k} / HR@{k} per epoch; dashed line = best epoch"))
+    out.append(plots.html("valid", f"Validation NDCG@{k} / HR@{k} at each validation (x: epochs trained); dashed "
+                                    "line = the best one"))
     if not hist:
         out.append(_not_available("Per-epoch history (history.json)", hist_problem))
         return "".join(out)
@@ -154,7 +155,7 @@ def _section_training(history: Any, hist_problem: str | None, steps: Any, plots:
     out.append("<h3>Per-epoch history</h3>")
     out.append(_table([_esc(h) for h in head], rows, classes, num_cols=set(range(1, len(head)))))
     if be is not None:
-        out.append('<p class="note">Highlighted row: best epoch (the checkpoint that was evaluated).</p>')
+        out.append('<p class="note">Highlighted row: the best validation (the checkpoint that was evaluated).</p>')
     return "".join(out)
 
 

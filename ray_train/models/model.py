@@ -59,7 +59,7 @@ class Embeddings(nn.Module):
         self.time = nn.Embedding(NUM_TIME_BUCKETS + 2, args.dim, padding_idx=0)
         self.norm = nn.LayerNorm(args.dim)
         self.drop = nn.Dropout(args.dropout)
-        self.scale = args.dim**0.5
+        self.scale = args.dim**0.5 if args.scale_embeddings else 1.0
 
     def forward(self, items: torch.Tensor, event_types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
         B, L = items.shape

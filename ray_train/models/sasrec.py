@@ -52,6 +52,7 @@ class PointWiseFeedForward(nn.Module):
 class SASRecBlock(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
+        self.post_norm = args.norm == "post"
         self.ln_attn = nn.LayerNorm(args.dim)
         self.attn = CausalSelfAttention(args)
         self.ln_ffn = nn.LayerNorm(args.dim)
@@ -59,6 +60,9 @@ class SASRecBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, D); mask (B, 1, L, L) bool, True = query may attend key; ts unused (HSTU signature)."""
+        if self.post_norm:  # BERT / RecBole: normalise each residual sum
+            x = self.ln_attn(x + self.attn(x, mask))  # (B, L, D)
+            return self.ln_ffn(x + self.ffn(x))  # (B, L, D)
         x = x + self.attn(self.ln_attn(x), mask)  # (B, L, D)
         x = x + self.ffn(self.ln_ffn(x))  # (B, L, D)
         return x
