@@ -87,16 +87,19 @@ class ModelConfig(_Strict):
     """Embedding / hidden size."""
     n_layers: int = Field(2, ge=1)
     n_heads: int = Field(2, ge=1)
-    ffn_mult: int = Field(1, ge=1)
-    """SASRec feed-forward width as a multiple of dim (1 = the SASRec paper, 4 = BERT-style)."""
-    ffn_activation: Literal["relu", "gelu"] = "relu"
-    """SASRec feed-forward activation."""
-    norm: Literal["pre", "post"] = "pre"
-    """SASRec LayerNorm placement: before each sub-layer (pre-LN) or after each residual sum (post-LN, BERT)."""
-    scale_embeddings: bool = True
-    """Multiply item embeddings by sqrt(dim) before adding position, time and event-type embeddings."""
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    """Dropout on embeddings and in every block (SASRec's ML-1M setting)."""
+    ffn_mult: int | None = Field(None, ge=1)
+    """SASRec feed-forward width as a multiple of dim (1 = the SASRec paper, 4 = BERT-style); None = recipe."""
+    ffn_activation: Literal["relu", "gelu"] | None = None
+    """SASRec feed-forward activation; None = recipe."""
+    norm: Literal["pre", "post"] | None = None
+    """SASRec LayerNorm placement: before each sub-layer (pre-LN) or after each residual sum (post-LN, BERT);
+    None = recipe."""
+    scale_embeddings: bool | None = None
+    """Multiply item embeddings by sqrt(dim) before adding position, time and event-type embeddings; None = recipe."""
+    position_anchor: Literal["end", "start"] = "end"
+    """Position ids count from the sequence's end (0 = most recent event) or from its start (0 = oldest shown)."""
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    """Dropout on embeddings and in every block; None = recipe."""
     loss: Literal["auto", "full", "sampled"] = "auto"
     """auto = full softmax CE up to full_softmax_max_items, sampled softmax above."""
     full_softmax_max_items: int = Field(200_000, ge=1)
@@ -117,8 +120,8 @@ class TrainConfig(_Strict):
     grad_accum: int = Field(1, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    adam_beta2: float = Field(0.98, gt=0, lt=1)
-    """AdamW's second-moment decay (beta1 is 0.9)."""
+    adam_beta2: float | None = Field(None, gt=0, lt=1)
+    """AdamW's second-moment decay (beta1 is 0.9); None = recipe."""
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """After warmup: constant (the SASRec/HSTU reference recipe; early stopping decides the length) or cosine
     decay to min_lr_ratio over all `epochs` (for a fixed budget)."""
@@ -196,6 +199,27 @@ class Config(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.model_dump_json())
+
+
+# Each backbone's reference recipe, for the keys a config leaves at None. SASRec: the BERT-style block of the
+# widely used reference trainer (post-LN, 4x GELU feed-forward, dropout 0.5, Adam beta2 0.999, unscaled
+# embeddings), which beat the SASRec paper's block on MovieLens-100K validation (README: Recipe); HSTU: its paper's.
+ARCH_RECIPES: dict[str, dict[str, Any]] = {
+    "sasrec": {"model.dropout": 0.5, "model.ffn_mult": 4, "model.ffn_activation": "gelu", "model.norm": "post",
+               "model.scale_embeddings": False, "train.adam_beta2": 0.999},
+    "hstu": {"model.dropout": 0.2, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
+             "model.scale_embeddings": True, "train.adam_beta2": 0.98},
+}
+
+
+def _apply_recipe(cfg: Config) -> Config:
+    """Fills the keys left at None from the chosen backbone's recipe (explicit settings always win)."""
+    for key, value in ARCH_RECIPES[cfg.model.arch].items():
+        section, name = key.split(".")
+        part = getattr(cfg, section)
+        if getattr(part, name) is None:
+            setattr(part, name, value)
+    return cfg
 
 
 def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -285,7 +309,7 @@ def load_raw(name_or_path: str | None) -> dict:
 def build_config(raw: dict) -> Config:
     _check_unknown(raw, Config)
     try:
-        return Config.model_validate(raw)
+        return _apply_recipe(Config.model_validate(raw))
     except ValidationError as exc:
         msgs = []
         for err in exc.errors():

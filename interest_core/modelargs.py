@@ -28,6 +28,7 @@ class ModelArgs:
     ffn_activation: str = "relu"  # SASRec feed-forward activation: "relu" | "gelu"
     norm: str = "pre"  # SASRec LayerNorm placement: "pre" | "post"
     scale_embeddings: bool = True  # item embeddings * sqrt(dim)
+    position_anchor: str = "end"  # position ids count from the sequence's "end" (0 = most recent) or "start"
     event_type_input: bool = True  # embed each event's type (off when the data has one type only)
     arch: str = "sasrec"  # "sasrec" | "hstu"
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
@@ -48,6 +49,8 @@ class ModelArgs:
             raise ValueError(f"dim={self.dim} is not divisible by n_heads={self.n_heads}")
         if min(self.max_len, self.n_layers, self.num_negatives) < 1:
             raise ValueError("max_len, n_layers and num_negatives must be >= 1")
+        if self.position_anchor not in ("end", "start"):
+            raise ValueError(f"position_anchor={self.position_anchor!r}: expected 'end' or 'start'")
         if self.norm not in ("pre", "post"):
             raise ValueError(f"norm={self.norm!r}: expected 'pre' or 'post'")
         if self.ffn_activation not in ("relu", "gelu") or self.ffn_mult < 1:
@@ -75,7 +78,7 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
     return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
                      n_layers=m.n_layers, n_heads=m.n_heads, dropout=m.dropout, ffn_mult=m.ffn_mult,
                      ffn_activation=m.ffn_activation, norm=m.norm, scale_embeddings=m.scale_embeddings, arch=m.arch,
-                     loss=resolve_loss(cfg, num_items),
+                     position_anchor=m.position_anchor, loss=resolve_loss(cfg, num_items),
                      num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied else 0.0,
                      event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing)
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from interest_core.config import Config, load_config
+from interest_core.config import Config, build_config, load_config
 from interest_core.contract import load_manifest
 from interest_core.modelargs import count_params, model_args_for_data
 from ray_train.data import train_dataset
@@ -142,12 +142,13 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
 
 # Training knobs whose defaults the report names when a run leaves them untouched.
 REPORTED_DEFAULTS = ("dropout", "lr", "lr_schedule", "warmup_ratio", "warmup_max_steps", "min_lr_ratio", "epochs",
-                     "early_stopping_patience", "weight_decay", "grad_clip", "dim", "n_layers", "n_heads", "loss")
+                     "early_stopping_patience", "weight_decay", "grad_clip", "dim", "n_layers", "n_heads", "loss",
+                     "ffn_mult", "ffn_activation", "norm", "scale_embeddings", "adam_beta2", "val_every_steps")
 
 
 def _defaults_used(cfg: Config) -> dict:
     """The training knobs left at their built-in defaults (the report states them)."""
-    defaults = Config().to_dict()
+    defaults = build_config({"model": {"arch": cfg.model.arch}}).to_dict()
     used = {}
     for section in ("model", "train"):
         for k, v in cfg.to_dict()[section].items():

@@ -81,6 +81,25 @@ def test_every_help_example_parses():
         assert args.command == name
 
 
+def test_every_readme_command_parses():
+    """Each `interest ...` line of the README's code blocks is accepted by that command's parser."""
+    import re
+    import shlex
+
+    from interest.cli import COMMANDS, build_parser
+
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```\n(.*?)```", text, flags=re.S)
+    lines = [ln.split("  #")[0].strip() for b in blocks for ln in b.splitlines()]
+    found = [re.search(r"(?:^|\s)(interest (\w+).*)$", ln) for ln in lines]
+    commands = [m.group(1) for m in found if m and m.group(2) in COMMANDS]
+    assert len(commands) >= 10, commands
+    for line in commands:
+        argv = shlex.split(line)[1:]
+        assert argv[0] in COMMANDS, line
+        build_parser(argv[0]).parse_args(argv)
+
+
 @pytest.mark.slow
 def test_wheel_install_finds_its_package_data(tmp_path):
     """Build the wheel, install it with --no-deps into a fresh venv that sees .venv's packages (no downloads), and run

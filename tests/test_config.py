@@ -48,3 +48,12 @@ def test_unknown_key_in_yaml_file(tmp_path):
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="did you mean 'tiny-cpu'"):
         load_config("tiny-cp")
+
+
+def test_each_backbone_gets_its_recipe_unless_a_key_is_set():
+    sasrec, hstu = load_config("base"), load_config("base", ["model.arch=hstu"])
+    assert (sasrec.model.dropout, sasrec.model.norm, sasrec.model.ffn_mult, sasrec.train.adam_beta2) == (
+        0.5, "post", 4, 0.999)
+    assert (hstu.model.dropout, hstu.model.scale_embeddings, hstu.train.adam_beta2) == (0.2, True, 0.98)
+    explicit = load_config("base", ["model.dropout=0.3", "model.norm=pre"])
+    assert explicit.model.dropout == 0.3 and explicit.model.norm == "pre" and explicit.model.ffn_mult == 4

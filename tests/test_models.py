@@ -24,7 +24,8 @@ from ray_train.models.model import attention_mask
 ARCHS = ["sasrec", "hstu"]
 # every backbone variant the config can build: (arch, ModelArgs overrides)
 VARIANTS = [("sasrec", {}), ("hstu", {}), ("sasrec", {"norm": "post", "scale_embeddings": False, "ffn_mult": 4,
-                                                      "ffn_activation": "gelu"})]
+                                                      "ffn_activation": "gelu"}), ("sasrec", {"position_anchor": "start"}),
+            ("hstu", {"position_anchor": "start"})]
 NUM_ITEMS, NUM_TYPES = 40, 5
 
 

@@ -47,7 +47,11 @@ def attention_mask(valid: torch.Tensor) -> torch.Tensor:
 
 
 class Embeddings(nn.Module):
-    """item * sqrt(D) + event type + position from the right + log-bucketised time since the previous event."""
+    """item * sqrt(D) + event type + position + log-bucketised time since the previous event.
+
+    Positions count from the sequence's end (0 = most recent event) or from its start (0 = the oldest event in the
+    window, args.position_anchor): from the start, a training target's query has the position it has at inference
+    (the events before it), not "how many events follow me in this window", which inference never shows."""
 
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -55,7 +59,8 @@ class Embeddings(nn.Module):
         # None when the data has one event type: its embedding would be a constant.
         self.event_type = (nn.Embedding(args.num_event_types, args.dim, padding_idx=PAD_ID)
                            if args.event_type_input else None)
-        self.pos = nn.Embedding(args.max_len, args.dim)  # id 0 = most recent event
+        self.pos = nn.Embedding(args.max_len, args.dim)
+        self.from_start = args.position_anchor == "start"
         self.time = nn.Embedding(NUM_TIME_BUCKETS + 2, args.dim, padding_idx=0)
         self.norm = nn.LayerNorm(args.dim)
         self.drop = nn.Dropout(args.dropout)
@@ -66,7 +71,10 @@ class Embeddings(nn.Module):
         if L > self.pos.num_embeddings:
             raise ValueError(f"sequence length {L} > max_len {self.pos.num_embeddings}")
         valid = items != PAD_ID  # (B, L)
-        pos = torch.arange(L - 1, -1, -1, device=items.device)  # (L,) counted from the right end
+        if self.from_start:
+            pos = (torch.cumsum(valid, dim=1) - 1).clamp(min=0)  # (B, L) valid events before each one
+        else:
+            pos = torch.arange(L - 1, -1, -1, device=items.device)  # (L,) counted from the right end
         x = self.item(items) * self.scale  # (B, L, D)
         if self.event_type is not None:
             x = x + self.event_type(event_types * valid)  # (B, L, D)
