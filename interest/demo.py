@@ -6,6 +6,7 @@ report -> export. Pseudonymizes with the public insecure demo key (announced), w
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         stamps[name] = time.time() - s
 
     synth, data, run_dir = out / "synthetic", out / "data", out / "run"
+    # A fresh run each time: `interest train` would resume an earlier demo's checkpoints (of another model, maybe).
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(out / "export", ignore_errors=True)
     sets = [x for o in args.overrides for x in ("--set", o)]
     step("generate", lambda: generate(synth, users=args.users, items=args.items, days=60, events=args.events, seed=7))
     step("etl", lambda: etl.run(_parse("etl", ["--input", str(synth), "--format", "synthetic", "--output", str(data),

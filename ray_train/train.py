@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import asdict
 import json
 import os
 import shutil
@@ -157,10 +158,26 @@ def _defaults_used(cfg: Config) -> dict:
     return used
 
 
+def check_resumable(run_dir: Path, cfg: Config, manifest: dict) -> None:
+    """A run directory with checkpoints resumes; refuse it when they hold another model (a changed preset, backbone
+    or vocabulary), which could not load, with the fix in the message."""
+    metas = sorted(run_dir.glob("checkpoint_*/meta.json"))
+    if not metas:
+        return
+    old = json.loads(metas[-1].read_text())["model_args"]
+    new = asdict(model_args_for_data(cfg, manifest))
+    diff = {k: f"{old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v}
+    if diff:
+        changes = ", ".join(f"{k}: {d}" for k, d in diff.items())
+        raise ValueError(f"{run_dir} holds checkpoints of another model ({changes}); rerunning the same --output "
+                         f"resumes it. Use a new --output, or delete {run_dir}")
+
+
 def run(args: argparse.Namespace) -> int:
     data_dir, run_dir = Path(args.data).resolve(), Path(args.output).resolve()
     manifest = load_manifest(data_dir)
     cfg = config_from_args(args, manifest)
+    check_resumable(run_dir, cfg, manifest)
     if cfg.train.mlflow_tracking_uri:
         try:
             import mlflow  # noqa: F401

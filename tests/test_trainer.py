@@ -83,6 +83,17 @@ def test_resume_mid_epoch_skips_the_micro_batches_already_trained(shards, tmp_pa
     assert n_steps > 2 and [h["step"] for h in second] == [1, 2, n_steps]
 
 
+def test_a_run_directory_of_another_model_is_refused_with_the_fix(shards, tmp_path):
+    out = tmp_path / "other"
+    _train(shards, out, "--epochs", "1")
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    args = parser.parse_args(["--data", str(shards), "--output", str(out), "--config", "tiny-cpu",
+                              "--set", "model.dim=48"])
+    with pytest.raises(ValueError, match=r"holds checkpoints of another model \(dim: 32 -> 48.*Use a new --output"):
+        train.run(args)
+
+
 def test_metrics_reach_mlflow_when_a_tracking_uri_is_set(shards, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
