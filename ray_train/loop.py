@@ -185,7 +185,7 @@ def train_loop_per_worker(config: dict) -> None:
     def checkpoint_and_report() -> bool:
         """Validates, checkpoints and reports; True when early stopping ends training."""
         nonlocal window
-        stop = _validate(engine, args, job, cfg, valid_rows, state, window, world, n_steps, out)
+        stop = _record_validation(engine, args, job, cfg, valid_rows, state, window, n_steps, out)
         tmp = save_checkpoint(engine, state, args, job, cfg, rank)
         entry = state["history"][-1]
         metrics = {select_key(cfg): entry["valid"][cfg.eval.select], "epoch": entry["epoch"], "step": state["step"],
@@ -242,8 +242,8 @@ def _train_step(engine, batch, cfg: Config, state: dict, epoch: int, n_steps: in
             out.step(point)
 
 
-def _validate(engine, args: ModelArgs, job: Job, cfg: Config, valid_rows: dict, state: dict, window: _Window,
-              world: int, n_steps: int, out: Reporter | None) -> bool:
+def _record_validation(engine, args: ModelArgs, job: Job, cfg: Config, valid_rows: dict, state: dict,
+                       window: _Window, n_steps: int, out: Reporter | None) -> bool:
     """Scores the valid split, appends a history entry, updates best/patience; True when training should stop."""
     train_s = time.time() - window.t0
     consumed = torch.tensor([window.seqs], dtype=torch.float64)
