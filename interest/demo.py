@@ -6,9 +6,12 @@ report -> export. Pseudonymizes with the public insecure demo key (announced), w
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 import time
 from pathlib import Path
+
+START, DAYS, HORIZON_DAYS = "2024-01-01", 60, 7
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,9 +54,14 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.rmtree(out / "export", ignore_errors=True)
     sets = [x for o in args.overrides for x in ("--set", o)]
-    step("generate", lambda: generate(synth, users=args.users, items=args.items, days=60, events=args.events, seed=7))
+    step("generate", lambda: generate(synth, users=args.users, items=args.items, days=DAYS, events=args.events,
+                                      seed=7, start=START))
+    # A time split, so decay has an end of observation: train up to cutoff - horizon, validate on the horizon
+    # before the cutoff, test on the horizon after it; the data's last `horizon` days stay unseen.
+    cutoff = (dt.date.fromisoformat(START) + dt.timedelta(days=DAYS - 2 * HORIZON_DAYS)).isoformat()
+    split = ["--split", "time", "--cutoff", cutoff, "--horizon-days", str(HORIZON_DAYS)]
     step("etl", lambda: etl.run(_parse("etl", ["--input", str(synth), "--format", "synthetic", "--output", str(data),
-                                               "--config", args.config, "--allow-insecure-demo-key", *sets])))
+                                               "--config", args.config, "--allow-insecure-demo-key", *split, *sets])))
     epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
     step("train", lambda: train.run(_parse("train", ["--data", str(data), "--output", str(run_dir), "--model",
                                                      args.model, "--workers", "2", "--zero-stage", "2", "--config",

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from interest.decay_scores import decay_metrics
 from interest_core.baselines import Baselines
 from interest_core.batches import read_eval_split
 from interest_core.config import config_from_dict
@@ -86,7 +87,8 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dic
         accs = new_accumulators(cfg.eval.ks)
         score_rows(scorer, test_rows, accs, negatives=test_negatives, **common)
         out["baselines"][name] = {p: r.get("all", {}) for p, r in results(accs).items()}
-    out["decay"] = None  # the decay (survival) head is not built yet
+    # null under leave-one-out: the decay head needs a known end of observation (split=time)
+    out["decay"] = decay_metrics(model, data_dir, manifest["split"]["horizon_days"], max_len, cfg.eval.batch_size)
     out["event_type"] = event_type_metrics(model, test_rows, max_len, cfg.eval.batch_size, event_types)
     out["throughput"] = {"train_seq_per_s": run.get("train_seq_per_s"),
                          "ingest_rows_per_s": manifest.get("ingest_rows_per_s")}
@@ -116,4 +118,8 @@ def run(args: argparse.Namespace) -> int:
     t, b = out["test"]["full"], out["baselines"]["popularity"]["full"]
     print(f"evaluate: test {metric} {t[metric]:.4f} hr@{k} {t[f'hr@{k}']:.4f} (popularity hr@{k} {b[f'hr@{k}']:.4f}) "
           f"-> {Path(args.run) / 'metrics.json'}")
+    if out["decay"]:
+        d, best = out["decay"], max(out["decay"]["baselines"].items(), key=lambda kv: kv[1]["auc"] or 0)
+        print(f"evaluate: decay P(active within {d['horizon_days']:g} days) AUC {d['auc']:.4f} Brier {d['brier']:.4f} "
+              f"ECE {d['ece']:.4f} (best baseline {best[0]} AUC {best[1]['auc']:.4f} Brier {best[1]['brier']:.4f})")
     return 0

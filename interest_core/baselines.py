@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from interest_core.contract import OOV_ID, split_files
+from interest_core.contract import OOV_ID, PAD_ID, split_files
 from interest_core.scoring import Scorer
 from interest_core.windows import WindowRule
 
@@ -85,9 +85,9 @@ def recent_counts(data_dir: Path, num_items: int, days: float, rule: WindowRule)
     lens = pc.list_value_length(t["items"]).to_numpy().astype(np.int64)
     keep = rule.new_events(t["window"].to_numpy(), lens)
     pos = np.arange(len(items)) - np.repeat(np.cumsum(lens) - lens, lens)
-    unique = pos < np.repeat(keep, lens)
+    unique = (pos < np.repeat(keep, lens)) & (items != PAD_ID)  # PAD: split=time's censoring marker
     counts = np.zeros(num_items, dtype=np.float64)
-    if len(ts):
-        recent = unique & (ts >= ts.max() - days * 86400)
+    if unique.any():
+        recent = unique & (ts >= ts[unique].max() - days * 86400)
         np.add.at(counts, items[recent], 1.0)
     return counts

@@ -4,9 +4,14 @@ Sequences are left-padded to max_len so the most recent event always sits at pos
 window holds up to max_len + 1 events: positions [:-1] are the input, [1:] the next-item targets, so every position
 of a window carries a loss. An evaluation row's history is the input; its target is scored at the last position.
 
-Batch (dict of int64 tensors, all (B, max_len)):
+Batch (dict of int64 tensors, (B, max_len) unless said otherwise):
     items, event_types, ts          inputs (0 = padding; ts in unix seconds)
+    n_before, first_ts              (B,) the user's events before the first input, time of its first event
+                                    (rows that carry them: training windows, decay rows)
     targets, target_event_types     next item / event type at each position (training batches only)
+    target_gap                      seconds to the next event at each scored position, -1 = none (training only)
+    target_censored                 bool: the gap ends at the end of observation, not at an event: the next
+                                    "event" is the censoring marker (item 0) of a split=time training window
 """
 from __future__ import annotations
 
@@ -50,12 +55,15 @@ def collate(rows: Any, max_len: int, targets: bool = False) -> dict[str, torch.T
     event is only a target and whose first is only an input; targets before the row's `first_target` (when the
     rows have that column) are 0, i.e. carry no loss: an older window scores them with more context."""
     pad = lambda name, **kw: torch.from_numpy(pad_left(rows[name], max_len, **kw))  # noqa: E731
+    names = rows.column_names if isinstance(rows, pa.Table) else list(rows)
     if not targets:
-        return {name: pad(name) for name in INPUT_COLUMNS}
-    batch = {name: pad(name, drop_last=True) for name in INPUT_COLUMNS}
+        return {name: pad(name) for name in INPUT_COLUMNS} | _user_columns(rows, names)
+    batch = {name: pad(name, drop_last=True) for name in INPUT_COLUMNS} | _user_columns(rows, names)
     batch["targets"] = pad("items", drop_first=True)
     batch["target_event_types"] = pad("event_types", drop_first=True)
-    names = rows.column_names if isinstance(rows, pa.Table) else list(rows)
+    has_target = batch["items"] != 0  # (B, L): every input position has a next event or the marker
+    batch["target_censored"] = has_target & (batch["targets"] == 0)
+    batch["target_gap"] = torch.where(has_target, pad("ts", drop_first=True) - batch["ts"], -1)
     if "first_target" in names:
         items = rows["items"]
         lengths = (pc.list_value_length(items).to_numpy(zero_copy_only=False) if isinstance(items, (pa.Array,
@@ -66,7 +74,20 @@ def collate(rows: Any, max_len: int, targets: bool = False) -> dict[str, torch.T
         scored = torch.from_numpy(np.arange(max_len)[None, :] >= max_len - (lengths - first)[:, None])
         batch["targets"] = batch["targets"] * scored
         batch["target_event_types"] = batch["target_event_types"] * scored
+        batch["target_censored"] = batch["target_censored"] & scored
+        batch["target_gap"] = torch.where(scored, batch["target_gap"], -1)
     return batch
+
+
+def _user_columns(rows: Any, names: list[str]) -> dict[str, torch.Tensor]:
+    """The per-row scalars n_before and first_ts as (B,) int64 tensors, when the rows carry them."""
+    out = {}
+    for name in ("n_before", "first_ts"):
+        if name in names:
+            col = rows[name]
+            out[name] = torch.from_numpy(np.asarray(col.to_numpy() if isinstance(col, (pa.Array, pa.ChunkedArray))
+                                                    else col, dtype=np.int64))
+    return out
 
 
 def read_eval_split(data_dir: str | Path, split: str, rank: int = 0, world_size: int = 1,

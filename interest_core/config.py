@@ -6,6 +6,7 @@ stage it names (data: the ETL, model/train: the trainer, eval: validation, evalu
 """
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PRESETS = resources.files("interest_core") / "presets"
 METRICS = ("hr", "ndcg", "mrr")
@@ -37,9 +38,11 @@ class DataConfig(_Strict):
     split: Literal["leave-one-out", "time"] = "leave-one-out"
     """How targets are held out: per-user last events, or a global time cutoff."""
     cutoff: str | None = None
-    """ISO date/time for split=time; events after it are held out."""
+    """ISO date or time (UTC unless it carries an offset) for split=time: events after it are held out for test;
+    events in (cutoff - horizon, cutoff] for validation."""
     horizon_days: float = Field(7.0, gt=0)
-    """Decay label window for split=time: active again within (cutoff, cutoff + horizon]."""
+    """split=time: the decay label is "any event in (cutoff, cutoff + horizon]" (test) and "(cutoff - horizon,
+    cutoff]" (validation); the validation window is this long too."""
     min_item_count: int = Field(1, ge=1)
     """Items seen fewer times than this share the OOV id."""
     event_types: list[str] = ["view", "click", "cart", "fav", "buy"]
@@ -74,6 +77,38 @@ class DataConfig(_Strict):
     cold_user_max_events: int = Field(3, ge=1)
     """Users whose history has at most this many events form the cold-user segment."""
 
+    @field_validator("cutoff", mode="before")
+    @classmethod
+    def _cutoff_iso(cls, v: Any) -> Any:
+        """YAML and --set turn 2024-03-31 into a date: keep the ISO text; refuse what does not parse."""
+        if isinstance(v, (dt.date, dt.datetime)):
+            return v.isoformat()
+        if isinstance(v, str):
+            try:
+                dt.datetime.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"cutoff {v!r} is not an ISO date or time; e.g. 2024-03-31 or "
+                                 "2024-03-31T23:59:59+00:00") from None
+        return v
+
+    @model_validator(mode="after")
+    def _time_split_needs_cutoff(self) -> "DataConfig":
+        if self.split == "time" and self.cutoff is None:
+            raise ValueError("data.split=time needs data.cutoff; e.g. --split time --cutoff 2024-03-31 "
+                             "--horizon-days 30")
+        return self
+
+    @property
+    def cutoff_ts(self) -> int | None:
+        """The cutoff in unix seconds (a time without an offset is UTC; a date is its midnight UTC)."""
+        if self.cutoff is None:
+            return None
+        t = dt.datetime.fromisoformat(self.cutoff)
+        return int((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp())
+
+    @property
+    def horizon_s(self) -> int:
+        return int(round(self.horizon_days * 86400))
 
     @property
     def effective_stride(self) -> int:
@@ -107,6 +142,9 @@ class ModelConfig(_Strict):
     """Uniform negatives per batch for the sampled softmax (plus in-batch negatives)."""
     event_type_loss_weight: float = Field(0.1, ge=0.0)
     """Weight of the next-event-type head's cross-entropy (0 switches it off)."""
+    decay_loss_weight: float = Field(0.1, ge=0.0)
+    """Weight of the survival (interest decay) head's censored likelihood (0 switches it off). The head is built
+    on time-split data only: censoring (no event up to the end of observation) is known there."""
 
 
 class TrainConfig(_Strict):

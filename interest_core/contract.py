@@ -10,6 +10,8 @@ schemas, so no reader needs pyspark to learn a column name. Layout of a data dir
                   with a loss; windows.py says which)
   valid/ test/    EVAL_SCHEMA, one row per user: the last max_len events before the target, and the target
                   (test = valid with the valid target moved into the history)
+  decay_valid/ decay_test/   DECAY_SCHEMA (split=time only), one row per user with a history up to the end of
+                  observation (cutoff - horizon / cutoff): its last max_len events, the decay label, RFM features
   items/          ITEMS_SCHEMA, one row per in-vocabulary item id;  graph/  GRAPH_SCHEMA, one row per kept edge
   quarantine/     QUARANTINE_SCHEMA, every rejected input row with its reason
   vocab/          items/, categories/, event_types/: the id maps
@@ -24,7 +26,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: train rows carry first_target; equal timestamps keep the input's order
+SCHEMA_VERSION = 3  # 2: train rows carry first_target; equal timestamps keep the input's order
+# 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
+#    first_ts; decay_valid/ decay_test/ rows
 
 PAD_ID = 0
 OOV_ID = 1
@@ -44,6 +48,8 @@ _SEQUENCE = [
 TRAIN_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("window", pa.int32()),  # 0 = most recent window of the user
     pa.field("first_target", pa.int32()),  # first position whose prediction carries a loss (windows.py)
+    pa.field("n_before", pa.int32()),  # the user's events before the window's first one
+    pa.field("first_ts", pa.int64()),  # time of the user's first event
 ])
 
 EVAL_SCHEMA = pa.schema(_SEQUENCE + [
@@ -57,8 +63,20 @@ EVAL_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("time_since_last", pa.int64()),  # seconds from the last history event to the target
     pa.field("drift_score", pa.float64()),  # JS divergence of categories, early vs recent half of history
     pa.field("target_is_cold_item", pa.bool_()),  # target never in anyone's training events
-    pa.field("decay_label", pa.int32()),  # split=time: active in (cutoff, cutoff + horizon]; else null
-    pa.field("censored", pa.bool_()),
+])
+
+DECAY_SCHEMA = pa.schema(_SEQUENCE + [
+    pa.field("end_ts", pa.int64()),  # end of observation: cutoff - horizon (decay_valid) or cutoff (decay_test)
+    pa.field("label", pa.int32()),  # 1 = any event in (end_ts, end_ts + horizon], else 0
+    pa.field("history_len", pa.int32()),  # events up to end_ts (whole history)
+    pa.field("n_before", pa.int32()),  # history events before the first one in items
+    pa.field("first_ts", pa.int64()),  # time of the user's first event
+    pa.field("recency_days", pa.float64()),  # end_ts - last event
+    pa.field("frequency_90d", pa.int32()),  # events in (end_ts - 90 days, end_ts]
+    pa.field("bg_x", pa.int32()),  # BG/NBD x: distinct UTC days with an event - 1 (repeat days)
+    pa.field("bg_t_x", pa.float64()),  # BG/NBD t_x: days from the first to the last active UTC day
+    pa.field("bg_T", pa.float64()),  # BG/NBD T: days from the start of the first active UTC day to end_ts
+    pa.field("bought_items", _int_list),  # items with a buy event in the history
 ])
 
 ITEMS_SCHEMA = pa.schema([
@@ -88,11 +106,13 @@ QUARANTINE_SCHEMA = pa.schema([
     pa.field("raw", pa.string()),  # the row as read (or its fields as JSON for Parquet input)
 ])
 
-SHARD_SCHEMAS = {"train": TRAIN_SCHEMA, "valid": EVAL_SCHEMA, "test": EVAL_SCHEMA, "items": ITEMS_SCHEMA,
+SHARD_SCHEMAS = {"train": TRAIN_SCHEMA, "valid": EVAL_SCHEMA, "test": EVAL_SCHEMA, "decay_valid": DECAY_SCHEMA,
+                 "decay_test": DECAY_SCHEMA, "items": ITEMS_SCHEMA,
                  "graph": GRAPH_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
 
 TRAIN_COLUMNS = TRAIN_SCHEMA.names
 EVAL_COLUMNS = EVAL_SCHEMA.names
+DECAY_COLUMNS = DECAY_SCHEMA.names
 ITEMS_COLUMNS = ITEMS_SCHEMA.names
 GRAPH_COLUMNS = GRAPH_SCHEMA.names
 QUARANTINE_COLUMNS = QUARANTINE_SCHEMA.names

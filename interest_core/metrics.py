@@ -32,6 +32,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from interest_core.binary import auc  # noqa: F401  (re-exported for callers)
 from interest_core.contract import FIRST_ITEM_ID
 
 PROTOCOLS = ("full", "full_exclude_seen", "sampled100")
@@ -288,19 +289,3 @@ class MetricAccumulator:
             res["n_unrankable"] = int(g["n_unrankable"])
             out[name] = res
         return out
-
-
-def auc(score: np.ndarray, label: np.ndarray) -> float:
-    """Mann-Whitney AUC of binary labels, ties counted as one half."""
-    order = np.argsort(score, kind="mergesort")
-    s, lab = score[order], label[order].astype(bool)
-    ranks = np.empty(len(s))
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and s[j + 1] == s[i]:
-            j += 1
-        ranks[i:j + 1] = (i + j) / 2 + 1
-        i = j + 1
-    n_pos, n_neg = lab.sum(), (~lab).sum()
-    return float((ranks[lab].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interest_core.config import Config
+from interest_core.decay import NUM_DECAY_BUCKETS
+
+DECAY_FEATURES = 2  # inputs of the decay head besides the hidden state (ray_train/models/heads.py)
 
 NUM_TIME_BUCKETS = 32  # floor(log2(1 + dt seconds)) clamped to 31: bucket 31 starts at 2^31 s (68 years)
 NUM_POS_BUCKETS = 32  # HSTU relative-position buckets: exact below 16, log-spaced up to max_len
@@ -34,6 +37,7 @@ class ModelArgs:
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
+    decay_loss_weight: float = 0.0  # weight of the survival head; 0 = head not built (needs time-split data)
     activation_checkpointing: bool = False  # recompute each block in backward (training only)
 
     def __post_init__(self):
@@ -69,10 +73,11 @@ def resolve_loss(cfg: Config, num_items: int) -> str:
 
 
 def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
-               event_types_seen: int | None = None) -> ModelArgs:
+               event_types_seen: int | None = None, censoring_known: bool = True) -> ModelArgs:
     """The model a config builds for a vocabulary and a context length (from the manifest, or planned).
     With one event type in the data (event_types_seen = 1) the event-type input and head are off: they would
-    learn a constant."""
+    learn a constant. The decay head needs data whose training sequences end at a known end of observation
+    (split=time, censoring_known); without it every gap would look observed and the head would learn a bias."""
     m = cfg.model
     varied = event_types_seen is None or event_types_seen > 1
     return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
@@ -80,6 +85,7 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                      ffn_activation=m.ffn_activation, norm=m.norm, scale_embeddings=m.scale_embeddings, arch=m.arch,
                      position_anchor=m.position_anchor, loss=resolve_loss(cfg, num_items),
                      num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied else 0.0,
+                     decay_loss_weight=m.decay_loss_weight if censoring_known else 0.0,
                      event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing)
 
 
@@ -92,7 +98,7 @@ def event_types_seen(manifest: dict) -> int | None:
 def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
     vocab = manifest["vocab"]
     return model_args(cfg, vocab["num_items"], vocab["num_event_types"], manifest["split"]["max_len"],
-                      event_types_seen(manifest))
+                      event_types_seen(manifest), censoring_known=manifest["split"].get("kind") == "time")
 
 
 def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
@@ -107,6 +113,8 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
         # LayerNorm in, uvqk (D x 4D), LayerNorm on A V, out proj (D x D); relative bias tables per head
         block, block_tables = 5 * d * d + 9 * d, (NUM_POS_BUCKETS + NUM_TIME_BUCKETS) * a.n_heads
     head = (d + 1) * a.num_event_types if a.event_type_loss_weight > 0 else 0
+    if a.decay_loss_weight > 0:  # MLP (D + 2) -> D -> K on the hidden state and decay_features
+        head += (d + DECAY_FEATURES + 1) * d + (d + 1) * NUM_DECAY_BUCKETS
     dense = 2 * d + a.n_layers * block + 2 * d + head  # embedding LayerNorm, blocks, final LayerNorm, heads
     if non_embedding:
         return dense

@@ -175,6 +175,12 @@ def train_loop_per_worker(config: dict) -> None:
               f"steps, at most {total} steps; ZeRO-{cfg.train.zero_stage}", flush=True)
         if not args.event_type_input:
             print("[interest] the data has one event type: event-type input and next-event-type head off", flush=True)
+        if args.decay_loss_weight > 0:
+            print(f"[interest] decay head on (weight {args.decay_loss_weight:g}): censored at the end of observation "
+                  f"{job.manifest['split']['valid_cutoff_ts']}", flush=True)
+        elif cfg.model.decay_loss_weight > 0:
+            print("[interest] split=leave-one-out: no end of observation, decay head off (use --split time)",
+                  flush=True)
     valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
     out = Reporter(job.run_dir, job.progress_board, job.config, cfg) if rank == 0 else None
     shard = ray.train.get_dataset_shard("train")

@@ -107,6 +107,19 @@ def _is_type(event_type: str):
     return lambda e: e["event_type"] == event_type
 
 
+def check_time_split(cutoff_ts: int, horizon_s: int, first_ts: int, last_ts: int) -> None:
+    """split=time needs training events before cutoff - horizon and a whole label window before the data ends."""
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    if cutoff_ts - horizon_s <= first_ts:
+        raise ValueError(f"--cutoff {iso(cutoff_ts)} minus the horizon ({horizon_s / 86400:g} days) is not after "
+                         f"the first event ({iso(first_ts)}): nothing would train. Choose a later --cutoff or a "
+                         f"shorter --horizon-days")
+    if cutoff_ts + horizon_s > last_ts:
+        raise ValueError(f"--cutoff {iso(cutoff_ts)} plus the horizon ({horizon_s / 86400:g} days) is after the "
+                         f"last event ({iso(last_ts)}): the test labels would miss events never recorded. Choose "
+                         f"a --cutoff at most {iso(last_ts - horizon_s)} or a shorter --horizon-days")
+
+
 def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
     rows_in = sum(reason_counts.values())
     bad = {k: v for k, v in reason_counts.items() if k is not None}
@@ -189,8 +202,12 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     # One shuffle by user does dedupe and grouping; the HMAC then runs once per user, not once per event.
     lists = pseudonymize.pseudonymize_users(user_event_lists(events), key).persist(StorageLevel.MEMORY_AND_DISK)
     per_type = [F.sum(F.size(F.filter("ev", _is_type(t)))).alias(f"type_{i}") for i, t in enumerate(d.event_types)]
+    ev_ts = lambda f: f(F.transform("ev", lambda e: e["ts"]))  # noqa: E731
     agg = lists.agg(F.count(F.lit(1)).alias("users"), F.sum("n_raw").alias("n_raw"),
-                    F.sum(F.size("ev")).alias("used"), *per_type).first()
+                    F.sum(F.size("ev")).alias("used"), F.min(ev_ts(F.array_min)).alias("first_ts"),
+                    F.max(ev_ts(F.array_max)).alias("last_ts"), *per_type).first()
+    if d.split == "time":
+        check_time_split(d.cutoff_ts, d.horizon_s, agg["first_ts"], agg["last_ts"])
     checked.unpersist()
     st.done("dedupe_pseudonymize")
 
@@ -206,11 +223,9 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         "item_id", "item_idx", F.coalesce("category_idx", F.lit(0)).alias("category_idx"))
     st.done("vocab")
 
-    cutoff_ts = (int(dt.datetime.fromisoformat(d.cutoff).replace(tzinfo=dt.timezone.utc).timestamp())
-                 if d.cutoff else None)
     seqs = sequences.index_sequences(lists, item_index, d.event_types,
                                      broadcast_items=n_vocab_rows <= d.broadcast_max_items)
-    split = sequences.split_sequences(seqs, d.split, cutoff_ts, int(d.horizon_days * 86400)) \
+    split = sequences.split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s) \
         .persist(StorageLevel.MEMORY_AND_DISK)
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
@@ -221,6 +236,11 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     for which in ("valid", "test"):
         _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts)), tmp / which,
                d.num_files, ["user_id"], d.row_group_mb)
+    decay_ends = {"decay_valid": d.cutoff_ts - d.horizon_s, "decay_test": d.cutoff_ts} if d.split == "time" else {}
+    buy = d.event_types.index("buy") + 1 if "buy" in d.event_types else None
+    for name, end_ts in decay_ends.items():
+        _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name, d.num_files,
+               ["user_id"], d.row_group_mb)
     st.done("sequences_eval")
     first_seen = counts_df.select("item_id", "first_seen_ts")
     (items.item_features(item_vocab, catalog, cats, first_seen, train_counts)
@@ -250,7 +270,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
               "rows_valid": rows_valid, "rows_used": used, "rows_deduplicated": rows_valid - used, "users": users,
               "users_without_target": users - users_with_test,
               "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)}}
-    rows = {s: _parquet_rows(tmp / s) for s in ("train", "valid", "test")}
+    rows = {s: _parquet_rows(tmp / s) for s in ("train", "valid", "test", *decay_ends)}
     st.done("vocab_write_counts")
     return {
         "schema_version": SCHEMA_VERSION,
@@ -265,8 +285,10 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
                   "num_categories": n_cats + 1, "event_types": ["<pad>"] + list(d.event_types),
                   "items_in_vocab": int(max_item) - 1},
         "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
+                  "cutoff_ts": d.cutoff_ts, "valid_cutoff_ts": decay_ends.get("decay_valid"),
                   "max_len": rule.max_len, "stride": rule.stride},
-        "files": {s: d.num_files for s in ("train", "valid", "test")},
+        "time_range": {"first_ts": int(agg["first_ts"]), "last_ts": int(agg["last_ts"])},
+        "files": {s: d.num_files for s in ("train", "valid", "test", *decay_ends)},
         "stage_seconds": st.seconds,
     }
 

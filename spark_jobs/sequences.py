@@ -7,8 +7,11 @@ Splits:
   leave-one-out: last event -> test target, second-to-last -> valid target, the rest trains.
                  Users with 2 events get a test row only; users with 1 event only appear in nothing that has a
                  target and are counted in the manifest (users_without_target).
-  time:          events <= cutoff train (their last event is the valid target); the first event after the
-                 cutoff is the test target; decay_label = any event in (cutoff, cutoff + horizon].
+  time:          with cutoff C and horizon H, V = C - H: events <= V train; the first event in (V, C] is the
+                 valid target and the first event after C the test target (histories: events <= V, <= C).
+                 Decay rows: every user with an event <= V (valid) or <= C (test), labelled "any event in
+                 (V, V + H]" and "(C, C + H]". A training sequence ends with a censoring marker at V (item 0,
+                 the time V): the gap from the user's last training event to V is a censored survival target.
 Nothing a target depends on is visible in its history or in any training window that precedes it in time.
 """
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from interest_core.contract import EVAL_COLUMNS, TRAIN_COLUMNS
+from interest_core.contract import DECAY_COLUMNS, EVAL_COLUMNS, TRAIN_COLUMNS
 from interest_core.windows import Ops, WindowRule
 
 _EV = "struct(ts, src_file, src_row, item_idx, event_type_idx, category_idx)"
@@ -57,33 +60,38 @@ def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[s
 
 def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
                     horizon_s: int | None = None) -> DataFrame:
-    """Adds train_ev, valid_hist/valid_target, test_hist/test_target (+ decay label and censoring)."""
+    """Adds train_ev (+ train_end, the time its observation ends: split=time only), valid_hist/valid_target,
+    test_hist/test_target, and for split=time the decay labels of every user with a history: valid_decay_label,
+    test_decay_label (decay_rows reads them with valid_hist / test_hist)."""
     n = F.size("ev")
     if split == "leave-one-out":
         target_at = lambda i: F.when(n >= i, F.element_at("ev", n - i + 1))  # noqa: E731
         hist_upto = lambda k: F.when(n > k, F.slice("ev", 1, n - k))  # noqa: E731
+        none = F.lit(None)
         return seqs.select(
             "user_id",
             F.when(n >= 3, hist_upto(2)).otherwise(hist_upto(1)).alias("train_ev"),
+            none.cast("long").alias("train_end"),
             F.when(n >= 3, hist_upto(2)).alias("valid_hist"), F.when(n >= 3, target_at(2)).alias("valid_target"),
             hist_upto(1).alias("test_hist"), F.when(n >= 2, target_at(1)).alias("test_target"),
-            F.lit(None).cast("int").alias("decay_label"), F.lit(None).cast("boolean").alias("censored"))
+            none.cast("int").alias("valid_decay_label"), none.cast("int").alias("test_decay_label"))
     if split != "time" or cutoff_ts is None or horizon_s is None:
         raise ValueError("split='time' needs --cutoff DATE and --horizon-days N")
-    past = F.filter("ev", lambda e: e["ts"] <= cutoff_ts)
-    future = F.filter("ev", lambda e: e["ts"] > cutoff_ts)
-    with_parts = seqs.select("user_id", past.alias("past"), future.alias("future"))
-    in_horizon = F.exists("future", lambda e: e["ts"] <= cutoff_ts + horizon_s)
-    m = F.size("past")
-    return with_parts.select(
+    v = cutoff_ts - horizon_s
+    upto = lambda t: F.filter("ev", lambda e: e["ts"] <= t)  # noqa: E731
+    after = lambda t: F.filter("ev", lambda e: e["ts"] > t)  # noqa: E731
+    parts = seqs.select("user_id", upto(v).alias("pv"), upto(cutoff_ts).alias("pc"),
+                        after(v).alias("fv"), after(cutoff_ts).alias("fc"))
+    some = lambda c: F.when(F.size(c) >= 1, F.col(c))  # noqa: E731
+    first = lambda c, t: F.when((F.size(c) >= 1) & (F.element_at(c, 1)["ts"] <= t), F.element_at(c, 1))  # noqa
+    label = lambda hist, fut, end: F.when(  # noqa: E731
+        F.size(hist) >= 1, F.exists(fut, lambda e: e["ts"] <= end + horizon_s).cast("int"))
+    return parts.select(
         "user_id",
-        F.when(m >= 2, F.slice("past", 1, m - 1)).alias("train_ev"),
-        F.when(m >= 2, F.slice("past", 1, m - 1)).alias("valid_hist"),
-        F.when(m >= 2, F.element_at("past", m)).alias("valid_target"),
-        F.when(m >= 1, F.col("past")).alias("test_hist"),
-        F.when((m >= 1) & (F.size("future") >= 1), F.element_at("future", 1)).alias("test_target"),
-        F.when(m >= 1, in_horizon.cast("int")).alias("decay_label"),
-        F.when(m >= 1, F.size("future") == 0).alias("censored"))
+        some("pv").alias("train_ev"), F.when(F.size("pv") >= 1, F.lit(v)).cast("long").alias("train_end"),
+        some("pv").alias("valid_hist"), F.when(F.size("pv") >= 1, first("fv", cutoff_ts)).alias("valid_target"),
+        some("pc").alias("test_hist"), F.when(F.size("pc") >= 1, first("fc", 2**62)).alias("test_target"),
+        label("pv", "fv", v).alias("valid_decay_label"), label("pc", "fc", cutoff_ts).alias("test_decay_label"))
 
 
 def _column(x) -> Column:
@@ -95,9 +103,24 @@ SPARK_OPS = Ops(greatest=lambda a, b: F.greatest(_column(a), _column(b)), ceil=l
                 where=lambda c, a, b: F.when(c, _column(a)).otherwise(_column(b)))
 
 
+def with_censoring_marker(split: DataFrame) -> DataFrame:
+    """train_ev + one marker event (item 0, time train_end) where the observation end is known (split=time): the
+    window rule then makes the gap from the last training event to train_end a target like any other, which the
+    collate reads as censored (no event up to then) because its item is 0. No marker under leave-one-out."""
+    if "train_end" not in split.columns:
+        return split
+    last = F.element_at("train_ev", -1)
+    marker = F.struct(F.col("train_end").alias("ts"), F.lit(0).alias("item_idx"), F.lit(0).alias("event_type_idx"),
+                      F.lit(0).alias("category_idx"), (F.col("train_end") - last["ts"]).alias("dt"))
+    return split.withColumn("train_ev", F.when(F.col("train_end").isNotNull(),
+                                               F.concat("train_ev", F.array(marker))).otherwise(F.col("train_ev")))
+
+
 def training_windows(split: DataFrame, rule: WindowRule) -> DataFrame:
     """One row per window of at most max_len + 1 events, counted back from the most recent event, with the
-    position of its first scored target (interest_core.windows)."""
+    position of its first scored target (interest_core.windows), the number of the user's events before the
+    window (n_before) and the time of the user's first event (first_ts)."""
+    split = with_censoring_marker(split)
     m = F.size("train_ev")
     n = rule.n_windows(m, SPARK_OPS)
     df = split.where(F.col("train_ev").isNotNull() & (m >= 2)).select(
@@ -107,11 +130,12 @@ def training_windows(split: DataFrame, rule: WindowRule) -> DataFrame:
     win = F.slice("train_ev", start, end - start + 1)
     first = rule.first_target(F.col("window"), F.col("n_windows"), SPARK_OPS)
     return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window"),
-                     first.cast("int").alias("first_target")).select(
-        "user_id", *_unzip("win"), "window", "first_target").select(*TRAIN_COLUMNS)
+                     first.cast("int").alias("first_target"), (start - 1).cast("int").alias("n_before"),
+                     F.element_at("train_ev", 1)["ts"].alias("first_ts")).select(
+        "user_id", *_unzip("win"), "window", "first_target", "n_before", "first_ts").select(*TRAIN_COLUMNS)
 
 
-def _unzip(col: str) -> list[Column]:
+def _unzip(col: str | Column) -> list[Column]:
     return [F.transform(col, lambda e: e["item_idx"]).alias("items"),
             F.transform(col, lambda e: e["event_type_idx"]).alias("event_types"),
             F.transform(col, lambda e: e["ts"]).alias("ts"),
@@ -176,8 +200,7 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
         "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"),
         F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
         (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
-        *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"),
-        "decay_label", "censored")
+        *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"))
     df = df.select("*", _top_categories("all").alias("top_categories"),
                    F.when(F.col("history_len") >= 2, js_divergence("early", "recent"))
                    .otherwise(F.lit(0.0)).alias("drift_score"))
@@ -188,8 +211,34 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
         F.col("t")["item_idx"].alias("target_item"), F.col("t")["event_type_idx"].alias("target_event_type"),
         F.col("t")["ts"].alias("target_ts"), F.col("t")["category_idx"].alias("target_category"),
         "history_len", "seen_items", "top_categories", "time_since_last", "drift_score",
-        (F.coalesce(F.col("_tc"), F.lit(0)) == 0).alias("target_is_cold_item"),
-        "decay_label", "censored").select(*EVAL_COLUMNS)
+        (F.coalesce(F.col("_tc"), F.lit(0)) == 0).alias("target_is_cold_item")).select(*EVAL_COLUMNS)
+
+
+def decay_rows(split: DataFrame, which: str, max_len: int, end_ts: int, buy_type: int | None) -> DataFrame:
+    """Rows of contract.DECAY_SCHEMA for which in {"valid", "test"} (split=time): every user with a history up to
+    the observation end `end_ts` (V or C), its last max_len events, its label ("any event in (end, end + H]"),
+    and the recency / frequency / repeat-day features of the whole history that the classical baselines read
+    (BG/NBD's calibration summary on UTC days: x = active days - 1, t_x = last - first active day, T = end - the
+    first active day's start; so x = 0 means t_x = 0, as the model requires)."""
+    hist = f"{which}_hist"
+    df = split.where(F.col(hist).isNotNull())
+    h = F.size(hist)
+    first_ts, last_ts = F.element_at(hist, 1)["ts"], F.element_at(hist, -1)["ts"]
+    days = F.array_distinct(F.transform(hist, lambda e: F.floor(e["ts"] / 86400)))
+    bought = (F.array_distinct(F.transform(F.filter(hist, lambda e: e["event_type_idx"] == buy_type),
+                                           lambda e: e["item_idx"]))
+              if buy_type is not None else F.array().cast("array<int>"))
+    last = F.slice(hist, F.greatest(F.lit(1), h - max_len + 1), max_len)
+    return df.select(
+        "user_id", *_unzip(last), F.lit(end_ts).cast("long").alias("end_ts"),
+        F.col(f"{which}_decay_label").alias("label"), h.cast("int").alias("history_len"),
+        (h - F.size(last)).cast("int").alias("n_before"), first_ts.alias("first_ts"),
+        ((F.lit(end_ts) - last_ts) / 86400.0).alias("recency_days"),
+        F.size(F.filter(hist, lambda e: e["ts"] > end_ts - 90 * 86400)).cast("int").alias("frequency_90d"),
+        (F.size(days) - 1).cast("int").alias("bg_x"),
+        (F.floor(last_ts / 86400) - F.floor(first_ts / 86400)).cast("double").alias("bg_t_x"),
+        (F.lit(end_ts / 86400) - F.floor(first_ts / 86400)).alias("bg_T"), bought.alias("bought_items")
+    ).select(*DECAY_COLUMNS)
 
 
 def item_train_counts(split: DataFrame) -> DataFrame:

@@ -28,8 +28,7 @@ def _eval_rows(n, rng):
                      "target_event_type": int(rng.integers(1, 6)), "target_ts": ts[-1] + 10,
                      "target_category": int(rng.integers(0, 4)), "history_len": len(hist),
                      "seen_items": sorted(set(hist)), "top_categories": [1, 2], "time_since_last": 10,
-                     "drift_score": 0.0, "target_is_cold_item": bool(u % 7 == 0), "decay_label": None,
-                     "censored": None})
+                     "drift_score": 0.0, "target_is_cold_item": bool(u % 7 == 0)})
     return rows
 
 

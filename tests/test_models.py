@@ -411,6 +411,20 @@ def _reference_pad(seqs, length):
     return out
 
 
+def test_collate_reads_the_censoring_marker_and_user_scalars():
+    """A split=time window ends with the marker (item 0 at the end of observation): its gap is a censored target
+    with no next-item target; gaps before first_target carry no loss; n_before / first_ts pass through."""
+    from interest_core.batches import collate
+
+    rows = {"items": [[2, 3, 4, 0], [5, 6, 7]], "event_types": [[1, 1, 1, 0], [1, 1, 1]],
+            "ts": [[0, 10, 30, 100], [0, 5, 7]], "first_target": [2, 1], "n_before": [4, 0], "first_ts": [-50, 0]}
+    b = collate(rows, 4, targets=True)
+    assert b["targets"].tolist() == [[0, 0, 4, 0], [0, 0, 6, 7]]
+    assert b["target_gap"].tolist() == [[-1, -1, 20, 70], [-1, -1, 5, 2]]
+    assert b["target_censored"].tolist() == [[False, False, False, True], [False] * 4]
+    assert b["n_before"].tolist() == [4, 0] and b["first_ts"].tolist() == [-50, 0]
+
+
 def test_collate_matches_a_per_row_reference():
     """The one vectorised collate equals a per-row loop, for Arrow batches (sliced) and Python columns alike."""
     import numpy as np
@@ -427,6 +441,8 @@ def test_collate_matches_a_per_row_reference():
         want = {k: _reference_pad([r[:-1] for r in part[k]], 20) for k in cols}
         want["targets"] = _reference_pad([r[1:] for r in part["items"]], 20)
         want["target_event_types"] = _reference_pad([r[1:] for r in part["event_types"]], 20)
+        want["target_gap"] = torch.where(want["items"] != 0, 1, -1)  # ts are 0, 1, 2, ...
+        want["target_censored"] = torch.zeros_like(want["items"], dtype=torch.bool)
         for rows_in in (table.slice(sl.start, sl.stop - sl.start), part):
             got = collate(rows_in, 20, targets=True)
             assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)

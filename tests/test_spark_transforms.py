@@ -161,15 +161,50 @@ def test_leave_one_out_split_is_leakage_free(spark):
                    "u1": (None, None, None, None, None)}
 
 
-def test_time_split_and_decay_label(spark):
-    ev = _indexed(spark, [("a", 10, 2, 1, 1), ("a", 20, 3, 1, 1), ("a", 30, 4, 1, 1), ("a", 200, 5, 1, 1),
-                          ("b", 10, 2, 1, 1), ("b", 20, 3, 1, 1), ("b", 25, 6, 1, 1)])
-    split = sequences.split_sequences(sequences.user_sequences(ev), "time", cutoff_ts=30, horizon_s=100)
-    got = {r.user_id: ([e["item_idx"] for e in r.train_ev], r.valid_target["item_idx"],
-                       r.test_target and r.test_target["item_idx"], r.decay_label, r.censored)
-           for r in split.collect()}
-    # a: next event at 200 is after cutoff+horizon=130 -> label 0, not censored; b: nothing after the cutoff
-    assert got == {"a": ([2, 3], 4, 5, 0, False), "b": ([2, 3], 6, None, 0, True)}
+def test_time_split_validates_before_the_cutoff_and_labels_decay(spark):
+    # cutoff C = 100, horizon H = 50 -> V = 50: train <= 50, valid target in (50, 100], test target after 100
+    ev = _indexed(spark, [("a", 10, 2, 1, 1), ("a", 20, 3, 1, 1), ("a", 60, 4, 1, 1), ("a", 120, 5, 1, 1),
+                          ("a", 300, 7, 1, 1), ("b", 10, 2, 1, 1), ("b", 20, 3, 1, 1), ("b", 45, 6, 1, 1),
+                          ("c", 70, 8, 1, 1), ("c", 80, 9, 1, 1), ("d", 10, 2, 1, 1), ("d", 200, 5, 1, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "time", cutoff_ts=100, horizon_s=50)
+    items = lambda c: [e["item_idx"] for e in c] if c is not None else None  # noqa: E731
+    item = lambda e: e and e["item_idx"]  # noqa: E731
+    got = {r.user_id: (items(r.train_ev), r.train_end, item(r.valid_target), items(r.test_hist),
+                       item(r.test_target), r.valid_decay_label, r.test_decay_label) for r in split.collect()}
+    assert got == {"a": ([2, 3], 50, 4, [2, 3, 4], 5, 1, 1),  # events at 60 in (50, 100], 120 in (100, 150]
+                   "b": ([2, 3, 6], 50, None, [2, 3, 6], None, 0, 0),  # silent after 45
+                   "c": (None, None, None, [8, 9], None, None, 0),  # new after V: test history only
+                   "d": ([2], 50, None, [2], 5, 0, 0)}  # back at 200: after both label windows
+
+
+def test_time_split_training_ends_with_a_censoring_marker(spark):
+    ev = _indexed(spark, [("a", 10, 2, 1, 1), ("a", 20, 3, 1, 1), ("a", 60, 4, 1, 1), ("d", 10, 2, 1, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "time", cutoff_ts=100, horizon_s=50)
+    got = sequences.training_windows(split, WindowRule(max_len=3, stride=3)).select(
+        "user_id", "items", "ts", "dt", "first_target", "n_before", "first_ts")
+    # the marker (item 0 at V = 50) makes the silent gap after the last training event a target; a user with one
+    # training event gets a window too (its only target is the censored gap)
+    assertDataFrameEqual(got, [Row(user_id="a", items=[2, 3, 0], ts=[10, 20, 50], dt=[0, 10, 30], first_target=1,
+                                   n_before=0, first_ts=10),
+                               Row(user_id="d", items=[2, 0], ts=[10, 50], dt=[0, 40], first_target=1, n_before=0,
+                                   first_ts=10)])
+
+
+def test_decay_rows_features(spark):
+    day = 86400
+    ev = _indexed(spark, [("a", 1 * day, 2, 1, 1), ("a", 1 * day + 5, 3, 5, 1), ("a", 3 * day, 4, 1, 1),
+                          ("a", 200 * day, 5, 1, 1), ("b", 50 * day, 6, 5, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "time", cutoff_ts=100 * day,
+                                      horizon_s=120 * day)
+    rows = {r.user_id: r for r in sequences.decay_rows(split, "test", 2, 100 * day, buy_type=5).collect()}
+    a = rows["a"]
+    assert (a.items, a.end_ts, a.label, a.history_len, a.n_before, a.first_ts) == ([3, 4], 100 * day, 1, 3, 1, day)
+    assert a.recency_days == pytest.approx(97) and a.frequency_90d == 0
+    assert (a.bg_x, a.bg_t_x, a.bg_T) == (1, pytest.approx(2), pytest.approx(99))  # active days 1 and 3
+    assert a.bought_items == [3]
+    b = rows["b"]
+    assert (b.label, b.frequency_90d, b.bg_x, b.bought_items) == (0, 1, 0, [6])
+    assert set(rows) == {"a", "b"}  # every user with a history, with or without a next event
 
 
 def test_training_windows_cover_history_from_the_end(spark):

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from interest_core.contract import PAD_ID
+from interest_core.modelargs import DECAY_FEATURES
 
 
 class Head(nn.Module):
@@ -49,4 +50,74 @@ class NextEventTypeHead(Head):
             "event_type_acc": (correct / n.clamp(min=1)).detach(),
             "event_type_targets": n.detach(),
         }
+        return loss, stats
+
+
+def decay_features(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, L, 2) per-position inputs of the decay head besides the hidden state: log1p of the user's events so far
+    and log1p of the days since the user's first event (0 when the rows carry no n_before / first_ts)."""
+    items, ts = batch["items"], batch["ts"]
+    valid = items != PAD_ID  # (B, L)
+    count = torch.cumsum(valid, dim=1)  # (B, L) events up to each position within the row
+    n_before = batch.get("n_before")
+    first_ts = batch.get("first_ts")
+    if n_before is not None:
+        count = count + n_before[:, None]
+    tenure = ((ts - first_ts[:, None]).clamp(min=0) / 86400.0) if first_ts is not None else torch.zeros_like(
+        ts, dtype=torch.float32)
+    feats = torch.stack([torch.log1p(count.float()), torch.log1p(tenure.float())], dim=-1)  # (B, L, 2)
+    return feats * valid.unsqueeze(-1)
+
+
+class DecayHead(Head):
+    """Discrete-time survival head: from the hidden state after an event (and decay_features), the hazard of the
+    next event in each gap bucket of interest_core.decay.BUCKET_EDGES_S (1 hour .. 1 year, log-spaced), i.e.
+    h_k = P(next event in bucket k | none before the bucket's start).
+
+    Trained on every scored position by the censored likelihood (batch target_gap, target_censored):
+      event after gap g in bucket j:     log h_j + sum_{k<j} log(1 - h_k)
+      censored at g in bucket j:         sum_{k<j} log(1 - h_k) + u log(1 - h_j),  u = share of bucket j survived
+      gap beyond the last bucket:        sum_k log(1 - h_k)   (event or censored: both only say "survived it")
+    so "no event until the end of observation" counts as survival, never as a negative. The rate inside a bucket
+    is constant, the convention interest_core.decay's survival functions use at inference.
+    """
+
+
+
+    def __init__(self, dim: int, edges_s: list[float], loss_weight: float):
+        super().__init__(loss_weight)
+        self.register_buffer("edges", torch.tensor(edges_s, dtype=torch.float64), persistent=False)  # (K+1,)
+        k = len(edges_s) - 1
+        self.net = nn.Sequential(nn.Linear(dim + DECAY_FEATURES, dim), nn.GELU(), nn.Linear(dim, k))
+
+    def forward(self, hidden: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """hidden (..., D), feats (..., DECAY_FEATURES) -> (..., K) hazard logits."""
+        return self.net(torch.cat([hidden, feats.to(hidden.dtype)], dim=-1))
+
+    def hazards(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Hidden states (B, L, D) of rows whose most recent event is last -> (B, K) float64 hazards after it."""
+        return torch.sigmoid(self(hidden[:, -1], decay_features(batch)[:, -1]).double())
+
+    def loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        gap = batch["target_gap"]  # (B, L) seconds, -1 = no target
+        keep = gap >= 0
+        logits = self(hidden, decay_features(batch))[keep].float()  # (N, K)
+        g = gap[keep].double()  # (N,)
+        censored = batch["target_censored"][keep]  # (N,)
+        k = logits.shape[1]
+        edges = self.edges
+        j = (torch.bucketize(g, edges[1:], right=True)).clamp(max=k)  # (N,) bucket, k = beyond the last
+        log_h, log_s = F.logsigmoid(logits), F.logsigmoid(-logits)  # log h_k, log (1 - h_k)
+        before = torch.arange(k, device=logits.device)[None, :] < j[:, None]  # (N, K) buckets fully survived
+        ll = (log_s * before).sum(1)
+        inside = j < k
+        jj = j.clamp(max=k - 1)
+        width = edges[jj + 1] - edges[jj]
+        u = ((g - edges[jj]) / width).clamp(0, 1).float()
+        at_j = lambda t: t.gather(1, jj[:, None])[:, 0]  # noqa: E731
+        ll = ll + torch.where(inside & ~censored, at_j(log_h), 0.0) + torch.where(inside & censored,
+                                                                                    u * at_j(log_s), 0.0)
+        n = keep.sum()
+        loss = -ll.sum() / n.clamp(min=1)
+        stats = {"decay_loss": loss.detach(), "decay_targets": n.detach(), "decay_censored": censored.sum().detach()}
         return loss, stats

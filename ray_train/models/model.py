@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from interest_core.contract import OOV_ID, PAD_ID
+from interest_core.decay import BUCKET_EDGES_S
 from interest_core.modelargs import NUM_TIME_BUCKETS, ModelArgs, flops_per_token
 
 from .buckets import log2_bucket
-from .heads import NextEventTypeHead
+from .heads import DecayHead, NextEventTypeHead
 from .hstu import HSTUBlock
 from .losses import full_softmax_loss, sampled_softmax_loss
 from .sasrec import SASRecBlock
@@ -94,6 +95,8 @@ class InterestModel(nn.Module):
         self.heads = nn.ModuleDict()
         if args.event_type_loss_weight > 0:
             self.heads["event_type"] = NextEventTypeHead(args.dim, args.num_event_types, args.event_type_loss_weight)
+        if args.decay_loss_weight > 0:
+            self.heads["decay"] = DecayHead(args.dim, BUCKET_EDGES_S.tolist(), args.decay_loss_weight)
         self.apply(_init_weights)
 
     @property

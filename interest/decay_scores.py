@@ -1,0 +1,102 @@
+"""The decay head applied to decay rows (contract.DECAY_SCHEMA): per-user survival outputs, the evaluation against
+the classical baselines, and what the report plots. Used by `interest evaluate` and `interest export`.
+
+Every output is conditional on what the end of observation already shows: the user has been silent for
+a = end_ts - last event, so S(t) below is P(no event in (end, end + t] | none in (last, end]) (interest_core.decay).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from interest_core import decay
+from interest_core.binary import auc, brier, ece, reliability
+from interest_core.batches import collate
+from interest_core.contract import DECAY_COLUMNS, split_files
+
+# Report / export outputs: P(active within H) at these horizons (days), S(t) at decay.DECAY_DAYS.
+P_ACTIVE_DAYS = (7, 30, 90)
+HISTORY_SEGMENTS = ((1, 3, "1-3 events"), (4, 20, "4-20 events"), (21, None, "21+ events"))
+
+
+def read_decay_rows(data_dir: str | Path, which: str) -> dict[str, list]:
+    """decay_valid / decay_test rows as columns (None when the data set has none: split=leave-one-out)."""
+    if not (Path(data_dir) / f"decay_{which}").is_dir():
+        return None
+    return pq.ParquetDataset(split_files(data_dir, f"decay_{which}")).read(columns=DECAY_COLUMNS).to_pydict()
+
+
+@torch.no_grad()
+def hazards(model, rows: dict[str, list], max_len: int, batch_size: int) -> np.ndarray:
+    """(N, K) hazards of the next event after each row's most recent event."""
+    model.eval()
+    head = model.heads["decay"]
+    out = []
+    n = len(rows["user_id"])
+    for start in range(0, n, batch_size):
+        part = {k: v[start:start + batch_size] for k, v in rows.items() if k in
+                ("items", "event_types", "ts", "n_before", "first_ts")}
+        b = collate(part, max_len)
+        out.append(head.hazards(model.encode(b), b).numpy())
+    return np.concatenate(out) if out else np.zeros((0, decay.NUM_DECAY_BUCKETS))
+
+
+def elapsed_s(rows: dict[str, list]) -> np.ndarray:
+    """(N,) seconds from each user's last event to the end of observation."""
+    return np.asarray(rows["end_ts"], dtype=np.float64) - np.asarray([t[-1] for t in rows["ts"]], dtype=np.float64)
+
+
+def user_outputs(h: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-user outputs: p_active_{7,30,90}d, expected_days_to_next (restricted to 365 days), half_life_days (days
+    until the chance of a next event has reached one half; NaN beyond 365 days), survival (N, len(DECAY_DAYS))."""
+    out = {f"p_active_{d}d": decay.p_active_within(h, a, d * decay.DAY_S) for d in P_ACTIVE_DAYS}
+    out["expected_days_to_next"] = decay.expected_days_to_next(h, a)
+    out["half_life_days"] = decay.half_life_days(h, a)
+    out["survival"] = decay.residual_survival(h, a, np.asarray(decay.DECAY_DAYS, dtype=np.float64) * decay.DAY_S)
+    return out
+
+
+def _segment_masks(history_len: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: (history_len >= lo) & (history_len <= (hi if hi is not None else np.inf))
+            for lo, hi, name in HISTORY_SEGMENTS}
+
+
+def decay_metrics(model, data_dir: str | Path, horizon_days: float, max_len: int, batch_size: int) -> dict | None:
+    """metrics.json["decay"]: the head's P(active within H) on decay_test against the labels, the baselines
+    (recency and frequency calibrated on decay_valid, BG/NBD fitted on the test users' histories), a reliability
+    table, survival curves (population and per history-length segment) and the half-life distribution."""
+    if "decay" not in model.heads:
+        return None
+    valid, test = read_decay_rows(data_dir, "valid"), read_decay_rows(data_dir, "test")
+    if test is None or valid is None:
+        return None
+    h, a = hazards(model, test, max_len, batch_size), elapsed_s(test)
+    y = np.asarray(test["label"], dtype=np.float64)
+    p = decay.p_active_within(h, a, horizon_days * decay.DAY_S)
+    outs = user_outputs(h, a)
+    days = np.asarray(decay.DECAY_DAYS, dtype=np.float64)
+    hl = outs["half_life_days"]
+    hist_len = np.asarray(test["history_len"])
+    valid_p = decay.p_active_within(hazards(model, valid, max_len, batch_size), elapsed_s(valid),
+                                    horizon_days * decay.DAY_S)
+    rel = reliability(p, y)
+    edges = np.geomspace(1 / 24, 365, 13)
+    counts, _ = np.histogram(hl[np.isfinite(hl)], bins=edges)
+    return {
+        "horizon_days": horizon_days, "n_users": int(len(y)), "positive_rate": float(y.mean()) if len(y) else None,
+        "auc": auc(p, y), "brier": brier(p, y), "ece": ece(p, y),
+        "valid": {"n_users": len(valid_p), "auc": auc(valid_p, np.asarray(valid["label"])),
+                  "brier": brier(valid_p, np.asarray(valid["label"], dtype=np.float64))},
+        "baselines": decay.decay_baselines(valid, test, horizon_days),
+        "reliability": {k: np.asarray(v).tolist() for k, v in rel.items()},
+        "survival": {"days": days.tolist(), "all": outs["survival"].mean(0).tolist(),
+                     "segments": {name: {"n_users": int(m.sum()), "curve": outs["survival"][m].mean(0).tolist()}
+                                  for name, m in _segment_masks(hist_len).items() if m.any()},
+                     "observed_all": float(y.mean()) if len(y) else None},
+        "half_life_days": {"median": float(np.nanmedian(hl)) if np.isfinite(hl).any() else None,
+                           "beyond_365_days": float(np.mean(~np.isfinite(hl))) if len(hl) else None,
+                           "histogram_edges": edges.tolist(), "histogram_counts": counts.tolist()},
+    }
