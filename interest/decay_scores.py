@@ -95,7 +95,8 @@ def decay_metrics(model, data_dir: str | Path, horizon_days: float, max_len: int
         "survival": {"days": days.tolist(), "all": outs["survival"].mean(0).tolist(),
                      "segments": {name: {"n_users": int(m.sum()), "curve": outs["survival"][m].mean(0).tolist()}
                                   for name, m in _segment_masks(hist_len).items() if m.any()},
-                     "observed_all": float(y.mean()) if len(y) else None},
+                     # the share of users with no event within the horizon: the curves' value at H should match
+                     "observed_at_horizon": float(1 - y.mean()) if len(y) else None},
         "half_life_days": {"median": float(np.nanmedian(hl)) if np.isfinite(hl).any() else None,
                            "beyond_365_days": float(np.mean(~np.isfinite(hl))) if len(hl) else None,
                            "histogram_edges": edges.tolist(), "histogram_counts": counts.tolist()},

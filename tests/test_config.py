@@ -57,3 +57,25 @@ def test_each_backbone_gets_its_recipe_unless_a_key_is_set():
     assert (hstu.model.dropout, hstu.model.scale_embeddings, hstu.train.adam_beta2) == (0.2, True, 0.98)
     explicit = load_config("base", ["model.dropout=0.3", "model.norm=pre"])
     assert explicit.model.dropout == 0.3 and explicit.model.norm == "pre" and explicit.model.ffn_mult == 4
+
+
+@pytest.mark.parametrize("cutoff", ["2024-03-31", "2024-03-31T00:00:00", "2024-03-31T02:00:00+02:00",
+                                    "2024-03-31 00:00:00Z"])
+def test_etl_cutoff_flag_accepts_dates_times_and_offsets(cutoff):
+    """YAML reads `2024-03-31` as a date; every ISO form reaches the config as text and means the same instant."""
+    from interest.cli import build_parser
+    from spark_jobs.etl import config_from_args
+
+    args = build_parser("etl").parse_args(["etl", "--input", "x", "--format", "generic", "--output", "o", "--split",
+                                           "time", "--cutoff", cutoff, "--horizon-days", "30"])
+    d = config_from_args(args).data
+    assert (d.split, d.cutoff_ts, d.horizon_s) == ("time", 1711843200, 30 * 86400)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["data.split=time"], r"data.split=time needs data.cutoff; e.g. --split time --cutoff 2024-03-31"),
+    (["data.split=time", "data.cutoff=31/03/2024"], r"cutoff '31/03/2024' is not an ISO date or time"),
+])
+def test_time_split_config_errors_name_the_fix(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("tiny-cpu", overrides)

@@ -65,12 +65,17 @@ def test_every_output_matches_the_core_contract(spark, tmp_path):
     f = tmp_path / "UserBehavior.csv"
     f.write_text("\n".join(lines) + "\n")
     _run(spark, _args(f, "taobao", tmp_path / "out"))
+    for name, schema in SHARD_SCHEMAS.items():
+        if not name.startswith("decay_"):  # split=time only: test_cli_time_split_with_a_date_cutoff_...
+            _check_schema(tmp_path / "out" / name, schema)
+
+
+def _check_schema(path, schema):
     def plain(t):  # list element names and nullability are the writer's business, not the contract's
         return ("list", plain(t.value_type)) if pa.types.is_list(t) else t
 
-    for name, schema in SHARD_SCHEMAS.items():
-        written = pq.ParquetDataset(str(tmp_path / "out" / name)).schema
-        assert [(f.name, plain(f.type)) for f in written] == [(f.name, plain(f.type)) for f in schema], name
+    written = pq.ParquetDataset(str(path)).schema
+    assert [(f.name, plain(f.type)) for f in written] == [(f.name, plain(f.type)) for f in schema], path.name
 
 
 def test_quarantine_above_threshold_fails_and_leaves_no_output(spark, tmp_path):
@@ -230,3 +235,35 @@ def test_spark_submit_runs_the_job_file(tmp_path):
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["pseudonymization"]["key_source"] == "file" and "0123456789abcdef" not in json.dumps(m)
     assert "0123456789abcdef" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(tmp_path):
+    """`interest etl --split time --cutoff 2024-03-31 --horizon-days 30`, as a user types it; then a cutoff whose
+    label window runs past the data is refused with the latest usable cutoff."""
+    from interest.synthetic import generate
+    from interest_core.contract import DECAY_SCHEMA
+
+    generate(tmp_path / "synth", users=150, items=60, days=130, events=3000, seed=5, start="2024-01-01")
+    interest = Path(sys.executable).parent / "interest"
+    cmd = [str(interest), "etl", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output",
+           str(tmp_path / "out"), "--config", "tiny-cpu", "--allow-insecure-demo-key", "--split", "time",
+           "--horizon-days", "30"]
+    proc = subprocess.run(cmd + ["--cutoff", "2024-03-31"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    cutoff = 1711843200  # 2024-03-31T00:00:00Z
+    assert (m["split"]["cutoff_ts"], m["split"]["valid_cutoff_ts"]) == (cutoff, cutoff - 30 * 86400)
+    for name, end in (("decay_valid", cutoff - 30 * 86400), ("decay_test", cutoff)):
+        _check_schema(tmp_path / "out" / name, DECAY_SCHEMA)
+        rows = _rows(tmp_path / "out" / name)
+        assert len(rows) == m["rows"][name] > 0
+        assert {r["end_ts"] for r in rows} == {end} and {r["label"] for r in rows} == {0, 1}
+        assert all(max(r["ts"]) <= end for r in rows)
+    train = _rows(tmp_path / "out" / "train")
+    assert all(max(r["ts"]) <= cutoff - 30 * 86400 for r in train)
+    markers = [r for r in train if r["items"][-1] == 0]  # each user's newest window ends with the marker
+    assert len(markers) == len({r["user_id"] for r in train}) and {r["ts"][-1] for r in markers} == {
+        cutoff - 30 * 86400}
+    late = subprocess.run(cmd + ["--cutoff", "2024-05-01"], capture_output=True, text=True, timeout=600)
+    assert late.returncode != 0 and "plus the horizon (30 days) is after the last event" in late.stderr

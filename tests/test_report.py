@@ -31,6 +31,31 @@ def _protocols(base: float, n_users: int) -> dict:
             "sampled100": _metrics_block(base * 3, n_users, 3)}
 
 
+DECAY_PLOTS = {"decay_survival", "decay_reliability", "decay_half_life"}
+
+
+def decay_block() -> dict:
+    """metrics.json["decay"] as ``interest evaluate`` writes it under the time split."""
+    curve = [0.81, 0.53, 0.40, 0.25, 0.12, 0.068, 0.023, 0.0063]
+    return {
+        "horizon_days": 7.0, "n_users": 5000, "positive_rate": 0.42, "auc": 0.7123, "brier": 0.1876, "ece": 0.0543,
+        "valid": {"n_users": 4321, "auc": 0.7012, "brier": 0.1901},
+        "baselines": {"recency": {"auc": 0.7345, "brier": 0.1911}, "frequency": {"auc": 0.6543, "brier": 0.2211},
+                      "bgnbd": {"auc": 0.7011, "brier": 0.1799}},
+        "reliability": {"edges": [i / 10 for i in range(11)], "count": [0, 117, 108, 100, 113, 92, 74, 53, 60, 34],
+                        "mean_pred": [None] + [0.05 + i / 10 for i in range(1, 10)],
+                        "rate": [None] + [0.03 + i / 11 for i in range(1, 10)]},
+        "survival": {"days": [1.0, 7.0, 14.0, 30.0, 60.0, 90.0, 180.0, 365.0], "all": curve,
+                     "segments": {"1-3 events": {"n_users": 640, "curve": [min(1.0, c * 1.2) for c in curve]},
+                                  "4-20 events": {"n_users": 2630, "curve": curve},
+                                  "21+ events": {"n_users": 1730, "curve": [c * 0.9 for c in curve]}},
+                     "observed_at_horizon": 0.58},
+        "half_life_days": {"median": 8.99, "beyond_365_days": 0.0312,
+                           "histogram_edges": [(1 / 24) * (365 * 24) ** (i / 12) for i in range(13)],
+                           "histogram_counts": [2, 11, 30, 42, 35, 71, 164, 179, 215, 40, 8, 1]},
+    }
+
+
 def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 8, full: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     run = {
@@ -68,7 +93,7 @@ def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 
                      "cold_items": _protocols(0.0012, 321), "drifted_users": _protocols(0.08, 777),
                      "event_type=buy": _protocols(0.14, 55)},
         "baselines": baselines,
-        "decay": {"horizon_days": 7.0, "auc": 0.7123, "brier": 0.1876, "n_users": 5000},
+        "decay": decay_block(),
         "event_type": {"accuracy": 0.8765, "auc": {"view": 0.71, "buy": 0.83}},
         "throughput": {"train_seq_per_s": 5150.0, "ingest_rows_per_s": 250000.0},
     }
@@ -118,7 +143,7 @@ def test_full_report(tmp_path):
 
     # plots: every referenced image exists and is a real PNG
     srcs = _img_srcs(text)
-    assert {Path(s).stem for s in srcs} == {"loss", "valid", "baselines", "segments", "throughput"}
+    assert {Path(s).stem for s in srcs} == {"loss", "valid", "baselines", "segments", "throughput"} | DECAY_PLOTS
     for src in srcs:
         png = run_dir / src
         assert png.parent == run_dir / "plots"
@@ -155,7 +180,8 @@ def test_partial_and_broken_inputs(tmp_path):
     text = report.write_report(run_dir).read_text(encoding="utf-8")
     assert "history.json could not be read" in text
     assert "Baselines: not available" in text
-    assert "Decay evaluation (needs data.split=time): not available" in text
+    assert "Decay evaluation: not available — it needs a time split at the ETL " \
+           "(--split time --cutoff DATE --horizon-days H)" in text
     assert "Event-type head evaluation: not available" in text
     srcs = {Path(s).stem for s in _img_srcs(text)}
     assert srcs == {"segments", "baselines"}  # no history/steps -> no loss, valid, throughput curves
@@ -239,3 +265,70 @@ def test_old_run_json_best_valid(tmp_path):
     text = report.write_report(run_dir).read_text(encoding="utf-8")
     assert "<tr><th>Best validation NDCG@10</th><td>0.1357</td></tr>" in text
     assert "no better validation NDCG@10 within the patience" in text
+
+
+def _decay_html(text: str) -> str:
+    return text[text.index('<h2 id="decay">'):text.index('<h2 id="event-type">')]
+
+
+def test_decay_section(tmp_path):
+    run_dir = make_run(tmp_path / "decay")
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    sec = _decay_html(text)
+    assert "P(active again within 7 days) after the cutoff, for 5,000 users; 42.0% were active." in sec
+    # model vs baselines: AUC (higher is better) and Brier (lower is better), best of each column bold
+    for label in ("sasrec (model)", "recency", "frequency", "BG/NBD"):
+        assert f'<th class="rowhead">{label}</th>' in sec, label
+    assert '<tr class="model"><th class="rowhead">sasrec (model)</th><td class="num">0.7123</td>' \
+           '<td class="num">0.1876</td></tr>' in sec
+    assert "<b>0.7345</b>" in sec and "<b>0.1799</b>" in sec            # recency wins AUC, BG/NBD wins Brier
+    assert sec.count("<b>0.") == 2
+    for s in ("0.6543", "0.2211", "0.7011", "0.1911"):
+        assert s in sec, s
+    assert "Model ECE 0.0543" in sec and "Validation split: AUC 0.7012, Brier 0.1901 on 4,321 users" in sec
+    # captions: observed share at H (and the curve there), ECE, the share beyond 365 days
+    assert "no event within 7 days, 0.5800; the population curve at H is 0.5300" in sec
+    assert "median 8.99 days; 3.1% of users beyond 365 days" in sec
+    srcs = {Path(s).stem: s for s in _img_srcs(sec)}
+    assert set(srcs) == DECAY_PLOTS
+    for src in srcs.values():
+        data = (run_dir / src).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 5000
+    assert "not available" not in sec
+
+    # decay gone (leave-one-out): the note, and the decay plots of the earlier report are removed
+    m = json.loads((run_dir / "metrics.json").read_text())
+    del m["decay"]
+    (run_dir / "metrics.json").write_text(json.dumps(m))
+    sec = _decay_html(report.write_report(run_dir).read_text(encoding="utf-8"))
+    assert "not available" in sec and "--split time --cutoff DATE --horizon-days H" in sec
+    assert _img_srcs(sec) == []
+    assert not any((run_dir / "plots" / f"{name}.png").exists() for name in DECAY_PLOTS)
+
+
+def test_decay_section_partial(tmp_path):
+    """A decay block with only some parts (and NaN / null / odd values) renders what it has."""
+    run_dir = make_run(tmp_path / "decay_partial")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    d = m["decay"]
+    del d["reliability"], d["half_life_days"], d["positive_rate"], d["valid"]
+    d["baselines"]["bgnbd"] = {"auc": float("nan"), "brier": None}
+    d["survival"]["segments"] = {"<b>x</b>": {"n_users": 3, "curve": [0.5] * 8}}
+    del d["survival"]["observed_at_horizon"]
+    (run_dir / "metrics.json").write_text(json.dumps(m))
+    sec = _decay_html(report.write_report(run_dir).read_text(encoding="utf-8"))
+    assert "for 5,000 users;" in sec and "were active" in sec and "n/a" in sec
+    assert "<b>0.7345</b>" in sec and "<b>0.1876</b>" in sec            # null / NaN never wins a column
+    assert "Reliability table: not available" in sec and "Half-life distribution: not available" in sec
+    assert "<b>x</b>" not in sec
+    assert {Path(s).stem for s in _img_srcs(sec)} == {"decay_survival"}
+
+
+def test_decay_observed_from_positive_rate(tmp_path):
+    """metrics.json written before survival.observed_at_horizon: the marker uses 1 - positive_rate."""
+    run_dir = make_run(tmp_path / "decay_old")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    del m["decay"]["survival"]["observed_at_horizon"]
+    (run_dir / "metrics.json").write_text(json.dumps(m))
+    sec = _decay_html(report.write_report(run_dir).read_text(encoding="utf-8"))
+    assert "no event within 7 days, 0.5800 (from 1 − the active share" in sec

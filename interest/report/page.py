@@ -34,6 +34,10 @@ DEFINITIONS = (
     "Protocols: full = C is all item ids >= 2; full_exclude_seen = all ids >= 2 minus the user's seen items, "
     "the target always kept; sampled100 = the target + 100 uniform negatives per user (never seen items), "
     "deterministic per (seed, user).",
+    "Decay (time split): per user p = P(an event within H days after the cutoff | silent since the last event), "
+    "y = 1 if one happened; AUC = P(p of a random active user > p of a random inactive one), ties count one half; "
+    "Brier = mean (p - y)^2; ECE = sum over non-empty equal-width p bins of count / N * |mean p - share active|. "
+    "S(t) = P(no event within t days | silent so far); half-life = the smallest t with S(t) <= 1/2.",
 )
 
 CSS = """

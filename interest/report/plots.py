@@ -2,7 +2,7 @@
 
 Each ``_draw_*`` returns a callback that draws on a fresh figure and returns False when there is nothing to
 plot; ``_Plots.make`` saves the figure and records a failure instead of raising, so a broken plot never takes
-the report down.
+the report down. The ``_draw_decay_*`` callbacks take already-cleaned lists (floats, None for missing).
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from .page import PROTOCOL_LABELS, _dict, _esc, _metric_label, _not_available, _num
 
-PLOT_NAMES = ("loss", "valid", "baselines", "segments", "throughput")
+PLOT_NAMES = ("loss", "valid", "baselines", "segments", "throughput", "decay_survival", "decay_reliability",
+              "decay_half_life")
 MODEL_COLOR = "#d62728"
 PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"]
 
@@ -193,5 +194,122 @@ def _draw_throughput(history: list[dict], steps: list[dict], reported: Any) -> C
         ax.set_title("Training throughput over time", fontsize=11, loc="left")
         _style(ax)
         ax.legend(fontsize=8, frameon=False, loc="lower right")
+        return True
+    return draw
+
+
+# ------------------------------------------------------------------------------------------- decay
+
+_DAY_TICKS = ((1 / 24, "1 h"), (0.25, "6 h"), (1, "1 d"), (7, "7 d"), (30, "30 d"), (90, "90 d"), (365, "365 d"))
+
+
+def _day_ticks(ax: Any, lo: float, hi: float) -> None:
+    """Readable ticks (hours / days) on a log day axis spanning [lo, hi]."""
+    ticks = [(v, t) for v, t in _DAY_TICKS if lo * 0.999 <= v <= hi * 1.001]
+    if len(ticks) >= 2:
+        ax.set_xticks([v for v, _ in ticks], [t for _, t in ticks])
+        ax.minorticks_off()
+
+
+def _draw_decay_survival(days: list[float | None], curves: list[tuple[str, list[float | None]]],
+                         horizon: float | None, observed: float | None) -> Callable[[Any], bool]:
+    """Mean residual survival S(t) vs t (days, log axis): curves = [(legend label, values at ``days``)], the first
+    one is the population (drawn in the model colour); a marker at (horizon, observed) when both are known."""
+    def draw(fig: Any) -> bool:
+        ax = fig.add_subplot()
+        drawn = False
+        for i, (label, ys) in enumerate(curves):
+            pts = [(x, y) for x, y in zip(days, ys) if x is not None and x > 0 and y is not None]
+            if not pts:
+                continue
+            color, lw = (MODEL_COLOR, 2.2) if i == 0 else (PALETTE[(i - 1) % len(PALETTE)], 1.3)
+            ax.plot([x for x, _ in pts], [y for _, y in pts], "o-", color=color, linewidth=lw, markersize=3.5,
+                    label=_mpl_text(label))
+            drawn = True
+        if not drawn:
+            return False
+        if horizon is not None and horizon > 0 and observed is not None:
+            ax.axvline(horizon, color="#888", linestyle=":", linewidth=1)
+            ax.plot([horizon], [observed], "D", color="black", markersize=7, zorder=5,
+                    label=f"observed at H = {horizon:g} d ({observed:.1%} silent)")
+        ax.set_xscale("log")
+        xs = [x for x in days if x is not None and x > 0] + ([horizon] if horizon and horizon > 0 else [])
+        _day_ticks(ax, min(xs), max(xs))
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("days after the cutoff (log scale)")
+        ax.set_ylabel("S(t) = P(still silent)")
+        ax.set_title("Survival of interest: mean P(no event within t days | silent so far)", fontsize=11, loc="left")
+        _style(ax)
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return True
+    return draw
+
+
+def _draw_decay_reliability(edges: list[float | None], count: list[float | None], mean_pred: list[float | None],
+                            rate: list[float | None]) -> Callable[[Any], bool]:
+    """Reliability diagram (mean predicted vs observed rate per bin, point area ~ users; empty bins skipped) and
+    the users per bin as bars beside it."""
+    def draw(fig: Any) -> bool:
+        bins = [(c, p, r) for c, p, r in zip(count, mean_pred, rate)
+                if c is not None and c > 0 and p is not None and r is not None]
+        if not bins:
+            return False
+        ax, axc = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
+        cmax = max(c for c, _, _ in bins)
+        ax.plot([0, 1], [0, 1], "--", color="#888", linewidth=1, label="perfect calibration")
+        ax.plot([p for _, p, _ in bins], [r for _, _, r in bins], "-", color=MODEL_COLOR, linewidth=1.2, alpha=0.6)
+        ax.scatter([p for _, p, _ in bins], [r for _, _, r in bins], s=[20 + 220 * c / cmax for c, _, _ in bins],
+                   color=MODEL_COLOR, edgecolor="white", linewidth=0.8, zorder=3, label="bins (area ~ users)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("mean predicted P(active within H)")
+        ax.set_ylabel("observed share active")
+        ax.set_title("Reliability (test users)", fontsize=11, loc="left")
+        _style(ax)
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+
+        ok = [e for e in edges if e is not None]
+        if len(edges) == len(count) + 1 and len(ok) == len(edges):
+            lefts, widths = edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:])]
+        else:  # no usable edges: equal-width bins on [0, 1]
+            n = len(count)
+            lefts, widths = [i / n for i in range(n)], [1 / n] * n
+        hs = [c if c is not None else 0 for c in count]
+        axc.bar(lefts, hs, width=[w * 0.92 for w in widths], align="edge", color="#1f5fbf")
+        axc.set_xlim(0, 1)
+        axc.set_xlabel("predicted P(active within H) bin")
+        axc.set_ylabel("users")
+        axc.set_title("Users per bin", fontsize=11, loc="left")
+        _style(axc)
+        axc.grid(False, axis="x")
+        return True
+    return draw
+
+
+def _draw_decay_half_life(edges: list[float | None], counts: list[float | None], median: float | None,
+                          beyond: float | None) -> Callable[[Any], bool]:
+    """Histogram of the users' interest half-life (days, log-spaced bins on a log axis) with the median."""
+    def draw(fig: Any) -> bool:
+        if len(edges) != len(counts) + 1 or not counts or any(e is None or e <= 0 for e in edges):
+            return False
+        hs = [c if c is not None else 0 for c in counts]
+        if not any(hs):
+            return False
+        ax = fig.add_subplot()
+        ax.bar(edges[:-1], hs, width=[b - a for a, b in zip(edges[:-1], edges[1:])], align="edge", color="#1f5fbf",
+               edgecolor="white", linewidth=0.8, label="users")
+        if median is not None and median > 0:
+            ax.axvline(median, color=MODEL_COLOR, linestyle="--", linewidth=1.4, label=f"median {median:.3g} days")
+        ax.set_xscale("log")
+        ax.set_xlim(edges[0], edges[-1])
+        _day_ticks(ax, edges[0], edges[-1])
+        ax.set_xlabel("half-life (days until P(next event) reaches 1/2, log scale)")
+        ax.set_ylabel("users")
+        tail = f": {beyond:.1%} of users beyond 365 days (not in the bars)" if beyond is not None else ""
+        ax.set_title(f"Interest half-life{tail}", fontsize=11, loc="left")
+        _style(ax)
+        ax.grid(False, axis="x")
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
         return True
     return draw

@@ -273,21 +273,6 @@ def _section_throughput(metrics: dict | None, history: Any, steps: Any, plots: _
     return "".join(out)
 
 
-def _section_decay(metrics: dict) -> str:
-    out = ['<h2 id="decay">Interest decay</h2>']
-    decay = metrics.get("decay")
-    if not isinstance(decay, dict) or not decay:
-        out.append(_not_available("Decay evaluation (needs data.split=time)"))
-        return "".join(out)
-    pairs = [("Horizon (days)", _fmt_value(decay.get("horizon_days"))),
-             ("AUC (active again within the horizon)", _fmt_metric(decay.get("auc"))),
-             ("Brier score", _fmt_metric(decay.get("brier"))),
-             ("Users", _fmt_int(decay.get("n_users")))]
-    pairs += [(k, _fmt_value(v, k)) for k, v in decay.items() if k not in ("horizon_days", "auc", "brier", "n_users")]
-    out.append(_kv_table(pairs))
-    return "".join(out)
-
-
 def _section_event_type(metrics: dict) -> str:
     out = ['<h2 id="event-type">Next event type</h2>']
     et = metrics.get("event_type")
