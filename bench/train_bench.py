@@ -41,7 +41,7 @@ def plain_loop(data: Path, preset: str, steps: int, threads: int) -> float:
     import pyarrow.parquet as pq
     import torch
 
-    from interest_core.batches import collate
+    from interest_core.batches import INPUT_COLUMNS, collate
     from interest_core.config import load_config
     from interest_core.contract import load_manifest, split_files
     from interest_core.modelargs import model_args_for_data
@@ -50,7 +50,7 @@ def plain_loop(data: Path, preset: str, steps: int, threads: int) -> float:
     torch.set_num_threads(threads)
     cfg, manifest = load_config(preset), load_manifest(data)
     args = model_args_for_data(cfg, manifest)
-    table = pq.ParquetDataset(split_files(data, "train")).read(columns=["items", "event_types", "ts"])
+    table = pq.ParquetDataset(split_files(data, "train")).read(columns=list(INPUT_COLUMNS))
     micro = cfg.train.micro_batch_size
     n = table.num_rows // micro
     batches = [collate(table.slice(i * micro, micro), args.max_len, targets=True) for i in range(n)]

@@ -14,7 +14,7 @@ import torch
 
 from interest_core import decay
 from interest_core.binary import auc, brier, ece, reliability
-from interest_core.batches import collate
+from interest_core.batches import INPUT_COLUMNS, USER_COLUMNS, collate
 from interest_core.contract import DECAY_COLUMNS, split_files
 
 # Report / export outputs: P(active within H) at these horizons (days), S(t) at decay.DECAY_DAYS.
@@ -37,8 +37,7 @@ def hazards(model, rows: dict[str, list], max_len: int, batch_size: int) -> np.n
     out = []
     n = len(rows["user_id"])
     for start in range(0, n, batch_size):
-        part = {k: v[start:start + batch_size] for k, v in rows.items() if k in
-                ("items", "event_types", "ts", "n_before", "first_ts")}
+        part = {k: v[start:start + batch_size] for k, v in rows.items() if k in INPUT_COLUMNS + USER_COLUMNS}
         b = collate(part, max_len)
         out.append(head.hazards(model.encode(b), b).numpy())
     return np.concatenate(out) if out else np.zeros((0, decay.NUM_DECAY_BUCKETS))

@@ -113,6 +113,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segm
     rows = read_eval_split(data_dir, "test")
     pairs = {"items": "target_item", "event_types": "target_event_type", "ts": "target_ts"}
     full = {k: [(list(h) + [t])[-max_len:] for h, t in zip(rows[k], rows[tk])] for k, tk in pairs.items()}
+    full["dt"] = [(list(d) + [t - ts[-1]])[-max_len:] for d, t, ts in zip(rows["dt"], rows["target_ts"], rows["ts"])]
     emb, top_idx, top_val = [], [], []
 
     def scorer(batch: dict[str, torch.Tensor]) -> torch.Tensor:

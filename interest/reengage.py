@@ -15,7 +15,7 @@ import pyarrow as pa
 import torch
 
 from interest_core import decay
-from interest_core.batches import collate
+from interest_core.batches import INPUT_COLUMNS, collate
 from interest_core.contract import FIRST_ITEM_ID
 
 
@@ -34,7 +34,7 @@ def reengagement(model, rows: dict, h: np.ndarray, horizon_days: float, below: f
     with torch.no_grad():
         for start in range(0, len(chosen), batch_size):
             idx = chosen[start:start + batch_size]
-            part = {k: [rows[k][i] for i in idx] for k in ("items", "event_types", "ts")}
+            part = {k: [rows[k][i] for i in idx] for k in INPUT_COLUMNS}
             scores = model.score_all(collate(part, max_len)).double()  # (B, V)
             for r, i in enumerate(idx):
                 s = scores[r]

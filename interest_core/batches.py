@@ -5,9 +5,11 @@ window holds up to max_len + 1 events: positions [:-1] are the input, [1:] the n
 of a window carries a loss. An evaluation row's history is the input; its target is scored at the last position.
 
 Batch (dict of int64 tensors, (B, max_len) unless said otherwise):
-    items, event_types, ts          inputs (0 = padding; ts in unix seconds)
-    n_before, first_ts              (B,) the user's events before the first input, time of its first event
-                                    (rows that carry them: training windows, decay rows)
+    items, event_types, ts, dt      inputs (0 = padding; ts in unix seconds; dt = seconds since the previous
+                                    event of the whole history, 0 for the first)
+    n_before, first_ts,             (B,) the user's events before the first input, time of its first event,
+    days_before, buys_before        distinct days and buys among those events (rows that carry them: training
+                                    windows, decay rows)
     targets, target_event_types     next item / event type at each position (training batches only)
     target_gap                      seconds to the next event at each scored position, -1 = none (training only)
     target_censored                 bool: the gap ends at the end of observation, not at an event: the next
@@ -26,7 +28,8 @@ import torch
 
 from interest_core.contract import EVAL_COLUMNS, split_files
 
-INPUT_COLUMNS = ("items", "event_types", "ts")
+INPUT_COLUMNS = ("items", "event_types", "ts", "dt")
+USER_COLUMNS = ("n_before", "first_ts", "days_before", "buys_before")
 
 
 def pad_left(col: Any, length: int, drop_first: bool = False, drop_last: bool = False) -> np.ndarray:
@@ -54,8 +57,13 @@ def collate(rows: Any, max_len: int, targets: bool = False) -> dict[str, torch.T
     """Rows (an Arrow table or a dict of list columns) -> model batch. targets=True: training windows, whose last
     event is only a target and whose first is only an input; targets before the row's `first_target` (when the
     rows have that column) are 0, i.e. carry no loss: an older window scores them with more context."""
-    pad = lambda name, **kw: torch.from_numpy(pad_left(rows[name], max_len, **kw))  # noqa: E731
     names = rows.column_names if isinstance(rows, pa.Table) else list(rows)
+    if "dt" not in names:  # ad-hoc rows: gaps within the row, 0 at its first event
+        ts = rows["ts"].to_pylist() if isinstance(rows["ts"], (pa.Array, pa.ChunkedArray)) else rows["ts"]
+        gaps = [np.diff(np.asarray(t, dtype=np.int64), prepend=t[0] if len(t) else 0) for t in ts]
+        rows = {k: rows[k] for k in names} | {"dt": gaps}
+        names = [*names, "dt"]
+    pad = lambda name, **kw: torch.from_numpy(pad_left(rows[name], max_len, **kw))  # noqa: E731
     if not targets:
         return {name: pad(name) for name in INPUT_COLUMNS} | _user_columns(rows, names)
     batch = {name: pad(name, drop_last=True) for name in INPUT_COLUMNS} | _user_columns(rows, names)
@@ -80,9 +88,9 @@ def collate(rows: Any, max_len: int, targets: bool = False) -> dict[str, torch.T
 
 
 def _user_columns(rows: Any, names: list[str]) -> dict[str, torch.Tensor]:
-    """The per-row scalars n_before and first_ts as (B,) int64 tensors, when the rows carry them."""
+    """The per-row scalars of USER_COLUMNS as (B,) int64 tensors, when the rows carry them."""
     out = {}
-    for name in ("n_before", "first_ts"):
+    for name in USER_COLUMNS:
         if name in names:
             col = rows[name]
             out[name] = torch.from_numpy(np.asarray(col.to_numpy() if isinstance(col, (pa.Array, pa.ChunkedArray))

@@ -107,6 +107,11 @@ class DataConfig(_Strict):
         return int((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp())
 
     @property
+    def buy_event_type(self) -> int | None:
+        """Event-type id of purchases (ids count from 1 in event_types' order), None when "buy" is not a type."""
+        return self.event_types.index("buy") + 1 if "buy" in self.event_types else None
+
+    @property
     def horizon_s(self) -> int:
         return int(round(self.horizon_days * 86400))
 

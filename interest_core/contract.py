@@ -50,6 +50,8 @@ TRAIN_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("first_target", pa.int32()),  # first position whose prediction carries a loss (windows.py)
     pa.field("n_before", pa.int32()),  # the user's events before the window's first one
     pa.field("first_ts", pa.int64()),  # time of the user's first event
+    pa.field("days_before", pa.int32()),  # distinct UTC days with an event among those n_before events
+    pa.field("buys_before", pa.int32()),  # buy events among them
 ])
 
 EVAL_SCHEMA = pa.schema(_SEQUENCE + [
@@ -71,6 +73,8 @@ DECAY_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("history_len", pa.int32()),  # events up to end_ts (whole history)
     pa.field("n_before", pa.int32()),  # history events before the first one in items
     pa.field("first_ts", pa.int64()),  # time of the user's first event
+    pa.field("days_before", pa.int32()),  # distinct UTC days with an event among those n_before events
+    pa.field("buys_before", pa.int32()),  # buy events among them
     pa.field("recency_days", pa.float64()),  # end_ts - last event
     pa.field("frequency_90d", pa.int32()),  # events in (end_ts - 90 days, end_ts]
     pa.field("bg_x", pa.int32()),  # BG/NBD x: distinct UTC days with an event - 1 (repeat days)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from interest_core.config import Config
 from interest_core.decay import NUM_DECAY_BUCKETS
 
-DECAY_FEATURES = 2  # inputs of the decay head besides the hidden state (ray_train/models/heads.py)
+DECAY_FEATURES = 4  # inputs of the decay head besides the hidden state (ray_train/models/heads.py)
 
 NUM_TIME_BUCKETS = 32  # floor(log2(1 + dt seconds)) clamped to 31: bucket 31 starts at 2^31 s (68 years)
 NUM_POS_BUCKETS = 32  # HSTU relative-position buckets: exact below 16, log-spaced up to max_len
@@ -38,6 +38,7 @@ class ModelArgs:
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
     decay_loss_weight: float = 0.0  # weight of the survival head; 0 = head not built (needs time-split data)
+    buy_event_type: int = 0  # event-type id of purchases (the decay head counts them), 0 = none
     activation_checkpointing: bool = False  # recompute each block in backward (training only)
 
     def __post_init__(self):
@@ -86,6 +87,7 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                      position_anchor=m.position_anchor, loss=resolve_loss(cfg, num_items),
                      num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied else 0.0,
                      decay_loss_weight=m.decay_loss_weight if censoring_known else 0.0,
+                     buy_event_type=cfg.data.buy_event_type or 0,
                      event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing)
 
 
@@ -113,7 +115,7 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
         # LayerNorm in, uvqk (D x 4D), LayerNorm on A V, out proj (D x D); relative bias tables per head
         block, block_tables = 5 * d * d + 9 * d, (NUM_POS_BUCKETS + NUM_TIME_BUCKETS) * a.n_heads
     head = (d + 1) * a.num_event_types if a.event_type_loss_weight > 0 else 0
-    if a.decay_loss_weight > 0:  # MLP (D + 2) -> D -> K on the hidden state and decay_features
+    if a.decay_loss_weight > 0:  # MLP (D + DECAY_FEATURES) -> D -> K on the hidden state and decay_features
         head += (d + DECAY_FEATURES + 1) * d + (d + 1) * NUM_DECAY_BUCKETS
     dense = 2 * d + a.n_layers * block + 2 * d + head  # embedding LayerNorm, blocks, final LayerNorm, heads
     if non_embedding:

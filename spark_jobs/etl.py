@@ -229,7 +229,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         .persist(StorageLevel.MEMORY_AND_DISK)
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
-    _write(sequences.training_windows(split, rule), tmp / "train", d.num_files,
+    buy = d.buy_event_type
+    _write(sequences.training_windows(split, rule, buy), tmp / "train", d.num_files,
            ["user_id", "window"], d.row_group_mb)
     lists.unpersist()
     st.done("sequences_train")
@@ -237,7 +238,6 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts)), tmp / which,
                d.num_files, ["user_id"], d.row_group_mb)
     decay_ends = {"decay_valid": d.cutoff_ts - d.horizon_s, "decay_test": d.cutoff_ts} if d.split == "time" else {}
-    buy = d.event_types.index("buy") + 1 if "buy" in d.event_types else None
     for name, end_ts in decay_ends.items():
         _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name, d.num_files,
                ["user_id"], d.row_group_mb)

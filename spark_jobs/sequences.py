@@ -116,10 +116,21 @@ def with_censoring_marker(split: DataFrame) -> DataFrame:
                                                F.concat("train_ev", F.array(marker))).otherwise(F.col("train_ev")))
 
 
-def training_windows(split: DataFrame, rule: WindowRule) -> DataFrame:
+def _before(events: Column, n_before: Column, buy_type: int | None) -> list[Column]:
+    """days_before (distinct UTC days with an event) and buys_before (events of type buy_type) among the first
+    n_before events: the whole-history counts the decay head continues inside a window (batches.py)."""
+    head = F.slice(events, 1, n_before)
+    days = F.size(F.array_distinct(F.transform(head, lambda e: F.floor(e["ts"] / 86400))))
+    buys = F.size(F.filter(head, lambda e: e["event_type_idx"] == buy_type)) if buy_type is not None else F.lit(0)
+    return [F.when(n_before > 0, days).otherwise(0).cast("int").alias("days_before"),
+            F.when(n_before > 0, buys).otherwise(0).cast("int").alias("buys_before")]
+
+
+def training_windows(split: DataFrame, rule: WindowRule, buy_type: int | None = None) -> DataFrame:
     """One row per window of at most max_len + 1 events, counted back from the most recent event, with the
     position of its first scored target (interest_core.windows), the number of the user's events before the
-    window (n_before) and the time of the user's first event (first_ts)."""
+    window (n_before), the time of the user's first event (first_ts), and the distinct days and buys before
+    the window (_before; O(events before the window) per window)."""
     split = with_censoring_marker(split)
     m = F.size("train_ev")
     n = rule.n_windows(m, SPARK_OPS)
@@ -131,8 +142,10 @@ def training_windows(split: DataFrame, rule: WindowRule) -> DataFrame:
     first = rule.first_target(F.col("window"), F.col("n_windows"), SPARK_OPS)
     return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window"),
                      first.cast("int").alias("first_target"), (start - 1).cast("int").alias("n_before"),
-                     F.element_at("train_ev", 1)["ts"].alias("first_ts")).select(
-        "user_id", *_unzip("win"), "window", "first_target", "n_before", "first_ts").select(*TRAIN_COLUMNS)
+                     F.element_at("train_ev", 1)["ts"].alias("first_ts"),
+                     *_before(F.col("train_ev"), start - 1, buy_type)).select(
+        "user_id", *_unzip("win"), "window", "first_target", "n_before", "first_ts", "days_before",
+        "buys_before").select(*TRAIN_COLUMNS)
 
 
 def _unzip(col: str | Column) -> list[Column]:
@@ -233,6 +246,7 @@ def decay_rows(split: DataFrame, which: str, max_len: int, end_ts: int, buy_type
         "user_id", *_unzip(last), F.lit(end_ts).cast("long").alias("end_ts"),
         F.col(f"{which}_decay_label").alias("label"), h.cast("int").alias("history_len"),
         (h - F.size(last)).cast("int").alias("n_before"), first_ts.alias("first_ts"),
+        *_before(F.col(hist), h - F.size(last), buy_type),
         ((F.lit(end_ts) - last_ts) / 86400.0).alias("recency_days"),
         F.size(F.filter(hist, lambda e: e["ts"] > end_ts - 90 * 86400)).cast("int").alias("frequency_90d"),
         (F.size(days) - 1).cast("int").alias("bg_x"),

@@ -434,7 +434,8 @@ def test_collate_matches_a_per_row_reference():
 
     rng = np.random.default_rng(0)
     rows = [rng.integers(2, 100, size=rng.integers(1, 30)).tolist() for _ in range(300)]
-    cols = {"items": rows, "event_types": [[1] * len(r) for r in rows], "ts": [list(range(len(r))) for r in rows]}
+    cols = {"items": rows, "event_types": [[1] * len(r) for r in rows], "ts": [list(range(len(r))) for r in rows],
+            "dt": [[0] + [1] * (len(r) - 1) for r in rows]}
     table = pa.table(cols)
     for sl in (slice(0, 300), slice(37, 101)):
         part = {k: v[sl] for k, v in cols.items()}

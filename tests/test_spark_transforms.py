@@ -190,6 +190,18 @@ def test_time_split_training_ends_with_a_censoring_marker(spark):
                                    first_ts=10)])
 
 
+def test_training_windows_count_days_and_buys_before_each_window(spark):
+    day = 86400
+    # 6 events on days 0, 0, 1, 2, 2, 3; buys (type 5) at the 2nd and 4th; window 0 holds events 2..4
+    ev = _indexed(spark, [("u", t, 10 + k, b, 1) for k, (t, b) in enumerate(
+        [(0, 1), (60, 5), (day, 1), (2 * day, 5), (2 * day + 60, 1), (3 * day, 1)])])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")  # 4 training events
+    got = sequences.training_windows(split, WindowRule(max_len=2, stride=1), buy_type=5).select(
+        "window", "n_before", "days_before", "buys_before")
+    assertDataFrameEqual(got, [Row(window=0, n_before=1, days_before=1, buys_before=0),
+                               Row(window=1, n_before=0, days_before=0, buys_before=0)])
+
+
 def test_decay_rows_features(spark):
     day = 86400
     ev = _indexed(spark, [("a", 1 * day, 2, 1, 1), ("a", 1 * day + 5, 3, 5, 1), ("a", 3 * day, 4, 1, 1),
@@ -202,6 +214,7 @@ def test_decay_rows_features(spark):
     assert a.recency_days == pytest.approx(97) and a.frequency_90d == 0
     assert (a.bg_x, a.bg_t_x, a.bg_T) == (1, pytest.approx(2), pytest.approx(99))  # active days 1 and 3
     assert a.bought_items == [3]
+    assert (a.days_before, a.buys_before) == (1, 0)  # the one event before the last max_len = 2
     b = rows["b"]
     assert (b.label, b.frequency_90d, b.bg_x, b.bought_items) == (0, 1, 0, [6])
     assert set(rows) == {"a", "b"}  # every user with a history, with or without a next event

@@ -170,11 +170,15 @@ def test_ray_job_submit_against_a_local_head(shards, tmp_path):
                 break
             time.sleep(2)
         assert probe.returncode == 0, probe.stdout + probe.stderr
-        job = subprocess.run(
-            [f"{venv_bin}/ray", "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO),
-             "--", "python", "-m", "ray_train.train", "--data", str(shards), "--output", str(out),
-             "--config", "tiny-cpu", "--epochs", "1"],
-            env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+        for _ in range(30):  # the head answers `job list` before its job agent is up ("No available agent")
+            job = subprocess.run(
+                [f"{venv_bin}/ray", "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir",
+                 str(REPO), "--", "python", "-m", "ray_train.train", "--data", str(shards), "--output", str(out),
+                 "--config", "tiny-cpu", "--epochs", "1"],
+                env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+            if "No available agent" not in job.stderr + job.stdout:
+                break
+            time.sleep(4)
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert "succeeded" in (job.stdout + job.stderr).lower()
         assert json.loads((out / "run.json").read_text())["epochs_run"] == 1.0

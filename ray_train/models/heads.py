@@ -53,20 +53,24 @@ class NextEventTypeHead(Head):
         return loss, stats
 
 
-def decay_features(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B, L, 2) per-position inputs of the decay head besides the hidden state: log1p of the user's events so far
-    and log1p of the days since the user's first event (0 when the rows carry no n_before / first_ts)."""
-    items, ts = batch["items"], batch["ts"]
+def decay_features(batch: dict[str, torch.Tensor], buy_type: int) -> torch.Tensor:
+    """(B, L, DECAY_FEATURES) whole-history counts at each position, log1p'd: the user's events so far, days since
+    the first event, distinct UTC days with an event so far, purchases so far. The ETL stores them as of the row's
+    first event (n_before, first_ts, days_before, buys_before; 0 when a row lacks them) and they continue here:
+    a position starts a new day when its day differs from the previous event's (ts - dt)."""
+    items, ts, dt = batch["items"], batch["ts"], batch["dt"]
     valid = items != PAD_ID  # (B, L)
-    count = torch.cumsum(valid, dim=1)  # (B, L) events up to each position within the row
-    n_before = batch.get("n_before")
+    zero = torch.zeros(items.shape[0], dtype=torch.int64, device=items.device)
+    scalar = lambda name: batch.get(name, zero)[:, None]  # noqa: E731  (B, 1)
+    count = torch.cumsum(valid, dim=1) + scalar("n_before")  # (B, L)
     first_ts = batch.get("first_ts")
-    if n_before is not None:
-        count = count + n_before[:, None]
-    tenure = ((ts - first_ts[:, None]).clamp(min=0) / 86400.0) if first_ts is not None else torch.zeros_like(
-        ts, dtype=torch.float32)
-    feats = torch.stack([torch.log1p(count.float()), torch.log1p(tenure.float())], dim=-1)  # (B, L, 2)
-    return feats * valid.unsqueeze(-1)
+    tenure = (ts - (first_ts[:, None] if first_ts is not None else ts)).clamp(min=0) / 86400.0  # (B, L)
+    new_day = valid & ((torch.div(ts, 86400, rounding_mode="floor") != torch.div(ts - dt, 86400, rounding_mode="floor"))
+                       | (count == 1))
+    days = torch.cumsum(new_day, dim=1) + scalar("days_before")
+    buys = torch.cumsum(valid & (batch["event_types"] == buy_type) & (buy_type > 0), dim=1) + scalar("buys_before")
+    feats = torch.stack([count, tenure, days, buys], dim=-1).float()  # (B, L, DECAY_FEATURES)
+    return torch.log1p(feats) * valid.unsqueeze(-1)
 
 
 class DecayHead(Head):
@@ -84,8 +88,9 @@ class DecayHead(Head):
 
 
 
-    def __init__(self, dim: int, edges_s: list[float], loss_weight: float):
+    def __init__(self, dim: int, edges_s: list[float], loss_weight: float, buy_type: int = 0):
         super().__init__(loss_weight)
+        self.buy_type = buy_type
         self.register_buffer("edges", torch.tensor(edges_s, dtype=torch.float64), persistent=False)  # (K+1,)
         k = len(edges_s) - 1
         self.net = nn.Sequential(nn.Linear(dim + DECAY_FEATURES, dim), nn.GELU(), nn.Linear(dim, k))
@@ -96,12 +101,12 @@ class DecayHead(Head):
 
     def hazards(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states (B, L, D) of rows whose most recent event is last -> (B, K) float64 hazards after it."""
-        return torch.sigmoid(self(hidden[:, -1], decay_features(batch)[:, -1]).double())
+        return torch.sigmoid(self(hidden[:, -1], decay_features(batch, self.buy_type)[:, -1]).double())
 
     def loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         gap = batch["target_gap"]  # (B, L) seconds, -1 = no target
         keep = gap >= 0
-        logits = self(hidden, decay_features(batch))[keep].float()  # (N, K)
+        logits = self(hidden, decay_features(batch, self.buy_type))[keep].float()  # (N, K)
         g = gap[keep].double()  # (N,)
         censored = batch["target_censored"][keep]  # (N,)
         k = logits.shape[1]
