@@ -34,7 +34,7 @@ from public_data import cdnow  # noqa: E402
 # name -> (input, format, cutoff, horizon days, preset)
 SYNTHETIC = dict(users=4000, items=1500, days=120, events=200_000, seed=11, start="2024-01-01")
 DATASETS = {
-    "synthetic": (None, "synthetic", "2024-04-01", 30, "tiny-cpu"),
+    "synthetic": (None, "synthetic", "2024-03-25", 30, "tiny-cpu"),
     "cdnow": (None, "generic", "1998-03-31", 90, "base"),
 }
 
@@ -70,8 +70,8 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         src = _input(name, out)
-        sets = [x for o in a.overrides for x in ("--set", o)]
         data_sets = [x for o in a.overrides if o.startswith("data.") for x in ("--set", o)]
+        train_sets = [x for o in a.overrides if not o.startswith("data.") for x in ("--set", o)]
         etl_s = _cli("etl", "--input", str(src), "--format", fmt, "--output", str(out / "data"), "--config", preset,
                      "--allow-insecure-demo-key", "--split", "time", "--cutoff", cutoff, "--horizon-days",
                      str(horizon), *data_sets)
@@ -79,7 +79,7 @@ def main() -> int:
         for seed in a.seeds:
             run = out / f"run_{seed}"
             train_s = _cli("train", "--data", str(out / "data"), "--output", str(run), "--config", preset,
-                           "--set", f"train.seed={seed}", *[x for x in sets if x not in data_sets])
+                           "--set", f"train.seed={seed}", *train_sets)
             _cli("evaluate", "--run", str(run))
             d = json.loads((run / "metrics.json").read_text())["decay"]
             rows.append(d)

@@ -48,6 +48,26 @@ def train_targets(data: Path) -> int:
     return int(pc.sum(pc.subtract(pc.list_value_length(t["items"]), t["first_target"])).as_py())
 
 
+def ties_by_item_rank(src: Path, out: Path) -> Path:
+    """A copy of ml-100k whose .inter file lists each user's equal-timestamp rows by item frequency rank (most
+    frequent first, ties by id as strings), file order otherwise kept: what the ETL made of ties before they
+    kept the input's order (the item index was the frequency rank, and ties were sorted by it)."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    inter = pd.read_csv(src / "ml-100k.inter", sep="\t", dtype=str)
+    user, item, ts = inter.columns[0], inter.columns[1], inter.columns[3]
+    counts = inter[item].value_counts()
+    rank = {it: r for r, it in enumerate(sorted(counts.index, key=lambda i: (-counts[i], i)))}
+    inter["_pos"] = range(len(inter))
+    first = inter.groupby([user, ts])["_pos"].transform("min")  # a tie group stays where it started
+    inter["_rank"] = inter[item].map(rank)
+    inter = inter.sort_values(["_pos"]).assign(_group=first).sort_values(["_group", "_rank"], kind="stable")
+    inter.drop(columns=["_pos", "_rank", "_group"]).to_csv(out / "ml-100k.inter", sep="\t", index=False)
+    shutil.copy2(src / "ml-100k.item", out / "ml-100k.item")
+    return out
+
+
 def _mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.4f} +- {statistics.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
 
@@ -59,13 +79,18 @@ def main() -> int:
     p.add_argument("--out", default="/tmp/interest_quality")
     p.add_argument("--config", default="base", help="preset under test (the defaults: base)")
     p.add_argument("--set", action="append", default=[], dest="overrides", help="ablations only, e.g. data.stride=50")
+    p.add_argument("--ties-by-item-rank", action="store_true",
+                   help="ablation only: reorder each user's equal-timestamp ratings in the input by item frequency "
+                        "rank (the order the ETL used before it kept the input's order)")
     a = p.parse_args()
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
     src = ml100k()
+    if a.ties_by_item_rank:
+        src = ties_by_item_rank(src, out / "ties_by_rank")
     data = out / "data"
-    sets = [x for o in a.overrides for x in ("--set", o)]
     data_sets = [x for o in a.overrides if o.startswith("data.") for x in ("--set", o)]
+    train_sets = [x for o in a.overrides if not o.startswith("data.") for x in ("--set", o)]
     etl_s = _cli("etl", "--input", str(src / "ml-100k.inter"), "--items", str(src / "ml-100k.item"),
                  "--format", "recbole", "--output", str(data), "--config", a.config, "--allow-insecure-demo-key",
                  *data_sets)
@@ -78,7 +103,7 @@ def main() -> int:
         for seed in a.seeds:
             run = out / f"run_{arch}_{seed}"
             train_s = _cli("train", "--data", str(data), "--output", str(run), "--config", a.config, "--model", arch,
-                           "--set", f"train.seed={seed}", *[x for x in sets if x not in data_sets])
+                           "--set", f"train.seed={seed}", *train_sets)
             _cli("evaluate", "--run", str(run))
             metrics = json.loads((run / "metrics.json").read_text())
             info = json.loads((run / "run.json").read_text())

@@ -62,3 +62,32 @@ def test_export_has_a_profile_per_test_user(demo):
     assert profiles.num_rows == manifest["rows"]["test"]
     assert set(profiles.column_names) >= {"user_id", "embedding", "top_item_ids", "interest_tags", "segment"}
     assert (out / "export" / "model" / "model.pt").exists()
+
+
+def test_decay_reaches_metrics_report_and_export(demo, tmp_path):
+    """The demo's time split trains the survival head: metrics.json["decay"] against its baselines, the report's
+    plots, profile columns, and `interest export --reengage-below` as a user runs it."""
+    out, _ = demo
+    d = json.loads((out / "run" / "metrics.json").read_text())["decay"]
+    assert {"horizon_days", "n_users", "auc", "brier", "ece", "baselines", "reliability", "survival"} <= set(d)
+    assert set(d["baselines"]) == {"recency", "frequency", "bgnbd"}
+    # better than the trivial predictor (a constant probability: AUC 0.5, Brier p(1 - p))
+    p = d["positive_rate"]
+    assert d["auc"] > 0.65 and d["brier"] < p * (1 - p), d
+    html = (out / "run" / "report.html").read_text()
+    assert "Interest decay" in html and (out / "run" / "plots" / "decay_survival.png").exists()
+    profiles = pq.read_table(out / "export" / "profiles.parquet").to_pydict()
+    known = [x for x in profiles["p_active_30d"] if x is not None]
+    assert len(known) > 0.9 * len(profiles["user_id"]) and all(0 <= x <= 1 for x in known)
+    assert all(a <= b + 1e-9 for a, b in zip(profiles["p_active_7d"], profiles["p_active_30d"]) if a is not None)
+    proc = subprocess.run([sys.executable, "-m", "interest.cli", "export", "--run", str(out / "run"), "--output",
+                           str(tmp_path / "exp"), "--reengage-below", "0.3"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = pq.read_table(tmp_path / "exp" / "reengage.parquet").to_pydict()
+    assert r["rank"] == list(range(1, len(r["rank"]) + 1)) and all(x < 0.3 for x in r["p_active"])
+    assert r["activity_at_risk"] == sorted(r["activity_at_risk"], reverse=True)
+    assert all(len(u) == 64 for u in r["user_id"])  # pseudonyms only
+    bought = {u: set(b) for u, b in zip(*pq.read_table(out / "data" / "decay_test", columns=[
+        "user_id", "bought_items"]).to_pydict().values())}
+    assert all(not set(items) & bought[u] for u, items in zip(r["user_id"], r["items"]))
