@@ -63,32 +63,46 @@ def _segment_masks(history_len: np.ndarray) -> dict[str, np.ndarray]:
             for lo, hi, name in HISTORY_SEGMENTS}
 
 
-def decay_metrics(model, data_dir: str | Path, horizon_days: float, max_len: int, batch_size: int) -> dict | None:
-    """metrics.json["decay"]: the head's P(active within H) on decay_test against the labels, the baselines
-    (recency and frequency calibrated on decay_valid, BG/NBD fitted on the test users' histories), a reliability
-    table, survival curves (population and per history-length segment) and the half-life distribution."""
+def calibrated(model, data_dir: str | Path, horizon_days: float, max_len: int, batch_size: int):
+    """(valid rows, test rows, raw test hazards, calibrated test hazards, scale): the hazard scale is fitted on
+    decay_valid (labels in the horizon before the cutoff) and applied to the test users (decay.fit_hazard_scale).
+    None when the model has no decay head or the data no decay rows."""
     if "decay" not in model.heads:
         return None
     valid, test = read_decay_rows(data_dir, "valid"), read_decay_rows(data_dir, "test")
     if test is None or valid is None:
         return None
-    h, a = hazards(model, test, max_len, batch_size), elapsed_s(test)
+    hv = hazards(model, valid, max_len, batch_size)
+    scale = decay.fit_hazard_scale(hv, elapsed_s(valid), horizon_days * decay.DAY_S, np.asarray(valid["label"]))
+    raw = hazards(model, test, max_len, batch_size)
+    return valid, test, raw, decay.scale_hazards(raw, scale), scale
+
+
+def decay_metrics(model, data_dir: str | Path, horizon_days: float, max_len: int, batch_size: int) -> dict | None:
+    """metrics.json["decay"]: the head's P(active within H) on decay_test (hazards calibrated on decay_valid)
+    against the labels, the uncalibrated head, the baselines (recency and frequency calibrated on decay_valid,
+    BG/NBD fitted on the test users' histories), a reliability table, survival curves (population and per
+    history-length segment) and the half-life distribution."""
+    got = calibrated(model, data_dir, horizon_days, max_len, batch_size)
+    if got is None:
+        return None
+    valid, test, raw, h, scale = got
+    a = elapsed_s(test)
     y = np.asarray(test["label"], dtype=np.float64)
     p = decay.p_active_within(h, a, horizon_days * decay.DAY_S)
+    p_raw = decay.p_active_within(raw, a, horizon_days * decay.DAY_S)
     outs = user_outputs(h, a)
     days = np.asarray(decay.DECAY_DAYS, dtype=np.float64)
     hl = outs["half_life_days"]
     hist_len = np.asarray(test["history_len"])
-    valid_p = decay.p_active_within(hazards(model, valid, max_len, batch_size), elapsed_s(valid),
-                                    horizon_days * decay.DAY_S)
     rel = reliability(p, y)
     edges = np.geomspace(1 / 24, 365, 13)
     counts, _ = np.histogram(hl[np.isfinite(hl)], bins=edges)
     return {
         "horizon_days": horizon_days, "n_users": int(len(y)), "positive_rate": float(y.mean()) if len(y) else None,
         "auc": auc(p, y), "brier": brier(p, y), "ece": ece(p, y),
-        "valid": {"n_users": len(valid_p), "auc": auc(valid_p, np.asarray(valid["label"])),
-                  "brier": brier(valid_p, np.asarray(valid["label"], dtype=np.float64))},
+        "calibration": {"hazard_scale": scale, "fitted_on": "decay_valid", "n_users": len(valid["label"]),
+                        "uncalibrated": {"brier": brier(p_raw, y), "ece": ece(p_raw, y)}},
         "baselines": decay.decay_baselines(valid, test, horizon_days),
         "reliability": {k: np.asarray(v).tolist() for k, v in rel.items()},
         "survival": {"days": days.tolist(), "all": outs["survival"].mean(0).tolist(),

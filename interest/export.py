@@ -77,18 +77,18 @@ def interest_tags(items_lists: list, ts_lists: list, item_category: np.ndarray, 
 
 def _decay_columns(model, data_dir: Path, user_ids: list[str], batch_size: int) -> tuple[dict, dict | None, object]:
     """Profile columns from the decay head for user_ids (null where a user has no decay_test row), the decay_test
-    rows and their hazards (None, None without a decay head or decay rows)."""
+    rows and their hazards, calibrated on decay_valid (None, None without a decay head or decay rows)."""
     n = len(user_ids)
     names = [f"p_active_{d}d" for d in decay_scores.P_ACTIVE_DAYS] + ["expected_days_to_next", "half_life_days",
                                                                       "churn_risk"]
-    rows = decay_scores.read_decay_rows(data_dir, "test") if "decay" in model.heads else None
-    if rows is None:
+    horizon = float(load_manifest(data_dir)["split"]["horizon_days"])
+    got = decay_scores.calibrated(model, data_dir, horizon, model.args.max_len, batch_size)
+    if got is None:
         return ({c: pa.array([None] * n, pa.float64()) for c in names} |
                 {"survival": pa.array([None] * n, pa.list_(pa.float64()))}), None, None
-    h = decay_scores.hazards(model, rows, model.args.max_len, batch_size)
+    _, rows, _, h, _ = got
     a = decay_scores.elapsed_s(rows)
     outs = decay_scores.user_outputs(h, a)
-    horizon = float(load_manifest(data_dir)["split"]["horizon_days"])
     outs["churn_risk"] = 1 - decay.p_active_within(h, a, horizon * decay.DAY_S)
     where = {u: i for i, u in enumerate(rows["user_id"])}
     at = [where.get(u) for u in user_ids]

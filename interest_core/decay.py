@@ -124,6 +124,31 @@ def p_active_within(hazards: np.ndarray, elapsed_s: np.ndarray, horizon_s: float
     return -np.expm1(-(_lambda(rate, start, a + hz) - _lambda(rate, start, a)))[:, 0]
 
 
+def scale_hazards(hazards: np.ndarray, scale: float) -> np.ndarray:
+    """Hazards whose every rate is multiplied by `scale` (proportional hazards): S becomes S ** scale, so every
+    read-out above stays exact. h' = 1 - (1 - h) ** scale, (N, K)."""
+    return -np.expm1(scale * np.log1p(-np.minimum(np.asarray(hazards, dtype=np.float64), _MAX_HAZARD)))
+
+
+def fit_hazard_scale(hazards: np.ndarray, elapsed_s: np.ndarray, horizon_s: float, label: np.ndarray) -> float:
+    """The rate scale c (max. likelihood of the binary labels under P = 1 - exp(-c * dLambda), dLambda the
+    cumulative hazard over (a, a + H]) that calibrates the hazards on held-out users, e.g. the validation window
+    before the cutoff: a one-parameter, rank-preserving correction for activity that drifts between the
+    training period and the one scored (the CDNOW cohort buys less each month)."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(label, dtype=np.float64).reshape(-1)
+    dlam = -np.log1p(-np.minimum(p_active_within(hazards, elapsed_s, horizon_s), _MAX_HAZARD))  # (N,)
+    if y.size == 0 or y.min() == y.max():
+        return 1.0
+
+    def nll(log_c: float) -> float:
+        z = np.exp(log_c) * dlam
+        return float(-np.sum(y * np.log(-np.expm1(-np.maximum(z, 1e-300))) - (1 - y) * z))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-8.0, 8.0), method="bounded").x))
+
+
 def _segments(hazards: np.ndarray, elapsed_s: np.ndarray, cap_s: float):
     """Per user, the K + 1 pieces of t in [0, cap_s] on which the rate is constant (piece j lies in bucket j; piece
     K is past the last edge): starts (N, K+1) s, lengths (N, K+1) s, rates (N, K+1) /s, Lambda(a+start)-Lambda(a)."""

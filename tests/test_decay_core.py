@@ -317,3 +317,21 @@ def test_decay_baselines_end_to_end():
     contract = {"bg_x": test["x"], "bg_t_x": test["t_x"], "bg_T": test["T"], "label": test["label"],
                 "recency_days": test["recency_days"], "frequency_90d": test["frequency_90d"]}
     assert d.decay_baselines(valid, contract, horizon_days=14) == res  # the data contract's column names
+
+
+def test_hazard_scale_recovers_a_proportional_drift():
+    """Labels drawn from hazards with every rate x 0.4 are calibrated back by the fitted scale; ranks unchanged."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    h = rng.uniform(0.001, 0.2, (n, d.NUM_DECAY_BUCKETS)) * rng.uniform(0.2, 1.5, (n, 1))
+    a = rng.uniform(0, 60, n) * d.DAY_S
+    true = d.p_active_within(d.scale_hazards(h, 0.4), a, 30 * d.DAY_S)
+    y = (rng.uniform(size=n) < true).astype(int)
+    c = d.fit_hazard_scale(h, a, 30 * d.DAY_S, y)
+    assert c == pytest.approx(0.4, rel=0.05)
+    cal = d.p_active_within(d.scale_hazards(h, c), a, 30 * d.DAY_S)
+    raw = d.p_active_within(h, a, 30 * d.DAY_S)
+    assert binary.ece(cal, y) < 0.02 < binary.ece(raw, y)
+    assert np.array_equal(np.argsort(cal, kind="stable"), np.argsort(raw, kind="stable"))
+    np.testing.assert_allclose(d.survival_at(d.scale_hazards(h[:5], 2.0), np.array([7 * d.DAY_S])),
+                               d.survival_at(h[:5], np.array([7 * d.DAY_S])) ** 2, rtol=1e-9)

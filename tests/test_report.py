@@ -39,7 +39,8 @@ def decay_block() -> dict:
     curve = [0.81, 0.53, 0.40, 0.25, 0.12, 0.068, 0.023, 0.0063]
     return {
         "horizon_days": 7.0, "n_users": 5000, "positive_rate": 0.42, "auc": 0.7123, "brier": 0.1876, "ece": 0.0543,
-        "valid": {"n_users": 4321, "auc": 0.7012, "brier": 0.1901},
+        "calibration": {"hazard_scale": 0.6125, "fitted_on": "decay_valid", "n_users": 4321,
+                        "uncalibrated": {"brier": 0.1999, "ece": 0.1234}},
         "baselines": {"recency": {"auc": 0.7345, "brier": 0.1911}, "frequency": {"auc": 0.6543, "brier": 0.2211},
                       "bgnbd": {"auc": 0.7011, "brier": 0.1799}},
         "reliability": {"edges": [i / 10 for i in range(11)], "count": [0, 117, 108, 100, 113, 92, 74, 53, 60, 34],
@@ -285,7 +286,8 @@ def test_decay_section(tmp_path):
     assert sec.count("<b>0.") == 2
     for s in ("0.6543", "0.2211", "0.7011", "0.1911"):
         assert s in sec, s
-    assert "Model ECE 0.0543" in sec and "Validation split: AUC 0.7012, Brier 0.1901 on 4,321 users" in sec
+    assert "Model ECE 0.0543" in sec and "scaled by 0.6125, fitted on the 4,321 users" in sec
+    assert "uncalibrated: Brier 0.1999, ECE 0.1234" in sec
     # captions: observed share at H (and the curve there), ECE, the share beyond 365 days
     assert "no event within 7 days, 0.5800; the population curve at H is 0.5300" in sec
     assert "median 8.99 days; 3.1% of users beyond 365 days" in sec
@@ -311,7 +313,7 @@ def test_decay_section_partial(tmp_path):
     run_dir = make_run(tmp_path / "decay_partial")
     m = json.loads((run_dir / "metrics.json").read_text())
     d = m["decay"]
-    del d["reliability"], d["half_life_days"], d["positive_rate"], d["valid"]
+    del d["reliability"], d["half_life_days"], d["positive_rate"], d["calibration"]
     d["baselines"]["bgnbd"] = {"auc": float("nan"), "brier": None}
     d["survival"]["segments"] = {"<b>x</b>": {"n_users": 3, "curve": [0.5] * 8}}
     del d["survival"]["observed_at_horizon"]

@@ -91,13 +91,15 @@ def _section_decay(metrics: dict, run: dict, plots: _Plots) -> str:
     # --- scores: model vs baselines
     out.append("<h3>Model vs baselines</h3>")
     out.append(_scores_table(decay, str(run.get("model", "model"))))
-    valid = _dict(decay.get("valid"))
+    cal = _dict(decay.get("calibration"))
+    raw = _dict(cal.get("uncalibrated"))
     out.append(f'<p class="note"><b style="color:#b42318">Bold</b> = best in the column (AUC: higher is better, '
                f"Brier: lower is better); the model row is shaded. Model ECE {_fmt_metric(decay.get('ece'))} "
-               f"(10 equal-width bins). Validation split: AUC {_fmt_metric(valid.get('auc'))}, Brier "
-               f"{_fmt_metric(valid.get('brier'))} on {_fmt_int(valid.get('n_users'))} users. Recency and "
-               "frequency are calibrated on the validation users; BG/NBD is fitted on the test users' histories."
-               "</p>")
+               f"(10 equal-width bins). The model's hazard rates are scaled by "
+               f"{_fmt_metric(cal.get('hazard_scale'))}, fitted on the {_fmt_int(cal.get('n_users'))} users of the "
+               f"validation window before the cutoff (uncalibrated: Brier {_fmt_metric(raw.get('brier'))}, ECE "
+               f"{_fmt_metric(raw.get('ece'))}; ranks, hence AUC, unchanged). Recency and frequency are calibrated "
+               "on the same users; BG/NBD is fitted on the test users' histories.</p>")
 
     # --- survival curves
     surv = _dict(decay.get("survival"))
