@@ -9,43 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
-import torch
 
 from interest_core import decay
+from interest_core.batches import read_decay_split
 from interest_core.binary import auc, brier, ece, reliability
-from interest_core.batches import INPUT_COLUMNS, USER_COLUMNS, collate
-from interest_core.contract import DECAY_COLUMNS, split_files
+from interest_core.scoring import score_hazards
 
 # Report / export outputs: P(active within H) at these horizons (days), S(t) at decay.DECAY_DAYS.
 P_ACTIVE_DAYS = (7, 30, 90)
 HISTORY_SEGMENTS = ((1, 3, "1-3 events"), (4, 20, "4-20 events"), (21, None, "21+ events"))
 
 
-def read_decay_rows(data_dir: str | Path, which: str) -> dict[str, list]:
-    """decay_valid / decay_test rows as columns (None when the data set has none: split=leave-one-out)."""
-    if not (Path(data_dir) / f"decay_{which}").is_dir():
-        return None
-    return pq.ParquetDataset(split_files(data_dir, f"decay_{which}")).read(columns=DECAY_COLUMNS).to_pydict()
-
-
-@torch.no_grad()
 def hazards(model, rows: dict[str, list], max_len: int, batch_size: int) -> np.ndarray:
     """(N, K) hazards of the next event after each row's most recent event."""
     model.eval()
     head = model.heads["decay"]
-    out = []
-    n = len(rows["user_id"])
-    for start in range(0, n, batch_size):
-        part = {k: v[start:start + batch_size] for k, v in rows.items() if k in INPUT_COLUMNS + USER_COLUMNS}
-        b = collate(part, max_len)
-        out.append(head.hazards(model.encode(b), b).numpy())
-    return np.concatenate(out) if out else np.zeros((0, decay.NUM_DECAY_BUCKETS))
-
-
-def elapsed_s(rows: dict[str, list]) -> np.ndarray:
-    """(N,) seconds from each user's last event to the end of observation."""
-    return np.asarray(rows["end_ts"], dtype=np.float64) - np.asarray([t[-1] for t in rows["ts"]], dtype=np.float64)
+    return score_hazards(lambda b: head.hazards(model.encode(b), b), rows, max_len=max_len, batch_size=batch_size)
 
 
 def user_outputs(h: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
@@ -69,11 +48,12 @@ def calibrated(model, data_dir: str | Path, horizon_days: float, max_len: int, b
     None when the model has no decay head or the data no decay rows."""
     if "decay" not in model.heads:
         return None
-    valid, test = read_decay_rows(data_dir, "valid"), read_decay_rows(data_dir, "test")
+    valid, test = read_decay_split(data_dir, "valid"), read_decay_split(data_dir, "test")
     if test is None or valid is None:
         return None
     hv = hazards(model, valid, max_len, batch_size)
-    scale = decay.fit_hazard_scale(hv, elapsed_s(valid), horizon_days * decay.DAY_S, np.asarray(valid["label"]))
+    scale = decay.fit_hazard_scale(hv, decay.elapsed_s(valid), horizon_days * decay.DAY_S,
+                                   np.asarray(valid["label"]))
     raw = hazards(model, test, max_len, batch_size)
     return valid, test, raw, decay.scale_hazards(raw, scale), scale
 
@@ -87,7 +67,7 @@ def decay_metrics(model, data_dir: str | Path, horizon_days: float, max_len: int
     if got is None:
         return None
     valid, test, raw, h, scale = got
-    a = elapsed_s(test)
+    a = decay.elapsed_s(test)
     y = np.asarray(test["label"], dtype=np.float64)
     p = decay.p_active_within(h, a, horizon_days * decay.DAY_S)
     p_raw = decay.p_active_within(raw, a, horizon_days * decay.DAY_S)

@@ -87,7 +87,7 @@ def _decay_columns(model, data_dir: Path, user_ids: list[str], batch_size: int) 
         return ({c: pa.array([None] * n, pa.float64()) for c in names} |
                 {"survival": pa.array([None] * n, pa.list_(pa.float64()))}), None, None
     _, rows, _, h, _ = got
-    a = decay_scores.elapsed_s(rows)
+    a = decay.elapsed_s(rows)
     outs = decay_scores.user_outputs(h, a)
     outs["churn_risk"] = 1 - decay.p_active_within(h, a, horizon * decay.DAY_S)
     where = {u: i for i, u in enumerate(rows["user_id"])}

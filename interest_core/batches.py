@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from interest_core.contract import EVAL_COLUMNS, split_files
+from interest_core.contract import DECAY_COLUMNS, EVAL_COLUMNS, split_files
 
 INPUT_COLUMNS = ("items", "event_types", "ts", "dt")
 USER_COLUMNS = ("n_before", "first_ts", "days_before", "buys_before")
@@ -108,6 +108,15 @@ def read_eval_split(data_dir: str | Path, split: str, rank: int = 0, world_size:
         table = table.slice(0, max_rows)
     idx = np.arange(rank, table.num_rows, world_size)
     return table.take(idx).to_pydict()
+
+
+def read_decay_split(data_dir: str | Path, which: str, rank: int = 0, world_size: int = 1) -> dict[str, list] | None:
+    """This rank's part of decay_valid / decay_test as columns (dealt like read_eval_split); None when the data set
+    has no decay rows (split=leave-one-out)."""
+    if not (Path(data_dir) / f"decay_{which}").is_dir():
+        return None
+    table = pq.ParquetDataset(split_files(data_dir, f"decay_{which}")).read(columns=DECAY_COLUMNS)
+    return table.take(np.arange(rank, table.num_rows, world_size)).to_pydict()
 
 
 def row_batches(rows: dict[str, list], batch_size: int) -> Iterator[tuple[slice, dict[str, list]]]:

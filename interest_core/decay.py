@@ -124,6 +124,11 @@ def p_active_within(hazards: np.ndarray, elapsed_s: np.ndarray, horizon_s: float
     return -np.expm1(-(_lambda(rate, start, a + hz) - _lambda(rate, start, a)))[:, 0]
 
 
+def elapsed_s(rows: dict) -> np.ndarray:
+    """(N,) seconds from each decay row's last event (ts[-1]) to its end of observation (end_ts)."""
+    return np.asarray(rows["end_ts"], dtype=np.float64) - np.asarray([t[-1] for t in rows["ts"]], dtype=np.float64)
+
+
 def scale_hazards(hazards: np.ndarray, scale: float) -> np.ndarray:
     """Hazards whose every rate is multiplied by `scale` (proportional hazards): S becomes S ** scale, so every
     read-out above stays exact. h' = 1 - (1 - h) ** scale, (N, K)."""
@@ -388,6 +393,11 @@ def decay_baselines(valid: dict, test: dict, horizon_days: float) -> dict[str, d
         prob = platt(s_valid, y_valid).predict(s_test)
         out[name] = {"auc": auc(s_test, y_test), "brier": brier(prob, y_test)}
     x, t_x, T = _col(test, "x", "bg_x"), _col(test, "t_x", "bg_t_x"), _col(test, "T", "bg_T")
-    prob = bgnbd_p_active_within(fit_bgnbd(x, t_x, T), x, t_x, T, horizon_days)
-    out["bgnbd"] = {"auc": auc(prob, y_test), "brier": brier(prob, y_test)}
+    with warnings.catch_warnings(record=True) as caught:  # a fallback fit is reported in the result, not printed
+        warnings.simplefilter("always", RuntimeWarning)
+        params = fit_bgnbd(x, t_x, T)
+    prob = bgnbd_p_active_within(params, x, t_x, T, horizon_days)
+    out["bgnbd"] = {"auc": auc(prob, y_test), "brier": brier(prob, y_test),
+                    "params": dict(zip(("r", "alpha", "a", "b"), map(float, params))),
+                    "fit": "nelder-mead" if any("Nelder-Mead" in str(w.message) for w in caught) else "lifetimes"}
     return out

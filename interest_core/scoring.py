@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from interest_core.batches import collate, row_batches
+from interest_core.decay import NUM_DECAY_BUCKETS
 from interest_core.metrics import PROTOCOLS, MetricAccumulator, draw_negatives, sampled_ranks, target_ranks
 
 Scorer = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -28,6 +29,15 @@ def score_batches(scorer: Scorer, rows: dict[str, list], *, max_len: int, batch_
     """(slice, the rows in it, float scores (B, num_items)) for consecutive batches of eval.batch_size rows."""
     for sl, part in row_batches(rows, batch_size):
         yield sl, part, scorer(collate(part, max_len)).float()
+
+
+@torch.no_grad()
+def score_hazards(hazard_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], rows: dict[str, list], *,
+                  max_len: int, batch_size: int) -> np.ndarray:
+    """(N, K) float64 hazards of the next event after each row's most recent event; hazard_fn maps a model batch
+    to (B, K) hazards (the decay head on the encoder's states)."""
+    out = [hazard_fn(collate(part, max_len)).double().numpy() for _, part in row_batches(rows, batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, NUM_DECAY_BUCKETS))
 
 
 def draw_split_negatives(rows: dict[str, list], num_items: int, n: int, seed: int) -> np.ndarray:

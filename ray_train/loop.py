@@ -5,6 +5,7 @@ eval.select_protocol).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -13,13 +14,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
-from interest_core.batches import read_eval_split
+from interest_core import decay
+from interest_core.batches import read_decay_split, read_eval_split
+from interest_core.binary import auc, brier
 from interest_core.config import Config, config_from_dict
 from interest_core.modelargs import ModelArgs, model_args_for_data
-from interest_core.scoring import new_accumulators, score_rows
+from interest_core.scoring import new_accumulators, score_hazards, score_rows
 from ray_train.data import arrow_train_collate
 from ray_train.engine import build_engine, ensure_accelerator_env
 from ray_train.models.model import InterestModel
@@ -92,8 +96,9 @@ def _scoring_model(engine, args: ModelArgs, stage: int) -> torch.nn.Module:
     return model
 
 
-def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict) -> dict:
-    """{protocol: metrics} over the whole valid split (or eval.max_valid_users of it), all-reduced over ranks."""
+def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict, decay_rows: dict | None = None) -> dict:
+    """{protocol: metrics} over the whole valid split (or eval.max_valid_users of it), all-reduced over ranks, and
+    "decay" (decay head on decay_valid) when decay_rows are given."""
     model = _scoring_model(engine, args, cfg.train.zero_stage)
     model.eval()
     accs = new_accumulators(cfg.eval.ks, VALID_PROTOCOLS)
@@ -105,8 +110,25 @@ def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict) -> dict
             dist.all_reduce(vec)
         acc.from_tensor(vec, ["all"])
         out[proto] = acc.result()["all"]
+    if decay_rows is not None:
+        out["decay"] = _validate_decay(model, args, cfg, decay_rows, job.manifest["split"]["horizon_days"])
     engine.train()
     return out
+
+
+def _validate_decay(model, args: ModelArgs, cfg: Config, rows: dict, horizon_days: float) -> dict:
+    """The decay head's P(active within H) on this rank's decay_valid rows (uncalibrated), gathered from every
+    rank: AUC, Brier and users, for history.json (checkpoint selection stays on eval.select)."""
+    head = model.heads["decay"]
+    h = score_hazards(lambda b: head.hazards(model.encode(b), b), rows, max_len=args.max_len,
+                      batch_size=cfg.eval.batch_size)
+    p = decay.p_active_within(h, decay.elapsed_s(rows), horizon_days * decay.DAY_S)
+    parts = [(p, np.asarray(rows["label"], dtype=np.float64))]
+    if dist.is_initialized():
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, (p, np.asarray(rows["label"], dtype=np.float64)))
+    p, y = np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
+    return {"auc": auc(p, y), "brier": brier(p, y), "n_users": int(len(y))}
 
 
 def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config, rank: int) -> str:
@@ -176,12 +198,14 @@ def train_loop_per_worker(config: dict) -> None:
         if not args.event_type_input:
             print("[interest] the data has one event type: event-type input and next-event-type head off", flush=True)
         if args.decay_loss_weight > 0:
-            print(f"[interest] decay head on (weight {args.decay_loss_weight:g}): censored at the end of observation "
-                  f"{job.manifest['split']['valid_cutoff_ts']}", flush=True)
+            end = dt.datetime.fromtimestamp(job.manifest["split"]["valid_cutoff_ts"], dt.timezone.utc)
+            print(f"[interest] decay head on (weight {args.decay_loss_weight:g}): training gaps censored at "
+                  f"{end.isoformat(timespec='seconds')} (cutoff - horizon)", flush=True)
         elif cfg.model.decay_loss_weight > 0:
             print("[interest] split=leave-one-out: no end of observation, decay head off (use --split time)",
                   flush=True)
     valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
+    decay_rows = read_decay_split(job.data_dir, "valid", rank, world) if args.decay_loss_weight > 0 else None
     out = Reporter(job.run_dir, job.progress_board, job.config, cfg) if rank == 0 else None
     shard = ray.train.get_dataset_shard("train")
     collate = arrow_train_collate(args.max_len)
@@ -191,7 +215,7 @@ def train_loop_per_worker(config: dict) -> None:
     def checkpoint_and_report() -> bool:
         """Validates, checkpoints and reports; True when early stopping ends training."""
         nonlocal window
-        stop = _record_validation(engine, args, job, cfg, valid_rows, state, window, n_steps, out)
+        stop = _record_validation(engine, args, job, cfg, valid_rows, state, window, n_steps, out, decay_rows)
         tmp = save_checkpoint(engine, state, args, job, cfg, rank)
         entry = state["history"][-1]
         metrics = {select_key(cfg): entry["valid"][cfg.eval.select], "epoch": entry["epoch"], "step": state["step"],
@@ -249,12 +273,12 @@ def _train_step(engine, batch, cfg: Config, state: dict, epoch: int, n_steps: in
 
 
 def _record_validation(engine, args: ModelArgs, job: Job, cfg: Config, valid_rows: dict, state: dict,
-                       window: _Window, n_steps: int, out: Reporter | None) -> bool:
+                       window: _Window, n_steps: int, out: Reporter | None, decay_rows: dict | None = None) -> bool:
     """Scores the valid split, appends a history entry, updates best/patience; True when training should stop."""
     train_s = time.time() - window.t0
     consumed = torch.tensor([window.seqs], dtype=torch.float64)
     dist.all_reduce(consumed)
-    valid = validate(engine, args, job, cfg, valid_rows)
+    valid = validate(engine, args, job, cfg, valid_rows, decay_rows)
     score = valid[cfg.eval.select_protocol][cfg.eval.select]
     state["wall_s"] += time.time() - window.t0
     improved = score > state["best"]
@@ -266,6 +290,8 @@ def _record_validation(engine, args: ModelArgs, job: Job, cfg: Config, valid_row
              "valid_exclude_seen": _metric_values(valid["full_exclude_seen"]),
              "seq_per_s": float(consumed[0]) / max(train_s, 1e-9), "wall_s": state["wall_s"],
              "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
+    if "decay" in valid:
+        entry["valid_decay"] = valid["decay"]
     state["history"].append(entry)
     stop = state["bad_validations"] >= cfg.train.early_stopping_patience
     state["stopped_early"] = stop and state["step"] < n_steps * cfg.train.epochs
