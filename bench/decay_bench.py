@@ -34,7 +34,7 @@ from public_data import cdnow  # noqa: E402
 # name -> (input, format, cutoff, horizon days, preset)
 SYNTHETIC = dict(users=4000, items=1500, days=120, events=200_000, seed=11, start="2024-01-01")
 DATASETS = {
-    "synthetic": (None, "synthetic", "2024-03-25", 30, "base"),
+    "synthetic": (None, "synthetic", "2024-03-25", 30, "tiny-cpu"),
     "cdnow": (None, "generic", "1998-03-31", 90, "base"),
 }
 
