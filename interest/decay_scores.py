@@ -13,6 +13,7 @@ import numpy as np
 from interest_core import decay
 from interest_core.batches import read_decay_split
 from interest_core.binary import auc, brier, ece, reliability
+from interest_core.decay_baselines import decay_baselines
 from interest_core.scoring import score_hazards
 
 # Report / export outputs: P(active within H) at these horizons (days), S(t) at decay.DECAY_DAYS.
@@ -83,7 +84,7 @@ def decay_metrics(model, data_dir: str | Path, horizon_days: float, max_len: int
         "auc": auc(p, y), "brier": brier(p, y), "ece": ece(p, y),
         "calibration": {"hazard_scale": scale, "fitted_on": "decay_valid", "n_users": len(valid["label"]),
                         "uncalibrated": {"brier": brier(p_raw, y), "ece": ece(p_raw, y)}},
-        "baselines": decay.decay_baselines(valid, test, horizon_days),
+        "baselines": decay_baselines(valid, test, horizon_days),
         "reliability": {k: np.asarray(v).tolist() for k, v in rel.items()},
         "survival": {"days": days.tolist(), "all": outs["survival"].mean(0).tolist(),
                      "segments": {name: {"n_users": int(m.sum()), "curve": outs["survival"][m].mean(0).tolist()}

@@ -10,6 +10,7 @@ import pytest
 
 from interest_core import binary
 from interest_core import decay as d
+from interest_core import decay_baselines as db
 
 DAY = 86400.0
 K = d.NUM_DECAY_BUCKETS
@@ -152,9 +153,9 @@ def test_rfm_features_by_hand():
         [day0 + 100 * 86400 + 12 * 3600],  # one event exactly at C
         [day0 + 9 * 86400 + 5, day0 + 2 * 86400 + 3600, day0 + 9 * 86400 + 1],  # unsorted: days 9, 2, 9
     ]
-    ts, off = d.flat_histories([np.array(u) for u in users])
+    ts, off = db.flat_histories([np.array(u) for u in users])
     assert off.tolist() == [0, 4, 5, 8]
-    f = d.rfm_features(ts, off, end)
+    f = db.rfm_features(ts, off, end)
     np.testing.assert_allclose(f["recency_days"], [(end - users[0][-1]) / DAY, 0.0, (end - users[2][0]) / DAY])
     assert f["frequency_90d"].tolist() == [1, 1, 0]  # (C - 90 d, C] starts at day 10 noon
     assert f["x"].tolist() == [2, 0, 1]
@@ -166,12 +167,12 @@ def test_rfm_features_by_hand():
 def test_flat_histories_from_arrow_and_errors():
     pa = pytest.importorskip("pyarrow")
     arr = pa.array([[1, 2], [], [5, 6, 7], [9]], type=pa.list_(pa.int64())).slice(2, 2)
-    ts, off = d.flat_histories(arr)
+    ts, off = db.flat_histories(arr)
     assert ts.tolist() == [5, 6, 7, 9] and off.tolist() == [0, 3, 4]
     with pytest.raises(ValueError, match="1 users have no events"):
-        d.rfm_features(np.array([5, 6]), np.array([0, 2, 2]), 10)
+        db.rfm_features(np.array([5, 6]), np.array([0, 2, 2]), 10)
     with pytest.raises(ValueError, match="1 events lie after"):
-        d.rfm_features(np.array([5, 60]), np.array([0, 1, 2]), np.array([10, 50]))
+        db.rfm_features(np.array([5, 60]), np.array([0, 1, 2]), np.array([10, 50]))
 
 
 # ----------------------------------------------------------------------------------------------- BG/NBD
@@ -184,7 +185,7 @@ def cdnow() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def cdnow_fit():
     df = cdnow()
-    return df, d.fit_bgnbd(df["frequency"], df["recency"], df["T"])
+    return df, db.fit_bgnbd(df["frequency"], df["recency"], df["T"])
 
 
 def test_bgnbd_reproduces_published_cdnow_fit(cdnow_fit):
@@ -199,25 +200,25 @@ def test_bgnbd_p_alive_matches_lifetimes(cdnow_fit):
     fitter = BetaGeoFitter()
     fitter.params_ = pd.Series(list(params), index=["r", "alpha", "a", "b"])
     x, t_x, T = df["frequency"].to_numpy(), df["recency"].to_numpy(), df["T"].to_numpy()
-    np.testing.assert_allclose(d.bgnbd_p_alive(params, x, t_x, T), fitter.conditional_probability_alive(x, t_x, T),
+    np.testing.assert_allclose(db.bgnbd_p_alive(params, x, t_x, T), fitter.conditional_probability_alive(x, t_x, T),
                                rtol=1e-10)
 
 
 def test_bgnbd_p_active_within_bounds_and_recency(cdnow_fit):
     _, params = cdnow_fit
     t_x = np.linspace(0, 38, 20)
-    p = d.bgnbd_p_active_within(params, np.full(20, 3), t_x, np.full(20, 38.0), 10.0)
+    p = db.bgnbd_p_active_within(params, np.full(20, 3), t_x, np.full(20, 38.0), 10.0)
     assert np.all((p > 0) & (p < 1))
     assert np.all(np.diff(p) > 0)  # more recent last purchase (larger t_x, smaller T - t_x) -> more likely active
     T = np.array([1.0, 10, 30])  # x = 0: alive for sure, so only the NBD part is left
-    np.testing.assert_allclose(d.bgnbd_p_active_within(params, np.zeros(3), np.zeros(3), T, 7.0),
+    np.testing.assert_allclose(db.bgnbd_p_active_within(params, np.zeros(3), np.zeros(3), T, 7.0),
                                1 - ((params.alpha + T) / (params.alpha + T + 7)) ** params.r, rtol=1e-12)
 
 
 def test_bgnbd_p_active_within_is_exact_on_simulated_bgnbd():
     """Simulate the BG/NBD process itself; predicted and observed window rates agree within Monte-Carlo error."""
     rng = np.random.default_rng(3)
-    params = d.BGNBDParams(r=0.8, alpha=6.0, a=0.9, b=2.5)
+    params = db.BGNBDParams(r=0.8, alpha=6.0, a=0.9, b=2.5)
     n, T, H = 40_000, 60.0, 20.0
     lam = rng.gamma(params.r, 1 / params.alpha, n)
     drop = rng.beta(params.a, params.b, n)
@@ -231,7 +232,7 @@ def test_bgnbd_p_active_within_is_exact_on_simulated_bgnbd():
         t_x = np.where(in_cal, t, t_x)
         label |= in_window
         alive &= in_cal & (rng.uniform(size=n) >= drop)  # dropout right after a purchase; stop after the window's
-    p = d.bgnbd_p_active_within(params, x, t_x, np.full(n, T), H)
+    p = db.bgnbd_p_active_within(params, x, t_x, np.full(n, T), H)
     assert abs(p.mean() - label.mean()) < 3 * math.sqrt(0.25 / n)
     assert binary.ece(p, label.astype(int), bins=10) < 0.015
 
@@ -241,18 +242,18 @@ def test_platt_recovers_a_logistic_slope():
     rng = np.random.default_rng(4)
     s = rng.normal(1.0, 2.0, 40_000)
     y = (rng.uniform(size=s.size) < 1 / (1 + np.exp(-(1.5 * s - 0.5)))).astype(int)
-    cal = d.platt(s, y)
+    cal = db.platt(s, y)
     assert cal.slope == pytest.approx(1.5, abs=0.08) and cal.intercept == pytest.approx(-0.5, abs=0.08)
     assert np.all((cal.predict(s) > 0) & (cal.predict(s) < 1))
 
 
 def test_platt_stays_finite_on_separable_and_one_class_data():
     s = np.array([0.0, 1.0, 2.0, 3.0])
-    sep = d.platt(s, np.array([0, 0, 1, 1]))
+    sep = db.platt(s, np.array([0, 0, 1, 1]))
     assert np.isfinite(sep.slope) and sep.slope > 0
     p = sep.predict(s)
     assert p[0] < 0.05 and p[3] > 0.95
-    one = d.platt(s, np.ones(4))
+    one = db.platt(s, np.ones(4))
     assert np.isfinite(one.intercept) and np.all(one.predict(s) > 0.95)
 
 
@@ -264,10 +265,10 @@ def test_fit_bgnbd_falls_back_to_nelder_mead(monkeypatch):
         raise ConvergenceError("forced")
 
     df = cdnow().iloc[::8]  # a subset keeps Nelder-Mead quick
-    bfgs = d.fit_bgnbd(df["frequency"], df["recency"], df["T"])
+    bfgs = db.fit_bgnbd(df["frequency"], df["recency"], df["T"])
     monkeypatch.setattr(BetaGeoFitter, "fit", fail)
     with pytest.warns(RuntimeWarning, match="Nelder-Mead"):
-        params = d.fit_bgnbd(df["frequency"], df["recency"], df["T"])
+        params = db.fit_bgnbd(df["frequency"], df["recency"], df["T"])
     np.testing.assert_allclose(params, bfgs, rtol=2e-3)
 
 
@@ -282,7 +283,7 @@ def simulate_split(rng: np.random.Generator, n: int, end: float, horizon_days: f
     made = np.arange(80) <= repeats_made[:, None]
     hist = made & (times <= end)
     ts, off = times[hist].astype(np.int64), np.concatenate([[0], np.cumsum(hist.sum(axis=1))])
-    out = d.rfm_features(ts, off, end)
+    out = db.rfm_features(ts, off, end)
     out["label"] = (made & (times > end) & (times <= end + horizon_days * DAY)).any(axis=1).astype(np.int32)
     return out
 
@@ -308,7 +309,7 @@ def test_decay_baselines_end_to_end():
     assert 0.2 < test["label"].mean() < 0.8
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # BFGS converges here: no fallback, no numpy warnings
-        res = d.decay_baselines(valid, test, horizon_days=14)
+        res = db.decay_baselines(valid, test, horizon_days=14)
     assert set(res) == {"recency", "frequency", "bgnbd"}
     assert res["bgnbd"]["fit"] == "lifetimes" and set(res["bgnbd"]["params"]) == {"r", "alpha", "a", "b"}
     for name, m in res.items():
@@ -317,7 +318,7 @@ def test_decay_baselines_end_to_end():
     assert res["bgnbd"]["brier"] < res["frequency"]["brier"]
     contract = {"bg_x": test["x"], "bg_t_x": test["t_x"], "bg_T": test["T"], "label": test["label"],
                 "recency_days": test["recency_days"], "frequency_90d": test["frequency_90d"]}
-    assert d.decay_baselines(valid, contract, horizon_days=14) == res  # the data contract's column names
+    assert db.decay_baselines(valid, contract, horizon_days=14) == res  # the data contract's column names
 
 
 def test_hazard_scale_recovers_a_proportional_drift():
