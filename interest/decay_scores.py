@@ -24,8 +24,7 @@ HISTORY_SEGMENTS = ((1, 3, "1-3 events"), (4, 20, "4-20 events"), (21, None, "21
 def hazards(model, rows: dict[str, list], max_len: int, batch_size: int) -> np.ndarray:
     """(N, K) hazards of the next event after each row's most recent event."""
     model.eval()
-    head = model.heads["decay"]
-    return score_hazards(lambda b: head.hazards(model.encode(b), b), rows, max_len=max_len, batch_size=batch_size)
+    return score_hazards(model.decay_hazards, rows, max_len=max_len, batch_size=batch_size)
 
 
 def user_outputs(h: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:

@@ -75,13 +75,13 @@ def interest_tags(items_lists: list, ts_lists: list, item_category: np.ndarray, 
     return tags, weights
 
 
-def _decay_columns(model, data_dir: Path, user_ids: list[str], batch_size: int) -> tuple[dict, dict | None, object]:
+def _decay_columns(model, data_dir: Path, horizon: float, user_ids: list[str], batch_size: int
+                   ) -> tuple[dict, dict | None, object]:
     """Profile columns from the decay head for user_ids (null where a user has no decay_test row), the decay_test
     rows and their hazards, calibrated on decay_valid (None, None without a decay head or decay rows)."""
     n = len(user_ids)
     names = [f"p_active_{d}d" for d in decay_scores.P_ACTIVE_DAYS] + ["expected_days_to_next", "half_life_days",
                                                                       "churn_risk"]
-    horizon = float(load_manifest(data_dir)["split"]["horizon_days"])
     got = decay_scores.calibrated(model, data_dir, horizon, model.args.max_len, batch_size)
     if got is None:
         return ({c: pa.array([None] * n, pa.float64()) for c in names} |
@@ -105,7 +105,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segm
     run_dir, out = Path(run_dir), Path(out_dir)
     run = json.loads((run_dir / "run.json").read_text())
     data_dir = Path(run["data_dir"])
-    load_manifest(data_dir)
+    horizon = float(load_manifest(data_dir)["split"]["horizon_days"])
     cfg = config_from_dict(run["config"])
     model, meta = load_model(run_dir)
     max_len = model.args.max_len
@@ -135,7 +135,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segm
     labels, centroids = kmeans(emb_np.astype(np.float64), n_segments) if len(emb_np) else (np.zeros(0), [])
     tag_ids, weights = interest_tags(full["items"], full["ts"], item_cat)
     tags = [[cat_names.get(c, str(c)) for c in t] for t in tag_ids]
-    decay_cols, decay_rows, hz = _decay_columns(model, data_dir, rows["user_id"], cfg.eval.batch_size)
+    decay_cols, decay_rows, hz = _decay_columns(model, data_dir, horizon, rows["user_id"], cfg.eval.batch_size)
     ti = np.concatenate(top_idx) if top_idx else np.zeros((0, top_k), np.int64)
     table = pa.table({
         "user_id": rows["user_id"],
@@ -152,7 +152,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segm
     (out / "reengage.parquet").unlink(missing_ok=True)
     if decay_rows is not None:
         decay_tags, _ = interest_tags(decay_rows["items"], decay_rows["ts"], item_cat)
-        horizon = float(load_manifest(data_dir)["split"]["horizon_days"])
         table = reengagement(model, decay_rows, hz, horizon, reengage_below, item_cat, decay_tags, cat_names,
                              item_ids, top_k, cfg.eval.batch_size)
         pq.write_table(table, out / "reengage.parquet")

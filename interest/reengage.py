@@ -24,7 +24,7 @@ def reengagement(model, rows: dict, h: np.ndarray, horizon_days: float, below: f
                  batch_size: int) -> pa.Table:
     """rows: decay_test columns; h (N, K) their hazards; tags: per user the category ids of their decayed
     interests. Returns the table written to reengage.parquet, ranked (rank 1 = most activity at risk)."""
-    a = np.asarray(rows["end_ts"], np.float64) - np.asarray([t[-1] for t in rows["ts"]], np.float64)
+    a = decay.elapsed_s(rows)
     p = decay.p_active_within(h, a, horizon_days * decay.DAY_S)
     risk = (1 - p) * np.asarray(rows["frequency_90d"], np.float64)
     chosen = np.flatnonzero(p < below)

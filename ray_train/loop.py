@@ -119,8 +119,7 @@ def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict, decay_r
 def _validate_decay(model, args: ModelArgs, cfg: Config, rows: dict, horizon_days: float) -> dict:
     """The decay head's P(active within H) on this rank's decay_valid rows (uncalibrated), gathered from every
     rank: AUC, Brier and users, for history.json (checkpoint selection stays on eval.select)."""
-    head = model.heads["decay"]
-    h = score_hazards(lambda b: head.hazards(model.encode(b), b), rows, max_len=args.max_len,
+    h = score_hazards(model.decay_hazards, rows, max_len=args.max_len,
                       batch_size=cfg.eval.batch_size)
     p = decay.p_active_within(h, decay.elapsed_s(rows), horizon_days * decay.DAY_S)
     parts = [(p, np.asarray(rows["label"], dtype=np.float64))]

@@ -120,6 +120,10 @@ class InterestModel(nn.Module):
     def user_embedding(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encode(batch)[:, -1]  # (B, D): hidden state after the most recent event
 
+    def decay_hazards(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, K) hazards of the next event after each row's most recent event (the decay head must exist)."""
+        return self.heads["decay"].hazards(self.encode(batch), batch)
+
     def scores(self, user_emb: torch.Tensor) -> torch.Tensor:
         """(B, D) user embeddings -> (B, V) scores over the catalog; padding and OOV are never recommended."""
         scores = user_emb @ self.item_emb.T  # (B, V)
