@@ -39,6 +39,7 @@ class ModelArgs:
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
     decay_loss_weight: float = 0.0  # weight of the survival head; 0 = head not built (needs time-split data)
     buy_event_type: int = 0  # event-type id of purchases (the decay head counts them), 0 = none
+    decay_max_gap_s: float = 0.0  # longest gap training observes; the decay head extrapolates past it (0 = not)
     activation_checkpointing: bool = False  # recompute each block in backward (training only)
 
     def __post_init__(self):
@@ -74,11 +75,13 @@ def resolve_loss(cfg: Config, num_items: int) -> str:
 
 
 def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
-               event_types_seen: int | None = None, censoring_known: bool = True) -> ModelArgs:
+               event_types_seen: int | None = None, censoring_known: bool = True,
+               decay_max_gap_s: float = 0.0) -> ModelArgs:
     """The model a config builds for a vocabulary and a context length (from the manifest, or planned).
     With one event type in the data (event_types_seen = 1) the event-type input and head are off: they would
     learn a constant. The decay head needs data whose training sequences end at a known end of observation
-    (split=time, censoring_known); without it every gap would look observed and the head would learn a bias."""
+    (split=time, censoring_known); without it every gap would look observed and the head would learn a bias.
+    decay_max_gap_s: the longest gap the training windows can hold (end of training observation - first event)."""
     m = cfg.model
     varied = event_types_seen is None or event_types_seen > 1
     return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
@@ -87,7 +90,7 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                      position_anchor=m.position_anchor, loss=resolve_loss(cfg, num_items),
                      num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied else 0.0,
                      decay_loss_weight=m.decay_loss_weight if censoring_known else 0.0,
-                     buy_event_type=cfg.data.buy_event_type or 0,
+                     buy_event_type=cfg.data.buy_event_type or 0, decay_max_gap_s=float(decay_max_gap_s),
                      event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing)
 
 
@@ -98,9 +101,11 @@ def event_types_seen(manifest: dict) -> int | None:
 
 
 def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
-    vocab = manifest["vocab"]
-    return model_args(cfg, vocab["num_items"], vocab["num_event_types"], manifest["split"]["max_len"],
-                      event_types_seen(manifest), censoring_known=manifest["split"].get("kind") == "time")
+    vocab, split = manifest["vocab"], manifest["split"]
+    end, first = split.get("valid_cutoff_ts"), manifest.get("time_range", {}).get("first_ts")
+    return model_args(cfg, vocab["num_items"], vocab["num_event_types"], split["max_len"],
+                      event_types_seen(manifest), censoring_known=split.get("kind") == "time",
+                      decay_max_gap_s=max(0, end - first) if end is not None and first is not None else 0.0)
 
 
 def count_params(a: ModelArgs, non_embedding: bool = False) -> int:

@@ -76,23 +76,32 @@ def decay_features(batch: dict[str, torch.Tensor], buy_type: int) -> torch.Tenso
 class DecayHead(Head):
     """Discrete-time survival head: from the hidden state after an event (and decay_features), the hazard of the
     next event in each gap bucket of interest_core.decay.BUCKET_EDGES_S (1 hour .. 1 year, log-spaced), i.e.
-    h_k = P(next event in bucket k | none before the bucket's start).
+    h_k = P(next event in bucket k | none before the bucket's start), with a constant rate inside a bucket
+    (lambda_k w_k = -log(1 - h_k), w_k its width): the convention interest_core.decay's read-outs use.
 
-    Trained on every scored position by the censored likelihood (batch target_gap, target_censored):
-      event after gap g in bucket j:     log h_j + sum_{k<j} log(1 - h_k)
-      censored at g in bucket j:         sum_{k<j} log(1 - h_k) + u log(1 - h_j),  u = share of bucket j survived
-      gap beyond the last bucket:        sum_k log(1 - h_k)   (event or censored: both only say "survived it")
-    so "no event until the end of observation" counts as survival, never as a negative. The rate inside a bucket
-    is constant, the convention interest_core.decay's survival functions use at inference.
+    Trained on every scored position by the censored piecewise-exponential likelihood (batch target_gap,
+    target_censored), a gap g in bucket j at share u of it:
+      event at g:                 sum_{k<j} log(1 - h_k) + u log(1 - h_j) + log(lambda_j w_j)
+      censored at g:              sum_{k<j} log(1 - h_k) + u log(1 - h_j)
+      gap beyond the last bucket: sum_k log(1 - h_k)   (event or censored: both only say "survived it")
+    so "no event until the end of observation" counts as survival, never as a negative, and an event early in a
+    bucket says more than one late in it (a whole-bucket "log h_j" would overstate the hazard of the buckets that
+    the end of observation cuts short).
+
+    Training sees no gap longer than max_gap_s (the end of training observation minus the first event): buckets
+    past the one holding it never carry a loss, so at inference they take that bucket's rate (flat extrapolation)
+    instead of an untrained output. max_gap_s = 0 extrapolates nothing.
     """
 
-
-
-    def __init__(self, dim: int, edges_s: list[float], loss_weight: float, buy_type: int = 0):
+    def __init__(self, dim: int, edges_s: list[float], loss_weight: float, buy_type: int = 0,
+                 max_gap_s: float = 0.0):
         super().__init__(loss_weight)
         self.buy_type = buy_type
         self.register_buffer("edges", torch.tensor(edges_s, dtype=torch.float64), persistent=False)  # (K+1,)
         k = len(edges_s) - 1
+        # Index of the bucket holding the longest observable gap (K - 1 or more: nothing to extrapolate).
+        self.last_trained = int(torch.bucketize(torch.tensor(float(max_gap_s), dtype=torch.float64),
+                                                self.edges[1:], right=True)) if max_gap_s > 0 else k - 1
         self.net = nn.Sequential(nn.Linear(dim + DECAY_FEATURES, dim), nn.GELU(), nn.Linear(dim, k))
 
     def forward(self, hidden: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
@@ -101,7 +110,13 @@ class DecayHead(Head):
 
     def hazards(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states (B, L, D) of rows whose most recent event is last -> (B, K) float64 hazards after it."""
-        return torch.sigmoid(self(hidden[:, -1], decay_features(batch, self.buy_type)[:, -1]).double())
+        h = torch.sigmoid(self(hidden[:, -1], decay_features(batch, self.buy_type)[:, -1]).double())
+        j = self.last_trained
+        if j >= h.shape[1] - 1:
+            return h
+        widths = self.edges[1:] - self.edges[:-1]  # (K,)
+        rate = -torch.log1p(-h[:, j].clamp(max=1 - 1e-12)) / widths[j]  # (B,) per second
+        return torch.cat([h[:, : j + 1], -torch.expm1(-rate[:, None] * widths[None, j + 1:])], dim=1)
 
     def loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         gap = batch["target_gap"]  # (B, L) seconds, -1 = no target
@@ -112,7 +127,7 @@ class DecayHead(Head):
         k = logits.shape[1]
         edges = self.edges
         j = (torch.bucketize(g, edges[1:], right=True)).clamp(max=k)  # (N,) bucket, k = beyond the last
-        log_h, log_s = F.logsigmoid(logits), F.logsigmoid(-logits)  # log h_k, log (1 - h_k)
+        log_s = F.logsigmoid(-logits)  # log (1 - h_k)
         before = torch.arange(k, device=logits.device)[None, :] < j[:, None]  # (N, K) buckets fully survived
         ll = (log_s * before).sum(1)
         inside = j < k
@@ -120,8 +135,8 @@ class DecayHead(Head):
         width = edges[jj + 1] - edges[jj]
         u = ((g - edges[jj]) / width).clamp(0, 1).float()
         at_j = lambda t: t.gather(1, jj[:, None])[:, 0]  # noqa: E731
-        ll = ll + torch.where(inside & ~censored, at_j(log_h), 0.0) + torch.where(inside & censored,
-                                                                                    u * at_j(log_s), 0.0)
+        log_rate = torch.log(-log_s.clamp(max=-1e-12))  # log(lambda_k w_k) = log(-log(1 - h_k))
+        ll = ll + torch.where(inside, u * at_j(log_s), 0.0) + torch.where(inside & ~censored, at_j(log_rate), 0.0)
         n = keep.sum()
         loss = -ll.sum() / n.clamp(min=1)
         stats = {"decay_loss": loss.detach(), "decay_targets": n.detach(), "decay_censored": censored.sum().detach()}

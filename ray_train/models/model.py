@@ -97,7 +97,7 @@ class InterestModel(nn.Module):
             self.heads["event_type"] = NextEventTypeHead(args.dim, args.num_event_types, args.event_type_loss_weight)
         if args.decay_loss_weight > 0:
             self.heads["decay"] = DecayHead(args.dim, BUCKET_EDGES_S.tolist(), args.decay_loss_weight,
-                                            args.buy_event_type)
+                                            args.buy_event_type, args.decay_max_gap_s)
         self.apply(_init_weights)
 
     @property
