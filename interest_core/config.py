@@ -150,6 +150,11 @@ class ModelConfig(_Strict):
     decay_loss_weight: float = Field(0.1, ge=0.0)
     """Weight of the survival (interest decay) head's censored likelihood (0 switches it off). The head is built
     on time-split data only: censoring (no event up to the end of observation) is known there."""
+    decay_refit_epochs: int = Field(200, ge=0)
+    """After training, the survival head is refitted on the chosen (frozen) encoder for at most this many epochs
+    over a sample of training positions, keeping the epoch with the best decay_valid log loss (0 = no refit)."""
+    decay_refit_positions: int = Field(1_000_000, ge=1)
+    """Scored training positions in the refit's sample (their hidden states are held in memory: N x dim floats)."""
 
 
 class TrainConfig(_Strict):

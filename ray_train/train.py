@@ -120,6 +120,7 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
     history = json.loads((run_dir / "history.json").read_text())
     meta = json.loads((model_dir / "meta.json").read_text())
     args = model_args_for_data(cfg, manifest)
+    refit = _refit_decay(cfg, data_dir, run_dir, manifest) if args.decay_loss_weight > 0 else None
     run = {
         "data_dir": str(data_dir), "model": cfg.model.arch, "config": cfg.to_dict(), "num_params": count_params(args),
         "world_size": cfg.train.workers, "zero_stage": cfg.train.zero_stage, "loss": args.loss,
@@ -136,9 +137,32 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
         "train_seq_per_s": history[-1]["seq_per_s"] if history else None,
         "manifest": {k: manifest[k] for k in ("counts", "rows", "vocab", "split")},
         "defaults_used": _defaults_used(cfg),
+        "decay_refit": refit,
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=2))
     return run
+
+
+def _refit_decay(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict) -> dict | None:
+    """Refits the survival head of RUN/model on its frozen encoder (ray_train/decay_refit.py) and saves it."""
+    if cfg.model.decay_refit_epochs == 0:
+        return None
+    import torch
+
+    from ray_train.decay_refit import refit_decay_head
+    from ray_train.models.saved import load_model
+
+    model, _ = load_model(run_dir)
+    t0 = time.time()
+    got = refit_decay_head(model, data_dir, cfg, manifest["split"]["horizon_days"])
+    torch.save(model.state_dict(), run_dir / "model" / "model.pt")
+    got["seconds"] = round(time.time() - t0, 1)
+    ll, auc = got["valid_log_loss"], got["valid_auc"]
+    print(f"[interest] decay head refitted on the chosen encoder ({got['positions']:,} positions): {got['chosen']} "
+          f"chosen; decay_valid log loss {ll['joint']:.4f} -> {ll['refit']:.4f}, "
+          f"AUC {auc['joint'] or float('nan'):.4f} -> {auc['refit'] or float('nan'):.4f} ({got['seconds']:.0f}s)",
+          flush=True)
+    return got
 
 
 # Training knobs whose defaults the report names when a run leaves them untouched.

@@ -96,3 +96,31 @@ def test_decay_reaches_metrics_report_and_export(demo, tmp_path):
     bought = {u: set(b) for u, b in zip(*pq.read_table(out / "data" / "decay_test", columns=[
         "user_id", "bought_items"]).to_pydict().values())}
     assert all(not set(items) & bought[u] for u, items in zip(r["user_id"], r["items"]))
+
+
+def test_saved_model_carries_the_refitted_decay_head(demo):
+    """`interest train` refits the survival head on the chosen encoder (ray_train/decay_refit.py) and saves it:
+    the model in RUN/model reproduces the refit's decay_valid log loss, which is no worse than the joint head's."""
+    import numpy as np
+    import torch
+
+    from interest_core import decay
+    from interest_core.batches import collate, read_decay_split
+    from ray_train.models.saved import load_model
+
+    out, _ = demo
+    refit = json.loads((out / "run" / "run.json").read_text())["decay_refit"]
+    assert refit["positions"] > 0 and refit["valid_users"] > 0 and set(refit["candidates"]) == {"state+counts",
+                                                                                                "counts"}
+    assert refit["chosen"] in ("joint", "state+counts", "counts")
+    best = min([refit["valid_log_loss"]["joint"]] + [c["valid_log_loss"] for c in refit["candidates"].values()])
+    assert refit["valid_log_loss"]["refit"] == best
+    model, meta = load_model(out / "run")
+    rows = read_decay_split(out / "data", "valid")
+    with torch.no_grad():
+        h = model.decay_hazards(collate(rows, model.args.max_len)).numpy()
+    y = np.asarray(rows["label"], dtype=np.float64)
+    p = np.clip(decay.p_active_within(h, decay.elapsed_s(rows), meta["split"]["horizon_days"] * decay.DAY_S),
+                1e-7, 1 - 1e-7)
+    log_loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    assert abs(log_loss - refit["valid_log_loss"]["refit"]) < 1e-4, (log_loss, refit)

@@ -103,14 +103,26 @@ class DecayHead(Head):
         self.last_trained = int(torch.bucketize(torch.tensor(float(max_gap_s), dtype=torch.float64),
                                                 self.edges[1:], right=True)) if max_gap_s > 0 else k - 1
         self.net = nn.Sequential(nn.Linear(dim + DECAY_FEATURES, dim), nn.GELU(), nn.Linear(dim, k))
+        # 1: the hazards read the encoder's state and the counts; 0: the counts only (the refit's choice when the
+        # state does not help on validation, ray_train/decay_refit.py). Saved with the weights.
+        self.register_buffer("state_gate", torch.ones(()))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "state_gate", torch.ones(()))  # models saved before the gate existed
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, hidden: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """hidden (..., D), feats (..., DECAY_FEATURES) -> (..., K) hazard logits."""
-        return self.net(torch.cat([hidden, feats.to(hidden.dtype)], dim=-1))
+        return self.net(torch.cat([hidden * self.state_gate.to(hidden.dtype), feats.to(hidden.dtype)], dim=-1))
 
     def hazards(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Hidden states (B, L, D) of rows whose most recent event is last -> (B, K) float64 hazards after it."""
-        h = torch.sigmoid(self(hidden[:, -1], decay_features(batch, self.buy_type)[:, -1]).double())
+        return self.hazards_at(hidden[:, -1], decay_features(batch, self.buy_type)[:, -1])
+
+    def hazards_at(self, hidden: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """(B, D) hidden states and (B, DECAY_FEATURES) features of positions -> (B, K) float64 hazards, the buckets
+        past the longest observable gap at the rate of the bucket holding it."""
+        h = torch.sigmoid(self(hidden, feats).double())
         j = self.last_trained
         if j >= h.shape[1] - 1:
             return h
@@ -118,12 +130,17 @@ class DecayHead(Head):
         rate = -torch.log1p(-h[:, j].clamp(max=1 - 1e-12)) / widths[j]  # (B,) per second
         return torch.cat([h[:, : j + 1], -torch.expm1(-rate[:, None] * widths[None, j + 1:])], dim=1)
 
-    def loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    def targets(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]):
+        """The scored positions of a training batch: (hidden (N, D), features (N, DECAY_FEATURES), gap (N,) seconds,
+        censored (N,) bool)."""
         gap = batch["target_gap"]  # (B, L) seconds, -1 = no target
         keep = gap >= 0
-        logits = self(hidden, decay_features(batch, self.buy_type))[keep].float()  # (N, K)
-        g = gap[keep].double()  # (N,)
-        censored = batch["target_censored"][keep]  # (N,)
+        return (hidden[keep], decay_features(batch, self.buy_type)[keep], gap[keep].double(),
+                batch["target_censored"][keep])
+
+    def nll(self, logits: torch.Tensor, gap: torch.Tensor, censored: torch.Tensor) -> torch.Tensor:
+        """(N,) negative log-likelihood of each gap (seconds, float64) under hazard logits (N, K); censored (N,)."""
+        logits, g = logits.float(), gap.double()
         k = logits.shape[1]
         edges = self.edges
         j = (torch.bucketize(g, edges[1:], right=True)).clamp(max=k)  # (N,) bucket, k = beyond the last
@@ -137,7 +154,11 @@ class DecayHead(Head):
         at_j = lambda t: t.gather(1, jj[:, None])[:, 0]  # noqa: E731
         log_rate = torch.log(-log_s.clamp(max=-1e-12))  # log(lambda_k w_k) = log(-log(1 - h_k))
         ll = ll + torch.where(inside, u * at_j(log_s), 0.0) + torch.where(inside & ~censored, at_j(log_rate), 0.0)
-        n = keep.sum()
-        loss = -ll.sum() / n.clamp(min=1)
+        return -ll
+
+    def loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        h, feats, gap, censored = self.targets(hidden, batch)
+        n = gap.new_tensor(gap.numel(), dtype=torch.int64)
+        loss = self.nll(self(h, feats), gap, censored).sum() / n.clamp(min=1)
         stats = {"decay_loss": loss.detach(), "decay_targets": n.detach(), "decay_censored": censored.sum().detach()}
         return loss, stats
