@@ -11,18 +11,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
+from interest.action_scores import action_metrics
 from interest.decay_scores import decay_metrics
 from interest_core.baselines import Baselines
 from interest_core.batches import read_eval_split
 from interest_core.config import config_from_dict
 from interest_core.contract import load_manifest
-from interest_core.metrics import PROTOCOLS, auc
-from interest_core.scoring import (draw_split_negatives, new_accumulators, results, row_segments, score_batches,
-                                   score_rows)
+from interest_core.metrics import PROTOCOLS
+from interest_core.scoring import draw_split_negatives, new_accumulators, results, row_segments, score_rows
 from interest_core.windows import WindowRule
-from ray_train.models.model import InterestModel
 from ray_train.models.saved import load_model
 
 
@@ -31,25 +29,6 @@ def write_negatives(path: Path, rows: dict, negatives: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"user_id": rows["user_id"], "target_item": rows["target_item"],
                              "negatives": [list(map(int, r)) for r in negatives]}), path)
-
-
-def event_type_metrics(model: InterestModel, rows: dict, max_len: int, batch_size: int,
-                       event_types: list[str]) -> dict | None:
-    """The next-event-type head on the test targets: accuracy, per-type AUC, the majority class's accuracy."""
-    if "event_type" not in model.heads:
-        return None
-    head = model.heads["event_type"]
-    scorer = lambda b: torch.softmax(head(model.user_embedding(b)).float(), -1)  # noqa: E731
-    probs = [p for _, _, p in score_batches(scorer, rows, max_len=max_len, batch_size=batch_size)]
-    p, y = torch.cat(probs), torch.tensor(rows["target_event_type"])
-    acc = float((p[:, 1:].argmax(-1) + 1 == y).double().mean())
-    aucs = {}
-    for t in range(1, len(event_types)):
-        pos = y == t
-        if 0 < int(pos.sum()) < len(y):
-            aucs[event_types[t]] = auc(p[:, t].numpy(), pos.numpy())
-    return {"accuracy": acc, "auc": aucs, "n_users": int(len(y)),
-            "majority_class_accuracy": float(torch.bincount(y).max()) / max(1, len(y))}
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dict:
@@ -89,7 +68,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dic
         out["baselines"][name] = {p: r.get("all", {}) for p, r in results(accs).items()}
     # null under leave-one-out: the decay head needs a known end of observation (split=time)
     out["decay"] = decay_metrics(model, data_dir, manifest["split"]["horizon_days"], max_len, cfg.eval.batch_size)
-    out["event_type"] = event_type_metrics(model, test_rows, max_len, cfg.eval.batch_size, event_types)
+    out["event_type"] = action_metrics(model, data_dir, max_len, cfg.eval.batch_size, event_types, cfg.train.seed)
     out["throughput"] = {"train_seq_per_s": run.get("train_seq_per_s"),
                          "ingest_rows_per_s": manifest.get("ingest_rows_per_s")}
     (run_dir / "metrics.json").write_text(json.dumps(_clean(out), indent=2))
@@ -122,4 +101,9 @@ def run(args: argparse.Namespace) -> int:
         d, best = out["decay"], max(out["decay"]["baselines"].items(), key=lambda kv: kv[1]["auc"] or 0)
         print(f"evaluate: decay P(active within {d['horizon_days']:g} days) AUC {d['auc']:.4f} Brier {d['brier']:.4f} "
               f"ECE {d['ece']:.4f} (best baseline {best[0]} AUC {best[1]['auc']:.4f} Brier {best[1]['brier']:.4f})")
+    if out["event_type"] and out["event_type"]["macro_auc"] is not None:
+        e, tr = out["event_type"], out["event_type"]["baselines"]["transition"]
+        print(f"evaluate: next action macro AUC {e['macro_auc']:.4f} log loss {e['log_loss']:.4f} (frequencies "
+              f"{e['baseline_log_loss']:.4f}; transition AUC {tr['macro_auc'] or float('nan'):.4f} log loss "
+              f"{tr['log_loss']:.4f}) on {e['n_targets']:,} held-out events")
     return 0

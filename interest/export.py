@@ -2,7 +2,8 @@
 
 profiles.parquet, one row per user with a test row (history = all their events):
   user_id (pseudonym), embedding (list<float>), top_items / top_item_ids (top-K recommendations, seen items
-  included), top_scores, interest_tags (top categories by time-decayed weight), interest_weights, segment
+  included), top_scores, interest_tags (top categories by time-decayed weight), interest_weights, p_buy_next
+  (the next-action head's P(the user's next event is a purchase), null without a buy type), segment
   (k-means cluster of the embedding), and from the decay head as of the cutoff (null without one, i.e. under
   split=leave-one-out, or for a user with no history up to the cutoff): p_active_7d, p_active_30d, p_active_90d,
   expected_days_to_next (restricted to 365 days), half_life_days (null beyond 365 days), survival (S(t) at
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 import torch
 
 from interest import decay_scores
+from interest.action_scores import p_next
 from interest.reengage import reengagement
 from interest_core import decay
 from interest_core.batches import read_eval_split
@@ -114,11 +116,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segm
     pairs = {"items": "target_item", "event_types": "target_event_type", "ts": "target_ts"}
     full = {k: [(list(h) + [t])[-max_len:] for h, t in zip(rows[k], rows[tk])] for k, tk in pairs.items()}
     full["dt"] = [(list(d) + [t - ts[-1]])[-max_len:] for d, t, ts in zip(rows["dt"], rows["target_ts"], rows["ts"])]
-    emb, top_idx, top_val = [], [], []
+    emb, top_idx, top_val, buy_next = [], [], [], []
+    buy_type = cfg.data.buy_event_type or 0
 
     def scorer(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        e = model.user_embedding(batch)
+        hidden = model.encode(batch)
+        e = hidden[:, -1]
         emb.append(e.numpy())
+        buy_next.append(p_next(model, hidden, batch, buy_type))
         return model.scores(e)
 
     for _, _, scores in score_batches(scorer, full, max_len=max_len, batch_size=cfg.eval.batch_size):
@@ -144,6 +149,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int = 20, n_segm
         "top_item_ids": [[str(item_ids[j]) for j in r] for r in ti],
         "top_scores": [list(map(float, r)) for r in (np.concatenate(top_val) if top_val else [])],
         "interest_tags": tags, "interest_weights": weights,
+        "p_buy_next": pa.array(np.concatenate(buy_next) if buy_next and buy_next[0] is not None
+                               else [None] * len(rows["user_id"]), pa.float64()),
         "segment": pa.array(labels.astype(np.int32)),
         **decay_cols,
     })

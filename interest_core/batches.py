@@ -119,6 +119,17 @@ def read_decay_split(data_dir: str | Path, which: str, rank: int = 0, world_size
     return table.take(np.arange(rank, table.num_rows, world_size)).to_pydict()
 
 
+def train_row_groups(data_dir: str | Path, seed: int, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """The train split's row groups in a seeded random order, one table each: a bounded, unbiased sample of
+    windows for whoever reads only part of the split (the decay refit, the next-action transition baseline)."""
+    import pyarrow.dataset as pads
+
+    groups = [rg for f in pads.dataset(split_files(data_dir, "train")).get_fragments()
+              for rg in f.split_by_row_group()]
+    for i in np.random.default_rng(seed).permutation(len(groups)):
+        yield groups[i].to_table(columns=columns)
+
+
 def row_batches(rows: dict[str, list], batch_size: int) -> Iterator[tuple[slice, dict[str, list]]]:
     """(slice, the rows in it) for consecutive batches of at most batch_size rows (eval.batch_size)."""
     n = len(next(iter(rows.values()))) if rows else 0

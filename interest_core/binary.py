@@ -60,3 +60,13 @@ def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
         return float("nan")
     keep = r["count"] > 0
     return float(np.sum(r["count"][keep] / n * np.abs(r["mean_pred"][keep] - r["rate"][keep])))
+
+
+def roc_points(score: np.ndarray, label: np.ndarray, points: int = 50) -> dict[str, list[float]]:
+    """The ROC curve (false / true positive rates, from (0, 0) to (1, 1)) at up to `points` score quantiles."""
+    s, y = np.asarray(score, dtype=np.float64).reshape(-1), np.asarray(label).reshape(-1).astype(bool)
+    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    cuts = np.unique(np.quantile(s, np.linspace(0, 1, points))) if s.size else np.zeros(0)
+    fpr = [float(((s >= c) & ~y).sum() / neg) for c in cuts[::-1]]
+    tpr = [float(((s >= c) & y).sum() / pos) for c in cuts[::-1]]
+    return {"fpr": [0.0, *fpr, 1.0], "tpr": [0.0, *tpr, 1.0]}

@@ -10,6 +10,9 @@ schemas, so no reader needs pyspark to learn a column name. Layout of a data dir
                   with a loss; windows.py says which)
   valid/ test/    EVAL_SCHEMA, one row per user: the last max_len events before the target, and the target
                   (test = valid with the valid target moved into the history)
+  action_test/    TRAIN_SCHEMA: the windows holding the held-out events the next-action evaluation scores (from
+                  first_target on): the test target under leave-one-out, every event in (cutoff, cutoff + horizon]
+                  under split=time
   decay_valid/ decay_test/   DECAY_SCHEMA (split=time only), one row per user with a history up to the end of
                   observation (cutoff - horizon / cutoff): its last max_len events, the decay label, RFM features
   items/          ITEMS_SCHEMA, one row per in-vocabulary item id;  graph/  GRAPH_SCHEMA, one row per kept edge
@@ -26,9 +29,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3  # 2: train rows carry first_target; equal timestamps keep the input's order
+SCHEMA_VERSION = 4  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
 #    first_ts; decay_valid/ decay_test/ rows
+# 4: action_test/ windows (the next-action evaluation's held-out events)
 
 PAD_ID = 0
 OOV_ID = 1
@@ -110,7 +114,8 @@ QUARANTINE_SCHEMA = pa.schema([
     pa.field("raw", pa.string()),  # the row as read (or its fields as JSON for Parquet input)
 ])
 
-SHARD_SCHEMAS = {"train": TRAIN_SCHEMA, "valid": EVAL_SCHEMA, "test": EVAL_SCHEMA, "decay_valid": DECAY_SCHEMA,
+SHARD_SCHEMAS = {"train": TRAIN_SCHEMA, "action_test": TRAIN_SCHEMA, "valid": EVAL_SCHEMA, "test": EVAL_SCHEMA,
+                 "decay_valid": DECAY_SCHEMA,
                  "decay_test": DECAY_SCHEMA, "items": ITEMS_SCHEMA,
                  "graph": GRAPH_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
 

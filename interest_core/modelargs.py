@@ -13,6 +13,14 @@ from interest_core.decay import NUM_DECAY_BUCKETS
 
 DECAY_FEATURES = 4  # inputs of the decay head besides the hidden state (ray_train/models/heads.py)
 
+RECENT_EVENTS = 8  # the next-action head reads the types and ages of this many most recent events
+
+
+def action_embedding_dim(dim: int) -> int:
+    """Width of the next-action head's embeddings (event type, age bucket, hour)."""
+    return max(8, dim // 4)
+
+
 NUM_TIME_BUCKETS = 32  # floor(log2(1 + dt seconds)) clamped to 31: bucket 31 starts at 2^31 s (68 years)
 NUM_POS_BUCKETS = 32  # HSTU relative-position buckets: exact below 16, log-spaced up to max_len
 ARCHS = ("sasrec", "hstu")
@@ -37,6 +45,7 @@ class ModelArgs:
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
+    event_type_prior: list[float] | None = None  # training frequency per event-type id (0 = padding); None = even
     decay_loss_weight: float = 0.0  # weight of the survival head; 0 = head not built (needs time-split data)
     buy_event_type: int = 0  # event-type id of purchases (the decay head counts them), 0 = none
     decay_max_gap_s: float = 0.0  # longest gap training observes; the decay head extrapolates past it (0 = not)
@@ -76,12 +85,13 @@ def resolve_loss(cfg: Config, num_items: int) -> str:
 
 def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                event_types_seen: int | None = None, censoring_known: bool = True,
-               decay_max_gap_s: float = 0.0) -> ModelArgs:
+               decay_max_gap_s: float = 0.0, event_type_prior: list[float] | None = None) -> ModelArgs:
     """The model a config builds for a vocabulary and a context length (from the manifest, or planned).
     With one event type in the data (event_types_seen = 1) the event-type input and head are off: they would
     learn a constant. The decay head needs data whose training sequences end at a known end of observation
     (split=time, censoring_known); without it every gap would look observed and the head would learn a bias.
-    decay_max_gap_s: the longest gap the training windows can hold (end of training observation - first event)."""
+    decay_max_gap_s: the longest gap the training windows can hold (end of training observation - first event).
+    event_type_prior: the share of each event type in the data (the next-action head's logit adjustment)."""
     m = cfg.model
     varied = event_types_seen is None or event_types_seen > 1
     return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
@@ -89,6 +99,7 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                      ffn_activation=m.ffn_activation, norm=m.norm, scale_embeddings=m.scale_embeddings, arch=m.arch,
                      position_anchor=m.position_anchor, loss=resolve_loss(cfg, num_items),
                      num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied else 0.0,
+                     event_type_prior=event_type_prior,
                      decay_loss_weight=m.decay_loss_weight if censoring_known else 0.0,
                      buy_event_type=cfg.data.buy_event_type or 0, decay_max_gap_s=float(decay_max_gap_s),
                      event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing)
@@ -105,7 +116,18 @@ def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
     end, first = split.get("valid_cutoff_ts"), manifest.get("time_range", {}).get("first_ts")
     return model_args(cfg, vocab["num_items"], vocab["num_event_types"], split["max_len"],
                       event_types_seen(manifest), censoring_known=split.get("kind") == "time",
-                      decay_max_gap_s=max(0, end - first) if end is not None and first is not None else 0.0)
+                      decay_max_gap_s=max(0, end - first) if end is not None and first is not None else 0.0,
+                      event_type_prior=event_type_prior(manifest))
+
+
+def event_type_prior(manifest: dict) -> list[float] | None:
+    """Share of each event-type id among the data's events ([0.0] for padding first), from the manifest's counts;
+    None for data sets written before the ETL counted types."""
+    counts, names = manifest["counts"].get("event_types"), manifest["vocab"].get("event_types")
+    if counts is None or names is None:
+        return None
+    total = sum(counts.values()) or 1
+    return [0.0] + [counts.get(name, 0) / total for name in names[1:]]
 
 
 def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
@@ -119,13 +141,17 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
     else:
         # LayerNorm in, uvqk (D x 4D), LayerNorm on A V, out proj (D x D); relative bias tables per head
         block, block_tables = 5 * d * d + 9 * d, (NUM_POS_BUCKETS + NUM_TIME_BUCKETS) * a.n_heads
-    head = (d + 1) * a.num_event_types if a.event_type_loss_weight > 0 else 0
+    head = head_tables = 0
+    if a.event_type_loss_weight > 0:  # embeddings of type, age bucket, hour; MLP (D + (R + 1) e) -> D -> E
+        e = action_embedding_dim(d)
+        head_tables = (a.num_event_types + NUM_TIME_BUCKETS + 1 + 24) * e
+        head = (d + (RECENT_EVENTS + 1) * e + 1) * d + (d + 1) * a.num_event_types
     if a.decay_loss_weight > 0:  # MLP (D + DECAY_FEATURES) -> D -> K on the hidden state and decay_features
         head += (d + DECAY_FEATURES + 1) * d + (d + 1) * NUM_DECAY_BUCKETS
     dense = 2 * d + a.n_layers * block + 2 * d + head  # embedding LayerNorm, blocks, final LayerNorm, heads
     if non_embedding:
         return dense
-    return dense + embeddings + a.n_layers * block_tables
+    return dense + embeddings + a.n_layers * block_tables + head_tables
 
 
 def flops_per_token(a: ModelArgs) -> int:

@@ -22,15 +22,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.dataset as pads
 import torch
 
 from interest_core import decay
-from interest_core.batches import collate, read_decay_split
+from interest_core.batches import collate, read_decay_split, train_row_groups
 from interest_core.binary import auc
 from interest_core.config import Config
-from interest_core.contract import split_files
 
 from .models.heads import decay_features
 
@@ -49,12 +46,8 @@ def _training_positions(model, data_dir: Path, max_len: int, budget: int, batch_
     """(hidden (N, D), features (N, F), gap (N,), censored (N,)) of the scored positions of training windows read
     row group by row group in a seeded random order until `budget` positions."""
     head = model.heads["decay"]
-    fragments = [rg for f in pads.dataset(split_files(data_dir, "train")).get_fragments()
-                 for rg in f.split_by_row_group()]
-    order = np.random.default_rng(seed).permutation(len(fragments))
     parts, n = [], 0
-    for i in order:
-        table: pa.Table = fragments[i].to_table()
+    for table in train_row_groups(data_dir, seed):
         for start in range(0, table.num_rows, batch_rows):
             batch = collate(table.slice(start, batch_rows), max_len, targets=True)
             got = head.targets(model.encode(batch), batch)

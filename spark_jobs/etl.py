@@ -234,6 +234,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
            ["user_id", "window"], d.row_group_mb)
     lists.unpersist()
     st.done("sequences_train")
+    _write(sequences.action_windows(split, rule, buy), tmp / "action_test", d.num_files, ["user_id", "window"],
+           d.row_group_mb)
     for which in ("valid", "test"):
         _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts)), tmp / which,
                d.num_files, ["user_id"], d.row_group_mb)
@@ -270,7 +272,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
               "rows_valid": rows_valid, "rows_used": used, "rows_deduplicated": rows_valid - used, "users": users,
               "users_without_target": users - users_with_test,
               "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)}}
-    rows = {s: _parquet_rows(tmp / s) for s in ("train", "valid", "test", *decay_ends)}
+    rows = {s: _parquet_rows(tmp / s) for s in ("train", "valid", "test", "action_test", *decay_ends)}
     st.done("vocab_write_counts")
     return {
         "schema_version": SCHEMA_VERSION,
@@ -288,7 +290,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
                   "cutoff_ts": d.cutoff_ts, "valid_cutoff_ts": decay_ends.get("decay_valid"),
                   "max_len": rule.max_len, "stride": rule.stride},
         "time_range": {"first_ts": int(agg["first_ts"]), "last_ts": int(agg["last_ts"])},
-        "files": {s: d.num_files for s in ("train", "valid", "test", *decay_ends)},
+        "files": {s: d.num_files for s in ("train", "valid", "test", "action_test", *decay_ends)},
         "stage_seconds": st.seconds,
     }
 

@@ -61,8 +61,11 @@ def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[s
 def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
                     horizon_s: int | None = None) -> DataFrame:
     """Adds train_ev (+ train_end, the time its observation ends: split=time only), valid_hist/valid_target,
-    test_hist/test_target, and for split=time the decay labels of every user with a history: valid_decay_label,
-    test_decay_label (decay_rows reads them with valid_hist / test_hist)."""
+    test_hist/test_target, for split=time the decay labels of every user with a history: valid_decay_label,
+    test_decay_label (decay_rows reads them with valid_hist / test_hist), and the held-out events of the
+    next-action evaluation: action_ev (the history up to the end of the test period) and action_from (1-based
+    position of its first held-out event): the last event under leave-one-out, the events in (C, C + H] under
+    split=time (users with events on both sides of C only)."""
     n = F.size("ev")
     if split == "leave-one-out":
         target_at = lambda i: F.when(n >= i, F.element_at("ev", n - i + 1))  # noqa: E731
@@ -74,15 +77,17 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
             none.cast("long").alias("train_end"),
             F.when(n >= 3, hist_upto(2)).alias("valid_hist"), F.when(n >= 3, target_at(2)).alias("valid_target"),
             hist_upto(1).alias("test_hist"), F.when(n >= 2, target_at(1)).alias("test_target"),
-            none.cast("int").alias("valid_decay_label"), none.cast("int").alias("test_decay_label"))
+            none.cast("int").alias("valid_decay_label"), none.cast("int").alias("test_decay_label"),
+            F.when(n >= 2, F.col("ev")).alias("action_ev"), F.when(n >= 2, n).cast("int").alias("action_from"))
     if split != "time" or cutoff_ts is None or horizon_s is None:
         raise ValueError("split='time' needs --cutoff DATE and --horizon-days N")
     v = cutoff_ts - horizon_s
     upto = lambda t: F.filter("ev", lambda e: e["ts"] <= t)  # noqa: E731
     after = lambda t: F.filter("ev", lambda e: e["ts"] > t)  # noqa: E731
     parts = seqs.select("user_id", upto(v).alias("pv"), upto(cutoff_ts).alias("pc"),
-                        after(v).alias("fv"), after(cutoff_ts).alias("fc"))
+                        after(v).alias("fv"), after(cutoff_ts).alias("fc"), upto(cutoff_ts + horizon_s).alias("ph"))
     some = lambda c: F.when(F.size(c) >= 1, F.col(c))  # noqa: E731
+    held_out = (F.size("pc") >= 1) & (F.size("ph") > F.size("pc"))
     first = lambda c, t: F.when((F.size(c) >= 1) & (F.element_at(c, 1)["ts"] <= t), F.element_at(c, 1))  # noqa
     label = lambda hist, fut, end: F.when(  # noqa: E731
         F.size(hist) >= 1, F.exists(fut, lambda e: e["ts"] <= end + horizon_s).cast("int"))
@@ -91,7 +96,9 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
         some("pv").alias("train_ev"), F.when(F.size("pv") >= 1, F.lit(v)).cast("long").alias("train_end"),
         some("pv").alias("valid_hist"), F.when(F.size("pv") >= 1, first("fv", cutoff_ts)).alias("valid_target"),
         some("pc").alias("test_hist"), F.when(F.size("pc") >= 1, first("fc", 2**62)).alias("test_target"),
-        label("pv", "fv", v).alias("valid_decay_label"), label("pc", "fc", cutoff_ts).alias("test_decay_label"))
+        label("pv", "fv", v).alias("valid_decay_label"), label("pc", "fc", cutoff_ts).alias("test_decay_label"),
+        F.when(held_out, F.col("ph")).alias("action_ev"), F.when(held_out, F.size("pc") + 1).cast("int")
+        .alias("action_from"))
 
 
 def _column(x) -> Column:
@@ -131,19 +138,34 @@ def training_windows(split: DataFrame, rule: WindowRule, buy_type: int | None = 
     position of its first scored target (interest_core.windows), the number of the user's events before the
     window (n_before), the time of the user's first event (first_ts), and the distinct days and buys before
     the window (_before; O(events before the window) per window)."""
-    split = with_censoring_marker(split)
-    m = F.size("train_ev")
+    return _windows(with_censoring_marker(split), "train_ev", rule, buy_type)
+
+
+def action_windows(split: DataFrame, rule: WindowRule, buy_type: int | None = None) -> DataFrame:
+    """TRAIN_SCHEMA rows that the next-action evaluation scores: the windows of action_ev (split_sequences) that
+    hold a held-out event, with first_target moved up to the first of them. Every held-out event is scored once,
+    in the window the rule scores it in, with the left context training would give it; no earlier event is."""
+    return _windows(split, "action_ev", rule, buy_type, scored_from="action_from")
+
+
+def _windows(split: DataFrame, col: str, rule: WindowRule, buy_type: int | None,
+             scored_from: str | None = None) -> DataFrame:
+    m = F.size(col)
     n = rule.n_windows(m, SPARK_OPS)
-    df = split.where(F.col("train_ev").isNotNull() & (m >= 2)).select(
-        "user_id", "train_ev", n.alias("n_windows"), F.explode(F.sequence(F.lit(0), n - 1)).alias("window"))
-    end = rule.end(F.size("train_ev"), F.col("window"))
+    df = split.where(F.col(col).isNotNull() & (m >= 2)).select(
+        "user_id", col, *([scored_from] if scored_from else []), n.alias("n_windows"),
+        F.explode(F.sequence(F.lit(0), n - 1)).alias("window"))
+    end = rule.end(F.size(col), F.col("window"))
     start = rule.start(end, SPARK_OPS)
-    win = F.slice("train_ev", start, end - start + 1)
+    win = F.slice(col, start, end - start + 1)
     first = rule.first_target(F.col("window"), F.col("n_windows"), SPARK_OPS)
+    if scored_from:  # 1-based position scored_from is 0-based position scored_from - start in the window
+        df = df.where(end >= F.col(scored_from))
+        first = F.greatest(first, F.col(scored_from) - start)
     return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window"),
                      first.cast("int").alias("first_target"), (start - 1).cast("int").alias("n_before"),
-                     F.element_at("train_ev", 1)["ts"].alias("first_ts"),
-                     *_before(F.col("train_ev"), start - 1, buy_type)).select(
+                     F.element_at(col, 1)["ts"].alias("first_ts"),
+                     *_before(F.col(col), start - 1, buy_type)).select(
         "user_id", *_unzip("win"), "window", "first_target", "n_before", "first_ts", "days_before",
         "buys_before").select(*TRAIN_COLUMNS)
 

@@ -139,7 +139,8 @@ def test_causal(arch, kw):
     x = torch.randn(2, 10, 16, requires_grad=True)
     valid = batch["items"][:2] != PAD_ID
     block = model.blocks[0]
-    block(x, attention_mask(valid), batch["ts"][:2])[:, t].sum().backward()
+    w = torch.randn(16)  # a random read-out: a post-norm block's outputs sum to a constant over the features
+    (block(x, attention_mask(valid), batch["ts"][:2])[:, t] * w).sum().backward()
     assert (x.grad[:, t + 1 :] == 0).all() and x.grad[:, t].abs().sum() > 0
 
 
@@ -275,13 +276,16 @@ def test_losses_gradient_flows(loss_fn):
 
 def test_event_type_head_and_plugin_heads():
     torch.manual_seed(0)
-    head = NextEventTypeHead(dim=4, num_event_types=3, loss_weight=0.5)
+    head = NextEventTypeHead(dim=4, num_event_types=3, loss_weight=0.5, prior=[0.0, 0.8, 0.2])
     hidden = torch.randn(1, 3, 4)
-    batch = {"target_event_types": torch.tensor([[0, 2, 1]])}
+    batch = {"items": torch.tensor([[0, 5, 6]]), "event_types": torch.tensor([[0, 1, 2]]),
+             "ts": torch.tensor([[0, 1_700_000_000, 1_700_000_060]]), "target_event_types": torch.tensor([[0, 2, 1]])}
     loss, stats = head.loss(hidden, batch)
-    expected = F.cross_entropy(head(hidden)[0, 1:], torch.tensor([2, 1]))
-    torch.testing.assert_close(loss, expected)
+    # logit adjustment: the loss reads output + log prior
+    adjusted = head(hidden, batch)[0, 1:] + torch.log(torch.tensor([1e-30, 0.8, 0.2])).clamp(min=-1e4)
+    torch.testing.assert_close(loss, F.cross_entropy(adjusted, torch.tensor([2, 1])))
     assert stats["event_type_targets"].item() == 2
+    torch.testing.assert_close(head.probs(hidden, batch)[0, 1:], torch.softmax(adjusted, -1))
 
     class ConstantHead(Head):  # a later head only implements the interface
         def loss(self, hidden, batch):
@@ -295,6 +299,38 @@ def test_event_type_head_and_plugin_heads():
     total, stats = model.loss(b)
     torch.testing.assert_close(total, base + 0.25)
     assert "const_loss" in stats
+
+
+def test_next_action_head_learns_a_rare_transition_and_stays_calibrated():
+    """Types 1 (90% of events, "view"), 2 ("cart"), 3 ("buy"): after a cart the next event is a buy half of the
+    time, else a view. From the explicit current-type input alone (the hidden state is zero), the balanced argmax
+    after a cart is "buy" (not the majority), and the calibrated probabilities match the planted frequencies."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    B, L = 256, 12
+    types = torch.ones(B, L + 1, dtype=torch.int64)
+    for t in range(L + 1):
+        cart_before = types[:, t - 1] == 2 if t else torch.zeros(B, dtype=torch.bool)
+        r = torch.rand(B, generator=g)
+        types[:, t] = torch.where(cart_before, torch.where(r < 0.5, 3, 1), torch.where(r < 0.1, 2, 1))
+    ts = 1_700_000_000 + 30 * torch.arange(L)[None].expand(B, L)
+    batch = {"items": torch.full((B, L), 5), "event_types": types[:, :-1], "ts": ts,
+             "target_event_types": types[:, 1:]}
+    prior = torch.bincount(types.reshape(-1), minlength=4).double()
+    head = NextEventTypeHead(dim=8, num_event_types=4, loss_weight=1.0, prior=(prior / prior.sum()).tolist())
+    opt = torch.optim.Adam(head.parameters(), lr=0.02)
+    hidden = torch.zeros(B, L, 8)
+    for _ in range(300):
+        loss, _ = head.loss(hidden, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        p, balanced = head.probs(hidden, batch), head(hidden, batch)
+    after_cart, after_view = batch["event_types"] == 2, batch["event_types"] == 1
+    assert (balanced[after_cart][:, 1:].argmax(-1) + 1 == 3).double().mean() > 0.95
+    assert abs(p[after_cart][:, 3].mean().item() - 0.5) < 0.08 and p[after_view][:, 3].mean().item() < 0.02
+    assert abs(p[after_view][:, 2].mean().item() - 0.1) < 0.03
 
 
 # ------------------------------------------------------------------------------------------------------ training

@@ -124,3 +124,20 @@ def test_saved_model_carries_the_refitted_decay_head(demo):
                 1e-7, 1 - 1e-7)
     log_loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
     assert abs(log_loss - refit["valid_log_loss"]["refit"]) < 1e-4, (log_loss, refit)
+
+
+def test_next_action_is_scored_on_held_out_events_against_its_baselines(demo):
+    """metrics.json["event_type"] from action_test/ (the events in (C, C + H] under the demo's time split): a
+    head that learned (log loss below the type frequencies), per-type AUC keyed by real type names, and the
+    profiles' p_buy_next."""
+    out, _ = demo
+    e = json.loads((out / "run" / "metrics.json").read_text())["event_type"]
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert e["n_targets"] > 100 and e["n_targets"] == sum(
+        len(r["ts"]) - r["first_target"] for r in pq.read_table(out / "data" / "action_test").to_pylist())
+    assert set(e["per_type_auc"]) <= set(manifest["vocab"]["event_types"][1:]) and "buy" in e["per_type_auc"]
+    assert e["log_loss"] < e["baseline_log_loss"] == e["baselines"]["frequency"]["log_loss"], e
+    assert e["macro_auc"] > 0.55 and set(e["baselines"]) == {"frequency", "transition"}
+    assert sum(map(sum, e["confusion"]["counts"])) == e["n_targets"]
+    p = [x for x in pq.read_table(out / "export" / "profiles.parquet").column("p_buy_next").to_pylist()]
+    assert p and all(x is not None and 0 < x < 1 for x in p)

@@ -31,6 +31,23 @@ def _protocols(base: float, n_users: int) -> dict:
             "sampled100": _metrics_block(base * 3, n_users, 3)}
 
 
+ACTION_PLOTS = {"action_roc", "action_confusion"}
+
+
+def action_block() -> dict:
+    """metrics.json["event_type"] as ``interest evaluate`` writes it (interest/action_scores.py)."""
+    roc = {"fpr": [0.0, 0.2, 1.0], "tpr": [0.0, 0.7, 1.0]}
+    return {"macro_auc": 0.7123, "per_type_auc": {"view": 0.6012, "buy": 0.8834}, "log_loss": 0.4411,
+            "baseline_log_loss": 0.4952, "accuracy": 0.8765, "balanced_accuracy": 0.5521,
+            "majority_class_accuracy": 0.8702, "n_targets": 12345, "n_users": 678,
+            "baselines": {"frequency": {"macro_auc": 0.5, "per_type_auc": {"view": 0.5, "buy": 0.5},
+                                        "log_loss": 0.4952},
+                          "transition": {"macro_auc": 0.6031, "per_type_auc": {"view": 0.5612, "buy": 0.7893},
+                                         "log_loss": 0.4702}},
+                "confusion": {"types": ["view", "buy"], "counts": [[9000, 1000], [300, 2045]]},
+                "roc": {"view": roc, "buy": roc}}
+
+
 DECAY_PLOTS = {"decay_survival", "decay_reliability", "decay_half_life"}
 
 
@@ -95,7 +112,7 @@ def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 
                      "event_type=buy": _protocols(0.14, 55)},
         "baselines": baselines,
         "decay": decay_block(),
-        "event_type": {"accuracy": 0.8765, "auc": {"view": 0.71, "buy": 0.83}},
+        "event_type": action_block(),
         "throughput": {"train_seq_per_s": 5150.0, "ingest_rows_per_s": 250000.0},
     }
     metrics["segments"]["cold_items"]["full"]["ndcg@10"] = float("nan")   # NaN -> n/a
@@ -115,7 +132,7 @@ def test_full_report(tmp_path):
     text = out.read_text(encoding="utf-8")
 
     for section in ("Run summary", "Training curves", "Model vs baselines (test split)", "Segments (test split)",
-                    "Throughput", "Interest decay", "Next event type", "Metric definitions", "Per-epoch history"):
+                    "Throughput", "Interest decay", "Next action", "Metric definitions", "Per-epoch history"):
         assert section in text, section
     # summary numbers
     for s in ("1,234,567 (1.23 M)", "1 h 02 min 05 s", "0.1357", "train.lr", "ZeRO stage", "256", "yes — stopped"):
@@ -134,7 +151,7 @@ def test_full_report(tmp_path):
         assert s in text, s
     assert "n/a" in text and "nan" not in text.lower().replace("span", "")
     # decay, event type, throughput
-    for s in ("0.7123", "0.1876", "0.8765", "0.8300", "5,150", "250,000"):
+    for s in ("0.7123", "0.1876", "0.8765", "5,150", "250,000", "0.4952", "0.6031", "0.8834", "12,345"):
         assert s in text, s
     assert "ndcg@k = 1/log2(rank + 1)" in text.lower()
 
@@ -144,7 +161,8 @@ def test_full_report(tmp_path):
 
     # plots: every referenced image exists and is a real PNG
     srcs = _img_srcs(text)
-    assert {Path(s).stem for s in srcs} == {"loss", "valid", "baselines", "segments", "throughput"} | DECAY_PLOTS
+    assert {Path(s).stem for s in srcs} == ({"loss", "valid", "baselines", "segments", "throughput"} | DECAY_PLOTS
+                                             | ACTION_PLOTS)
     for src in srcs:
         png = run_dir / src
         assert png.parent == run_dir / "plots"
@@ -162,7 +180,7 @@ def test_only_run_json(tmp_path):
     assert "Run summary" in text and "1,234,567" in text
     assert "not available" in text
     for section in ("Training curves", "Model vs baselines", "Segments", "Throughput", "Interest decay",
-                    "Next event type"):
+                    "Next action"):
         assert section in text
     assert _img_srcs(text) == []
     assert not (run_dir / "plots" / "loss.png").exists()
@@ -183,7 +201,7 @@ def test_partial_and_broken_inputs(tmp_path):
     assert "Baselines: not available" in text
     assert "Decay evaluation: not available — it needs a time split at the ETL " \
            "(--split time --cutoff DATE --horizon-days H)" in text
-    assert "Event-type head evaluation: not available" in text
+    assert "Next-action evaluation: not available" in text
     srcs = {Path(s).stem for s in _img_srcs(text)}
     assert srcs == {"segments", "baselines"}  # no history/steps -> no loss, valid, throughput curves
 

@@ -190,6 +190,29 @@ def test_time_split_training_ends_with_a_censoring_marker(spark):
                                    first_ts=10)])
 
 
+def test_action_windows_score_each_held_out_event_once_with_its_context(spark):
+    """The next-action evaluation's windows: under split=time every event in (C, C + H] is scored exactly once,
+    no event up to C and none after C + H; under leave-one-out only the last event."""
+    # user a: 4 events up to C = 100, 5 in (100, 150], one after; b: nothing after C; c: nothing up to C
+    ev = _indexed(spark, [("a", t, 10 + t, 1 + (t % 3), 1) for t in (10, 20, 30, 40, 110, 111, 112, 113, 114, 400)]
+                  + [("b", 10, 2, 1, 1), ("c", 120, 2, 1, 1), ("c", 130, 3, 1, 1)])
+    rule = WindowRule(max_len=3, stride=2)
+    split = sequences.split_sequences(sequences.user_sequences(ev), "time", cutoff_ts=100, horizon_s=50)
+    rows = sequences.action_windows(split, rule).collect()
+    assert {r.user_id for r in rows} == {"a"}
+    scored = [t for r in rows for t in r.ts[r.first_target:]]
+    assert sorted(scored) == [110, 111, 112, 113, 114]  # each once
+    for r in rows:  # every scored event keeps the left context the window gives it
+        assert r.first_target >= 1 and len(r.items) <= rule.span
+    # leave-one-out: the test target (the last event) only, after max_len events of context
+    split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")
+    rows = {r.user_id: r for r in sequences.action_windows(split, rule).collect()}
+    assert set(rows) == {"a", "c"}  # b has one event: no target
+    a = rows["a"]
+    assert a.ts[a.first_target:] == [400] and a.ts == [112, 113, 114, 400] and a.first_target == 3
+    assert rows["c"].ts[rows["c"].first_target:] == [130]
+
+
 def test_training_windows_count_days_and_buys_before_each_window(spark):
     day = 86400
     # 6 events on days 0, 0, 1, 2, 2, 3; buys (type 5) at the 2nd and 4th; window 0 holds events 2..4

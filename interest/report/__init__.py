@@ -8,7 +8,8 @@ keys, NaN and null values show as "not available" / "n/a" instead of failing.
 The checkpoint-selection metric is ``run.json`` ``selection.metric`` (value ``best_valid_score``); run files
 without ``selection`` are read as selecting on NDCG@10 (value ``best_valid_ndcg@10``). Metric keys may have any
 K (``hr@5``, ``ndcg@20``, ...). Modules: ``page`` (HTML, formatting, tables), ``plots`` (matplotlib),
-``sections`` (one builder per report section), ``decay`` (the interest-decay section); this module reads the
+``sections`` (one builder per report section), ``decay`` (the interest-decay section), ``action`` (the
+next-action section); this module reads the
 files and writes the page.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .action import _section_event_type
 from .decay import _section_decay
 from .page import CSS, DEFAULT_SELECTION_METRIC, DEFINITIONS, PROTOCOL_LABELS, _not_available, render_page
 from .plots import PLOT_NAMES, _Plots
@@ -27,7 +29,6 @@ from .sections import (
     SEGMENT_LABELS,
     _section_baselines,
     _section_evaluation,
-    _section_event_type,
     _section_segments,
     _section_summary,
     _section_throughput,
@@ -72,11 +73,11 @@ def write_report(run_dir: str | Path) -> Path:
             body.append(f'<h2 id="{anchor}">{title}</h2>{missing}')
         body.append(_section_throughput(None, history, steps, plots))
         body.append('<h2 id="decay">Interest decay</h2>' + _not_available("Decay evaluation"))
-        body.append('<h2 id="event-type">Next event type</h2>' + _not_available("Event-type head evaluation"))
+        body.append('<h2 id="event-type">Next action</h2>' + _not_available("Next-action evaluation"))
     else:
         body += [_section_evaluation(metrics, run), _section_baselines(metrics, run, plots),
                  _section_segments(metrics, run, plots), _section_throughput(metrics, history, steps, plots),
-                 _section_decay(metrics, run, plots), _section_event_type(metrics)]
+                 _section_decay(metrics, run, plots), _section_event_type(metrics, plots)]
     plots.remove_stale()
 
     page = render_page(run_dir, run, body)

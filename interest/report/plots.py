@@ -13,7 +13,7 @@ from typing import Any, Callable
 from .page import PROTOCOL_LABELS, _dict, _esc, _metric_label, _not_available, _num
 
 PLOT_NAMES = ("loss", "valid", "baselines", "segments", "throughput", "decay_survival", "decay_reliability",
-              "decay_half_life")
+              "decay_half_life", "action_roc", "action_confusion")
 MODEL_COLOR = "#d62728"
 PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"]
 
@@ -245,6 +245,19 @@ def _draw_decay_survival(days: list[float | None], curves: list[tuple[str, list[
     return draw
 
 
+def unit_square(ax: Any, diagonal: str, xlabel: str, ylabel: str, title: str, legend_at: str) -> None:
+    """A [0, 1] x [0, 1] panel with its dashed diagonal (labelled `diagonal`), labels, title and legend."""
+    ax.plot([0, 1], [0, 1], "--", color="#888", linewidth=1, label=diagonal)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11, loc="left")
+    _style(ax)
+    ax.legend(fontsize=8, frameon=False, loc=legend_at)
+
+
 def _draw_decay_reliability(edges: list[float | None], count: list[float | None], mean_pred: list[float | None],
                             rate: list[float | None]) -> Callable[[Any], bool]:
     """Reliability diagram (mean predicted vs observed rate per bin, point area ~ users; empty bins skipped) and
@@ -256,18 +269,11 @@ def _draw_decay_reliability(edges: list[float | None], count: list[float | None]
             return False
         ax, axc = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
         cmax = max(c for c, _, _ in bins)
-        ax.plot([0, 1], [0, 1], "--", color="#888", linewidth=1, label="perfect calibration")
         ax.plot([p for _, p, _ in bins], [r for _, _, r in bins], "-", color=MODEL_COLOR, linewidth=1.2, alpha=0.6)
         ax.scatter([p for _, p, _ in bins], [r for _, _, r in bins], s=[20 + 220 * c / cmax for c, _, _ in bins],
                    color=MODEL_COLOR, edgecolor="white", linewidth=0.8, zorder=3, label="bins (area ~ users)")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_aspect("equal")
-        ax.set_xlabel("mean predicted P(active within H)")
-        ax.set_ylabel("observed share active")
-        ax.set_title("Reliability (test users)", fontsize=11, loc="left")
-        _style(ax)
-        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        unit_square(ax, "perfect calibration", "mean predicted P(active within H)", "observed share active",
+                    "Reliability (test users)", "upper left")
 
         ok = [e for e in edges if e is not None]
         if len(edges) == len(count) + 1 and len(ok) == len(edges):

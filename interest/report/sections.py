@@ -271,20 +271,3 @@ def _section_throughput(metrics: dict | None, history: Any, steps: Any, plots: _
     if not tp and not fig:
         out.append(_not_available("Throughput"))
     return "".join(out)
-
-
-def _section_event_type(metrics: dict) -> str:
-    out = ['<h2 id="event-type">Next event type</h2>']
-    et = metrics.get("event_type")
-    if not isinstance(et, dict) or not et:
-        out.append(_not_available("Event-type head evaluation"))
-        return "".join(out)
-    pairs = [("Accuracy", _fmt_metric(et.get("accuracy")))]
-    auc = et.get("auc")
-    if isinstance(auc, dict):
-        pairs += [(f"AUC ({k} vs rest)", _fmt_metric(v)) for k, v in auc.items()]
-    else:
-        pairs.append(("AUC", _fmt_metric(auc)))
-    pairs += [(k, _fmt_value(v, k)) for k, v in et.items() if k not in ("accuracy", "auc")]
-    out.append(_kv_table(pairs))
-    return "".join(out)

@@ -11,7 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from interest_core.contract import PAD_ID
-from interest_core.modelargs import DECAY_FEATURES
+from interest_core.modelargs import DECAY_FEATURES, NUM_TIME_BUCKETS, RECENT_EVENTS, action_embedding_dim
+
+from .buckets import log2_bucket
 
 
 class Head(nn.Module):
@@ -27,24 +29,63 @@ class Head(nn.Module):
 
 
 class NextEventTypeHead(Head):
-    """Predicts the type of the next event (view / click / cart / ...) from the hidden state at every position.
+    """Next action: the type of the next event (view / cart / fav / buy, or whatever types the data has) from what
+    is known before it: the encoder's state after the current event and, as explicit inputs, the types of the
+    last RECENT_EVENTS events (the current one included) each with the log2 bucket of its age at the current event,
+    and the UTC hour of the current event. The state holds these only as far as next-item training keeps them; a
+    purchase, say, follows a cart minutes earlier that no purchase has closed. Never the next event's item or time.
 
-    Reads ``batch["target_event_types"]`` (B, L) int64, 0 = no target (ignored).
+    Loss: logit-adjusted softmax cross-entropy (Menon et al. 2021, "Long-tail learning via logit adjustment"): the
+    loss reads the head's output plus log prior, the prior being the types' training frequencies. So the output
+    itself estimates the balanced posterior: its argmax is the balanced-error decision, which does not collapse to
+    the majority type. softmax(output + log prior) is the calibrated probability (``probs``).
+
+    Reads ``batch["target_event_types"]`` (B, L) int64, 0 = no target (ignored); type 0 (padding) is never
+    predicted.
     """
 
-    def __init__(self, dim: int, num_event_types: int, loss_weight: float):
+    def __init__(self, dim: int, num_event_types: int, loss_weight: float, prior: list[float] | None = None):
         super().__init__(loss_weight)
-        self.proj = nn.Linear(dim, num_event_types)
+        e = action_embedding_dim(dim)
+        self.type_emb = nn.Embedding(num_event_types, e)  # per recent slot: its type ...
+        self.age_emb = nn.Embedding(NUM_TIME_BUCKETS + 1, e)  # ... plus its age bucket (0 = empty slot)
+        self.hour_emb = nn.Embedding(24, e)
+        self.net = nn.Sequential(nn.Linear(dim + (RECENT_EVENTS + 1) * e, dim), nn.GELU(),
+                                 nn.Linear(dim, num_event_types))
+        p = torch.tensor(prior if prior is not None else [0.0] + [1.0] * (num_event_types - 1), dtype=torch.float32)
+        if p.numel() != num_event_types:
+            raise ValueError(f"event-type prior has {p.numel()} entries, the vocabulary {num_event_types}")
+        p = p.clamp(min=0)
+        p[1:] = p[1:].clamp(min=1e-6 * float(p[1:].sum().clamp(min=1e-12)))  # a type never seen keeps a chance
+        log_prior = torch.log(p / p[1:].sum())
+        log_prior[0] = -1e4  # padding
+        self.register_buffer("log_prior", log_prior, persistent=False)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.proj(hidden)  # (B, L, E) logits
+    def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L, D) hidden states -> (B, L, E) balanced logits (add log_prior for calibrated ones)."""
+        items, types, ts = batch["items"], batch["event_types"], batch["ts"]
+        valid = items != PAD_ID
+        k = RECENT_EVENTS
+        # slot j of position t = event t - j (j = 0: the current one), empty before the window's first event
+        past = lambda x: F.pad(x, (k - 1, 0)).unfold(1, k, 1).flip(-1)  # noqa: E731  (B, L, k)
+        r_valid = past(valid.long()).bool() & valid.unsqueeze(-1)
+        age = torch.where(r_valid, 1 + log2_bucket((ts.unsqueeze(-1) - past(ts)).contiguous()), 0)  # (B, L, k)
+        slots = self.type_emb(past(types) * r_valid) + self.age_emb(age)  # (B, L, k, e)
+        hour = torch.div(ts.clamp(min=0) % 86400, 3600, rounding_mode="floor")
+        x = torch.cat([hidden, slots.flatten(-2).to(hidden.dtype), self.hour_emb(hour).to(hidden.dtype)], dim=-1)
+        return self.net(x)
+
+    def probs(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, L, E) calibrated P(next event type) at every position (column 0, padding, is ~0)."""
+        return torch.softmax(self(hidden, batch).float() + self.log_prior, dim=-1)
 
     def loss(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         target = batch["target_event_types"].reshape(-1)  # (B*L,)
-        logits = self(hidden).reshape(target.numel(), -1).float()  # (B*L, E)
+        balanced = self(hidden, batch).reshape(target.numel(), -1).float()  # (B*L, E)
         n = (target != PAD_ID).sum()
-        loss = F.cross_entropy(logits, target, ignore_index=PAD_ID, reduction="sum") / n.clamp(min=1)
-        correct = ((logits.argmax(-1) == target) & (target != PAD_ID)).sum()
+        loss = F.cross_entropy(balanced + self.log_prior, target, ignore_index=PAD_ID,
+                               reduction="sum") / n.clamp(min=1)
+        correct = ((balanced[:, 1:].argmax(-1) + 1 == target) & (target != PAD_ID)).sum()
         stats = {
             "event_type_loss": loss.detach(),
             "event_type_acc": (correct / n.clamp(min=1)).detach(),

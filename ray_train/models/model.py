@@ -20,19 +20,11 @@ from interest_core.contract import OOV_ID, PAD_ID
 from interest_core.decay import BUCKET_EDGES_S
 from interest_core.modelargs import NUM_TIME_BUCKETS, ModelArgs, flops_per_token
 
-from .buckets import log2_bucket
+from .buckets import time_since_previous
 from .heads import DecayHead, NextEventTypeHead
 from .hstu import HSTUBlock
 from .losses import full_softmax_loss, sampled_softmax_loss
 from .sasrec import SASRecBlock
-
-
-def time_since_previous(ts: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(B, L) -> (B, L) time-embedding ids: 0 = padding, 1 = no previous event in the window, 2 + log2 bucket(dt)."""
-    prev_valid = F.pad(valid[:, :-1], (1, 0), value=False)  # (B, L)
-    dt = ts - F.pad(ts[:, :-1], (1, 0))  # (B, L)
-    ids = torch.where(prev_valid, 2 + log2_bucket(dt), 1)
-    return torch.where(valid, ids, 0)
 
 
 def attention_mask(valid: torch.Tensor) -> torch.Tensor:
@@ -94,7 +86,8 @@ class InterestModel(nn.Module):
         self.norm = nn.LayerNorm(args.dim)
         self.heads = nn.ModuleDict()
         if args.event_type_loss_weight > 0:
-            self.heads["event_type"] = NextEventTypeHead(args.dim, args.num_event_types, args.event_type_loss_weight)
+            self.heads["event_type"] = NextEventTypeHead(args.dim, args.num_event_types, args.event_type_loss_weight,
+                                                         args.event_type_prior)
         if args.decay_loss_weight > 0:
             self.heads["decay"] = DecayHead(args.dim, BUCKET_EDGES_S.tolist(), args.decay_loss_weight,
                                             args.buy_event_type, args.decay_max_gap_s)
