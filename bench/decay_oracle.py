@@ -38,10 +38,12 @@ DAY_MS = 86_400_000
 
 
 def bayes_oracle(generated: str | Path, cutoff: str, horizon_days: float, rates: Rates | None = None) -> dict:
-    """{auc, brier, n_users, positive_rate, recency_auc} over the users with an event at or before the cutoff."""
+    """{auc, brier, n_users, positive_rate, recency_auc} over the users with an event at or before the cutoff;
+    the rates are the ones generator.json records (unless given)."""
     generated = Path(generated)
-    r = rates or Rates()
     meta = json.loads((generated / "generator.json").read_text())
+    recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.get("rates", {}).items()}
+    r = rates or Rates(**recorded)
     start_ms = datetime.fromisoformat(meta["params"]["start"]).replace(tzinfo=timezone.utc).timestamp() * 1000
     cut = (datetime.fromisoformat(cutoff).replace(tzinfo=timezone.utc).timestamp() * 1000 - start_ms) / DAY_MS
     t = pq.read_table(generated / "events", columns=["user_id", "event_type", "ts", "session_id"])

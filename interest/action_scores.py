@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from interest_core.batches import collate, train_row_groups
+from interest_core.batches import collate, read_head, train_row_groups
 from interest_core.binary import auc, roc_points
 from interest_core.contract import PAD_ID, TRAIN_COLUMNS, split_files
 
-MAX_WINDOWS = 200_000  # action_test windows scored (files and rows in their stored order)
+MAX_WINDOWS = 200_000  # action_test windows scored: the first in stored order (metrics: windows_scored / _total)
 TRANSITION_SAMPLE = 2_000_000  # training transitions counted for the transition baseline
 
 
@@ -59,8 +59,9 @@ def action_metrics(model, data_dir: str | Path, max_len: int, batch_size: int, e
         return None
     head = model.heads["event_type"]
     model.eval()
-    table = pq.ParquetDataset(split_files(data_dir, "action_test")).read(columns=TRAIN_COLUMNS)
-    table = table.slice(0, MAX_WINDOWS)
+    files = split_files(data_dir, "action_test")
+    table = read_head(files, TRAIN_COLUMNS, MAX_WINDOWS)
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     probs, balanced, ys, cur, users = [], [], [], [], []
     for start in range(0, table.num_rows, batch_size):
         part = table.slice(start, batch_size)
@@ -90,6 +91,7 @@ def action_metrics(model, data_dir: str | Path, max_len: int, batch_size: int, e
         "balanced_accuracy": float(np.mean([(bal[y == t] == t).mean() for t in present])),
         "majority_class_accuracy": float(np.bincount(y).max() / len(y)),
         "n_targets": int(len(y)), "n_users": len(set(users)),
+        "windows_scored": int(table.num_rows), "windows_total": int(total),
         "baselines": {"frequency": _summary(np.broadcast_to(prior, p.shape), y, names),
                       "transition": _summary(trans[c], y, names)},
         "confusion": {"types": names[1:], "counts": confusion.tolist()},

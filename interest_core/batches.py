@@ -110,13 +110,22 @@ def read_eval_split(data_dir: str | Path, split: str, rank: int = 0, world_size:
     return table.take(idx).to_pydict()
 
 
-def read_decay_split(data_dir: str | Path, which: str, rank: int = 0, world_size: int = 1) -> dict[str, list] | None:
-    """This rank's part of decay_valid / decay_test as columns (dealt like read_eval_split); None when the data set
-    has no decay rows (split=leave-one-out)."""
+def read_decay_split(data_dir: str | Path, which: str, rank: int = 0, world_size: int = 1,
+                     max_rows: int | None = None) -> dict[str, list] | None:
+    """This rank's part of decay_valid / decay_test as columns (dealt like read_eval_split; max_rows: only the first
+    rows in stored order are read); None when the data set has no decay rows (split=leave-one-out)."""
     if not (Path(data_dir) / f"decay_{which}").is_dir():
         return None
-    table = pq.ParquetDataset(split_files(data_dir, f"decay_{which}")).read(columns=DECAY_COLUMNS)
+    table = read_head(split_files(data_dir, f"decay_{which}"), DECAY_COLUMNS, max_rows)
     return table.take(np.arange(rank, table.num_rows, world_size)).to_pydict()
+
+
+def read_head(files: list[str], columns: list[str], max_rows: int | None = None) -> pa.Table:
+    """The first max_rows rows (all when None) of Parquet files in their order, reading no more than that."""
+    import pyarrow.dataset as pads
+
+    ds = pads.dataset(files, format="parquet")
+    return ds.to_table(columns=columns) if max_rows is None else ds.head(max_rows, columns=columns)
 
 
 def train_row_groups(data_dir: str | Path, seed: int, columns: list[str] | None = None) -> Iterator[pa.Table]:

@@ -45,7 +45,7 @@ class ModelArgs:
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
-    event_type_prior: list[float] | None = None  # training frequency per event-type id (0 = padding); None = even
+    event_type_prior: list[float] | None = None  # share per event-type id among the data's events; None = even
     decay_loss_weight: float = 0.0  # weight of the survival head; 0 = head not built (needs time-split data)
     buy_event_type: int = 0  # event-type id of purchases (the decay head counts them), 0 = none
     decay_max_gap_s: float = 0.0  # longest gap training observes; the decay head extrapolates past it (0 = not)

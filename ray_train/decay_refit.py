@@ -63,9 +63,8 @@ def _training_positions(model, data_dir: Path, max_len: int, budget: int, batch_
 @torch.no_grad()
 def _valid_rows(model, data_dir: Path, max_len: int, batch_rows: int):
     """(hidden (M, D), features (M, F), elapsed (M,) seconds, label (M,)) of decay_valid rows at their last event."""
-    rows = read_decay_split(data_dir, "valid")
-    n = min(len(rows["label"]), MAX_VALID_ROWS)
-    rows = {k: v[:n] for k, v in rows.items()}
+    rows = read_decay_split(data_dir, "valid", max_rows=MAX_VALID_ROWS)
+    n = len(rows["label"])
     buy = model.heads["decay"].buy_type
     hs, fs = [], []
     for start in range(0, n, batch_rows):

@@ -154,7 +154,12 @@ def _refit_decay(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict) -> 
 
     model, _ = load_model(run_dir)
     t0 = time.time()
-    got = refit_decay_head(model, data_dir, cfg, manifest["split"]["horizon_days"])
+    try:
+        got = refit_decay_head(model, data_dir, cfg, manifest["split"]["horizon_days"])
+    except Exception as exc:  # the trained model stands; the run records why its head was not refitted
+        print(f"[interest] decay head refit failed, keeping the jointly trained head: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+        return {"error": f"{type(exc).__name__}: {exc}"}
     torch.save(model.state_dict(), run_dir / "model" / "model.pt")
     got["seconds"] = round(time.time() - t0, 1)
     ll, auc = got["valid_log_loss"], got["valid_auc"]

@@ -152,9 +152,12 @@ def _windows(split: DataFrame, col: str, rule: WindowRule, buy_type: int | None,
              scored_from: str | None = None) -> DataFrame:
     m = F.size(col)
     n = rule.n_windows(m, SPARK_OPS)
+    last = n - 1
+    if scored_from:  # window k ends at m - k * stride; only those ending at or after scored_from hold a target
+        last = F.least(last, F.floor((m - F.col(scored_from)) / rule.stride).cast("int"))
     df = split.where(F.col(col).isNotNull() & (m >= 2)).select(
         "user_id", col, *([scored_from] if scored_from else []), n.alias("n_windows"),
-        F.explode(F.sequence(F.lit(0), n - 1)).alias("window"))
+        F.explode(F.sequence(F.lit(0), last)).alias("window"))
     end = rule.end(F.size(col), F.col("window"))
     start = rule.start(end, SPARK_OPS)
     win = F.slice(col, start, end - start + 1)

@@ -85,3 +85,4 @@ def test_model_args_take_the_longest_observable_gap_from_the_manifest():
     manifest["split"] = {"kind": "leave_one_out", "max_len": 8}
     assert model_args_for_data(load_config("tiny-cpu"), manifest).decay_max_gap_s == 0.0
 
+

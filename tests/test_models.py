@@ -333,6 +333,14 @@ def test_next_action_head_learns_a_rare_transition_and_stays_calibrated():
     assert abs(p[after_view][:, 2].mean().item() - 0.1) < 0.03
 
 
+def test_a_model_saved_with_the_old_linear_event_type_head_is_refused_with_the_fix():
+    model = InterestModel(tiny_args())
+    sd = {k: v for k, v in model.state_dict().items() if not k.startswith("heads.event_type.")}
+    sd |= {"heads.event_type.proj.weight": torch.zeros(3, 8), "heads.event_type.proj.bias": torch.zeros(3)}
+    with pytest.raises(ValueError, match="rerun `interest etl` and `interest train`"):
+        model.load_state_dict(sd)
+
+
 # ------------------------------------------------------------------------------------------------------ training
 
 

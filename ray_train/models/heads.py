@@ -36,7 +36,7 @@ class NextEventTypeHead(Head):
     purchase, say, follows a cart minutes earlier that no purchase has closed. Never the next event's item or time.
 
     Loss: logit-adjusted softmax cross-entropy (Menon et al. 2021, "Long-tail learning via logit adjustment"): the
-    loss reads the head's output plus log prior, the prior being the types' training frequencies. So the output
+    loss reads the head's output plus log prior, the prior being the types' shares in the data. So the output
     itself estimates the balanced posterior: its argmax is the balanced-error decision, which does not collapse to
     the majority type. softmax(output + log prior) is the calibrated probability (``probs``).
 
@@ -60,6 +60,12 @@ class NextEventTypeHead(Head):
         log_prior = torch.log(p / p[1:].sum())
         log_prior[0] = -1e4  # padding
         self.register_buffer("log_prior", log_prior, persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "proj.weight" in state_dict:
+            raise ValueError("this model was saved with the linear next-event-type head of an earlier version (data "
+                             "schema 3); rerun `interest etl` and `interest train` with this version")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, L, D) hidden states -> (B, L, E) balanced logits (add log_prior for calibrated ones)."""
@@ -193,7 +199,8 @@ class DecayHead(Head):
         width = edges[jj + 1] - edges[jj]
         u = ((g - edges[jj]) / width).clamp(0, 1).float()
         at_j = lambda t: t.gather(1, jj[:, None])[:, 0]  # noqa: E731
-        log_rate = torch.log(-log_s.clamp(max=-1e-12))  # log(lambda_k w_k) = log(-log(1 - h_k))
+        # log(lambda_k w_k) = log(-log(1 - h_k)) = log(softplus(logit)), which is the logit itself far below 0
+        log_rate = torch.where(logits < -15, logits, torch.log(F.softplus(logits.clamp(min=-15))))
         ll = ll + torch.where(inside, u * at_j(log_s), 0.0) + torch.where(inside & ~censored, at_j(log_rate), 0.0)
         return -ll
 
