@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,18 +30,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "bench"))
+
 from interest_core.binary import auc  # noqa: E402
+from product import (SYNTHETIC, SYNTHETIC_CUTOFF, SYNTHETIC_HORIZON_DAYS, cli,  # noqa: E402
+                     train_and_evaluate)
 
-SYNTHETIC = dict(users=4000, items=1500, days=120, events=200_000, seed=11, start="2024-01-01")
-CUTOFF, HORIZON, PRESET = "2024-03-25", 30, "tiny-cpu"
+CUTOFF, HORIZON, PRESET = SYNTHETIC_CUTOFF, SYNTHETIC_HORIZON_DAYS, "tiny-cpu"
 TYPES = ["view", "cart", "fav", "buy"]
-
-
-def _cli(*args: str) -> float:
-    t0 = time.time()
-    subprocess.run([str(Path(sys.executable).parent / "interest"), *args], check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.time() - t0
 
 
 def session_features(events_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -129,7 +123,7 @@ def main() -> int:
     generate(out / "synthetic", **SYNTHETIC)
     data_sets = [x for o in a.overrides if o.startswith("data.") for x in ("--set", o)]
     train_sets = [x for o in a.overrides if not o.startswith("data.") for x in ("--set", o)]
-    etl_s = _cli("etl", "--input", str(out / "synthetic"), "--format", "synthetic", "--output", str(out / "data"),
+    etl_s = cli("etl", "--input", str(out / "synthetic"), "--format", "synthetic", "--output", str(out / "data"),
                  "--config", PRESET, "--allow-insecure-demo-key", "--split", "time", "--cutoff", CUTOFF,
                  "--horizon-days", str(HORIZON), *data_sets)
     cutoff_s = int(datetime.fromisoformat(CUTOFF).replace(tzinfo=timezone.utc).timestamp())  # a date: its midnight
@@ -138,10 +132,9 @@ def main() -> int:
     runs = []
     for seed in a.seeds:
         run = out / f"run_{seed}"
-        train_s = _cli("train", "--data", str(out / "data"), "--output", str(run), "--config", PRESET,
-                       "--set", f"train.seed={seed}", *train_sets)
-        _cli("evaluate", "--run", str(run))
-        e = json.loads((run / "metrics.json").read_text())["event_type"]
+        metrics, train_s = train_and_evaluate(out / "data", run, "--config", PRESET, "--set", f"train.seed={seed}",
+                                              *train_sets)
+        e = metrics["event_type"]
         runs.append(e)
         tr, fq = e["baselines"]["transition"], e["baselines"]["frequency"]
         print(f"seed {seed}: {e['n_targets']:,} held-out events | model macro AUC {e['macro_auc']:.4f} log loss "

@@ -23,30 +23,22 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 from decay_oracle import bayes_oracle  # noqa: E402
+from product import (SYNTHETIC, SYNTHETIC_CUTOFF, SYNTHETIC_HORIZON_DAYS, cli,  # noqa: E402
+                     train_and_evaluate)
 from public_data import cdnow  # noqa: E402
 
 # name -> (input, format, cutoff, horizon days, preset)
-SYNTHETIC = dict(users=4000, items=1500, days=120, events=200_000, seed=11, start="2024-01-01")
 DATASETS = {
-    "synthetic": (None, "synthetic", "2024-03-25", 30, "tiny-cpu"),
+    "synthetic": (None, "synthetic", SYNTHETIC_CUTOFF, SYNTHETIC_HORIZON_DAYS, "tiny-cpu"),
     "cdnow": (None, "generic", "1998-03-31", 90, "base"),
 }
-
-
-def _cli(*args: str) -> float:
-    t0 = time.time()
-    subprocess.run([str(Path(sys.executable).parent / "interest"), *args], check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.time() - t0
 
 
 def _input(name: str, out: Path) -> Path:
@@ -75,16 +67,15 @@ def main() -> int:
         src = _input(name, out)
         data_sets = [x for o in a.overrides if o.startswith("data.") for x in ("--set", o)]
         train_sets = [x for o in a.overrides if not o.startswith("data.") for x in ("--set", o)]
-        etl_s = _cli("etl", "--input", str(src), "--format", fmt, "--output", str(out / "data"), "--config", preset,
+        etl_s = cli("etl", "--input", str(src), "--format", fmt, "--output", str(out / "data"), "--config", preset,
                      "--allow-insecure-demo-key", "--split", "time", "--cutoff", cutoff, "--horizon-days",
                      str(horizon), *data_sets)
         rows = []
         for seed in a.seeds:
             run = out / f"run_{seed}"
-            train_s = _cli("train", "--data", str(out / "data"), "--output", str(run), "--config", preset,
-                           "--set", f"train.seed={seed}", *train_sets)
-            _cli("evaluate", "--run", str(run))
-            d = json.loads((run / "metrics.json").read_text())["decay"]
+            metrics, train_s = train_and_evaluate(out / "data", run, "--config", preset, "--set",
+                                                  f"train.seed={seed}", *train_sets)
+            d = metrics["decay"]
             rows.append(d)
             base = d["baselines"]
             print(f"{name} seed {seed}: P(active within {horizon} d) for {d['n_users']} users "

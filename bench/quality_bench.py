@@ -19,24 +19,16 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
+from product import cli as _cli  # noqa: E402
 from public_data import ml100k  # noqa: E402
 
 PROTOCOLS = ("full", "full_exclude_seen")
-
-
-def _cli(*args: str) -> float:
-    t0 = time.time()
-    subprocess.run([str(Path(sys.executable).parent / "interest"), *args], check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.time() - t0
 
 
 def train_targets(data: Path) -> int:

@@ -22,10 +22,6 @@ MAX_WINDOWS = 200_000  # action_test windows scored: the first in stored order (
 TRANSITION_SAMPLE = 2_000_000  # training transitions counted for the transition baseline
 
 
-def _scored(rows: dict[str, list], max_len: int) -> dict[str, torch.Tensor]:
-    return collate(rows, max_len, targets=True)
-
-
 def transition_matrix(data_dir: str | Path, num_types: int, max_len: int, seed: int) -> np.ndarray:
     """(E, E) P(next type | current type) from scored training targets (rows: current, columns: next)."""
     counts = np.ones((num_types, num_types))  # add-one
@@ -65,7 +61,7 @@ def action_metrics(model, data_dir: str | Path, max_len: int, batch_size: int, e
     probs, balanced, ys, cur, users = [], [], [], [], []
     for start in range(0, table.num_rows, batch_size):
         part = table.slice(start, batch_size)
-        b = _scored(part, max_len)
+        b = collate(part, max_len, targets=True)
         hidden = model.encode(b)
         keep = b["target_event_types"] > 0
         probs.append(head.probs(hidden, b)[keep].double().numpy())
