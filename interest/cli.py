@@ -11,7 +11,7 @@ import sys
 
 # name -> (module with add_arguments(parser) and run(args), help, example)
 COMMANDS = {
-    "demo": ("interest.demo", "run the whole pipeline on synthetic data: generate, etl, train, evaluate, report, export",
+    "demo": ("interest.demo", "run the whole pipeline on synthetic data: generate, etl, train, evaluate, export, report",
              "interest demo --out demo_out"),
     "generate": ("interest.synthetic", "write a synthetic e-commerce event data set with planted structure",
                  "interest generate --out data/synth --users 2000 --events 100000 --seed 1"),
@@ -24,6 +24,8 @@ COMMANDS = {
     "report": ("interest.report", "HTML report with plots -> RUN/report.html", "interest report --run runs/r1"),
     "export": ("interest.export", "user profiles (embedding, top-K, tags, segment) and model files",
                "interest export --run runs/r1 --output exports/r1"),
+    "recommend": ("interest.recommend", "top-K items for ad-hoc event histories from an exported model (ONNX Runtime)",
+                  "interest recommend --model exports/r1/model --history histories.csv --top-k 10"),
     "plan": ("cluster.plan", "capacity plan: memory per GPU and time per epoch (table + JSON)",
              "interest plan --config large --num-items 4000000 --gpus 16"),
 }

@@ -51,11 +51,22 @@ def calibrated(model, data_dir: str | Path, horizon_days: float, max_len: int, b
     valid, test = read_decay_split(data_dir, "valid"), read_decay_split(data_dir, "test")
     if test is None or valid is None:
         return None
-    hv = hazards(model, valid, max_len, batch_size)
-    scale = decay.fit_hazard_scale(hv, decay.elapsed_s(valid), horizon_days * decay.DAY_S,
-                                   np.asarray(valid["label"]))
+    scale = _fit_scale(model, valid, horizon_days, max_len, batch_size)
     raw = hazards(model, test, max_len, batch_size)
     return valid, test, raw, decay.scale_hazards(raw, scale), scale
+
+
+def hazard_scale(model, data_dir: str | Path, horizon_days: float, max_len: int, batch_size: int,
+                 max_rows: int | None = None) -> float | None:
+    """The calibration `calibrated` applies, fitted on the first max_rows decay_valid rows (all when None);
+    None without a decay head or decay rows."""
+    valid = read_decay_split(data_dir, "valid", max_rows=max_rows) if "decay" in model.heads else None
+    return None if valid is None else _fit_scale(model, valid, horizon_days, max_len, batch_size)
+
+
+def _fit_scale(model, valid: dict, horizon_days: float, max_len: int, batch_size: int) -> float:
+    hv = hazards(model, valid, max_len, batch_size)
+    return decay.fit_hazard_scale(hv, decay.elapsed_s(valid), horizon_days * decay.DAY_S, np.asarray(valid["label"]))
 
 
 def decay_metrics(model, data_dir: str | Path, horizon_days: float, max_len: int, batch_size: int) -> dict | None:

@@ -1,7 +1,7 @@
 """`interest demo`: the whole product on the embedded default, on synthetic data.
 
 generate -> Spark local[*] ETL -> local Ray, 2 workers, DeepSpeed ZeRO-2 on the CPU accelerator -> evaluate ->
-report -> export. Pseudonymizes with the public insecure demo key (announced), which is fine for synthetic users.
+export -> report. Pseudonymizes with the public insecure demo key (announced), which is fine for synthetic users.
 """
 from __future__ import annotations
 
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
                                                      args.model, "--workers", "2", "--zero-stage", "2", "--config",
                                                      args.config, *epochs, *sets])))
     step("evaluate", lambda: evaluate.run(_parse("evaluate", ["--run", str(run_dir)])))
-    step("report", lambda: report.write_report(run_dir))
     step("export", lambda: export.run(_parse("export", ["--run", str(run_dir), "--output", str(out / "export")])))
+    step("report", lambda: report.write_report(run_dir))
     print("demo: " + ", ".join(f"{k} {v:.0f}s" for k, v in stamps.items()) + f"; total {time.time() - t0:.0f}s")
     print(f"report: {run_dir / 'report.html'}")
     return 0

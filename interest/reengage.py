@@ -2,8 +2,8 @@
 by the activity at risk, each with items to win them back.
 
     activity_at_risk = (1 - P(active within H)) * events in the last 90 days before the cutoff
-    items            = the model's top-K among items of the user's decayed interest categories (time-decayed
-                       category weights, interest.export.interest_tags), leaving out items the user bought;
+    items            = the model's top-K among items of the user's decayed interest categories (the deepest
+                       level's time-decayed tags, interest_core.tags.user_tags), leaving out items the user bought;
                        when the catalogue has no categories for the user's items, the top-K over all items
                        (from_interests = false)
 Everything is as of the cutoff (decay_test rows: every user with a history up to it).

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from interest_core.export_config import ExportConfig
+
 PRESETS = resources.files("interest_core") / "presets"
 METRICS = ("hr", "ndcg", "mrr")
 
@@ -244,6 +246,7 @@ class Config(_Strict):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    export: ExportConfig = ExportConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.model_dump_json())
@@ -341,7 +344,7 @@ def load_raw(name_or_path: str | None) -> dict:
     path, text = _preset_text(name_or_path)
     raw = yaml.safe_load(text) or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections (data, model, train, eval)")
+        raise ConfigError(f"{path}: top level must be a mapping of sections (data, model, train, eval, export)")
     base = raw.pop("extends", None)
     if base is not None:
         merged = load_raw(base)

@@ -17,6 +17,8 @@ schemas, so no reader needs pyspark to learn a column name. Layout of a data dir
                   observation (cutoff - horizon / cutoff): its last max_len events, the decay label, RFM features
   items/          ITEMS_SCHEMA, one row per in-vocabulary item id;  graph/  GRAPH_SCHEMA, one row per kept edge
   quarantine/     QUARANTINE_SCHEMA, every rejected input row with its reason
+  planted/        PLANTED_SCHEMA (synthetic input only), the generator's planted interests per user: what the
+                  interest tags are measured against
   vocab/          items/, categories/, event_types/: the id maps
 
 Ids: item 0 = padding, 1 = out-of-vocabulary (a valid input, never a target or a recommendation), 2.. by
@@ -114,10 +116,16 @@ QUARANTINE_SCHEMA = pa.schema([
     pa.field("raw", pa.string()),  # the row as read (or its fields as JSON for Parquet input)
 ])
 
+PLANTED_SCHEMA = pa.schema([
+    pa.field("user_id", pa.string()),  # HMAC pseudonym, as in every split
+    pa.field("interests", pa.list_(pa.string())),  # category paths of the interests at the end of the data
+    pa.field("interests_before", pa.list_(pa.string())),  # before migration; null = the user did not migrate
+])
+
 SHARD_SCHEMAS = {"train": TRAIN_SCHEMA, "action_test": TRAIN_SCHEMA, "valid": EVAL_SCHEMA, "test": EVAL_SCHEMA,
                  "decay_valid": DECAY_SCHEMA,
                  "decay_test": DECAY_SCHEMA, "items": ITEMS_SCHEMA,
-                 "graph": GRAPH_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
+                 "graph": GRAPH_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "planted": PLANTED_SCHEMA}
 
 TRAIN_COLUMNS = TRAIN_SCHEMA.names
 EVAL_COLUMNS = EVAL_SCHEMA.names

@@ -248,6 +248,10 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     (items.item_features(item_vocab, catalog, cats, first_seen, train_counts)
      .coalesce(1).sortWithinPartitions("item_idx").write.mode("overwrite").parquet(str(tmp / "items")))
     st.done("item_features")
+    planted = ingest.read_planted(spark, args.format, args.input)
+    if planted is not None:  # the generator's ground truth, pseudonymized like the events
+        (pseudonymize.pseudonymize_users(planted, key).coalesce(1).sortWithinPartitions("user_id")
+         .write.mode("overwrite").parquet(str(tmp / "planted")))
     # repartition, not coalesce: coalesce(1) would pull the top-K window (a sort of every distinct pair) into one
     # task; the shuffle moves only the small top-K result.
     (graph.item_graph(split, d.graph_window, int(d.graph_max_gap_hours * 3600), d.graph_top_k)

@@ -251,6 +251,21 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
         "double" if c == "price" else "string").alias(c) for c in cols])
 
 
+def read_planted(spark: SparkSession, fmt: str, input_path: str) -> DataFrame | None:
+    """The synthetic generator's planted interests (ground_truth.parquet) as user_id (raw), interests (the
+    category paths of the user's interests at the end of the data: after migration for a migrated user),
+    interests_before (before migration, null when the user did not migrate); None for other inputs."""
+    path = Path(input_path) / "ground_truth.parquet"
+    if fmt != "synthetic" or not path.exists():
+        return None
+    truth = spark.read.parquet(str(path))
+    migrated = F.coalesce(F.col("migrated"), F.lit(False))
+    return truth.select(
+        F.col("user_id").cast("string").alias("user_id"),
+        F.when(migrated, F.col("interests_after")).otherwise(F.col("interests")).alias("interests"),
+        F.when(migrated, F.col("interests")).alias("interests_before"))
+
+
 def _retailrocket_items(spark: SparkSession, files: list[str]) -> DataFrame:
     props = spark.read.option("header", True).csv(files)  # timestamp,itemid,property,value
     latest = (props.where(F.col("property") == "categoryid")

@@ -60,13 +60,59 @@ def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
     assert model > pop * 1.5, (model, pop)
 
 
-def test_export_has_a_profile_per_test_user(demo):
+def test_export_has_a_profile_per_test_user_segments_and_model_files(demo):
     out, _ = demo
-    profiles = pq.read_table(out / "export" / "profiles.parquet")
+    profiles = pq.read_table(out / "export" / "profiles")
     manifest = json.loads((out / "data" / "manifest.json").read_text())
-    assert profiles.num_rows == manifest["rows"]["test"]
-    assert set(profiles.column_names) >= {"user_id", "embedding", "top_item_ids", "interest_tags", "segment"}
-    assert (out / "export" / "model" / "model.pt").exists()
+    assert profiles.num_rows == manifest["rows"]["test"] and len(list((out / "export" / "profiles").glob("*.parquet")))
+    assert set(profiles.column_names) >= {"user_id", "embedding", "top_item_ids", "interest_tags", "tags_by_level",
+                                          "segment", "p_buy_next", "churn_risk"}
+    assert all(len(u) == 64 for u in profiles.column("user_id").to_pylist())  # pseudonyms only
+    segments = pq.read_table(out / "export" / "segments.parquet").to_pylist()
+    summary = json.loads((out / "export" / "export.json").read_text())
+    assert len(segments) == summary["segments"]["k"] >= 2 and sum(s["users"] for s in segments) == profiles.num_rows
+    assert set(profiles.column("segment").to_pylist()) <= {s["segment"] for s in segments}
+    assert all(s["top_categories"] and s["representative_items"] for s in segments if s["users"])
+    levels = profiles.column("tags_by_level").to_pylist()[0]
+    assert [lv["level"] for lv in levels] == [1, 2] and levels[1]["tags"] == profiles.column("interest_tags")[0].as_py()
+    model_dir = out / "export" / "model"
+    for name in ("model.safetensors", "user_encoder.onnx", "meta.json", "items.parquet", "model.pt"):
+        assert (model_dir / name).exists(), name
+    assert summary["model"]["format"] == "onnx" and summary["model"]["max_abs_diff"] < 1e-4
+    # the report shows the export: segment table, embedding map, profile sample
+    html = (out / "run" / "report.html").read_text()
+    assert "Interests, profiles and segments" in html and (out / "run" / "plots" / "segments_map.png").exists()
+
+
+def test_interest_tags_find_the_planted_interests(demo):
+    """metrics.json["tags"]: the profiles' tags against the generator's planted interests, with baselines."""
+    out, _ = demo
+    t = json.loads((out / "run" / "metrics.json").read_text())["tags"]
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert t["n_users"] == manifest["rows"]["test"] and t["levels"] == 2
+    assert set(t["baselines"]) == {"frequency", "recency", "popularity"}
+    assert t["precision@3"] > 0.5 and t["precision@3"] > 3 * t["baselines"]["popularity"]["precision@3"], t
+    assert t["by_level"]["1"] >= t["by_level"]["2"] - 1e-9 and t["migrated"]["n_users"] > 0
+
+
+def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path):
+    """The README's `interest recommend` on the demo's export, with raw item ids as a caller has them."""
+    out, _ = demo
+    events = pq.read_table(out / "synthetic" / "events", columns=["user_id", "item_id", "event_type", "ts"])
+    rows = events.slice(0, 400).to_pylist()
+    users = sorted({r["user_id"] for r in rows})[:2]
+    lines = ["user_id,item_id,event_type,ts"] + [f"{r['user_id']},{r['item_id']},{r['event_type']},"
+                                                  f"{int(r['ts'].timestamp())}" for r in rows if r["user_id"] in users]
+    (tmp_path / "histories.csv").write_text("\n".join(lines) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "interest.cli", "recommend", "--model", str(out / "export" / "model"),
+                           "--history", str(tmp_path / "histories.csv"), "--top-k", "5"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    catalog = set(pq.read_table(out / "export" / "model" / "items.parquet").column("item_id").to_pylist())
+    assert [g["user_id"] for g in got] == users
+    assert all(len(g["items"]) == 5 and set(g["items"]) <= catalog for g in got)
+    assert all(g["scores"] == sorted(g["scores"], reverse=True) for g in got)
 
 
 def test_decay_reaches_metrics_report_and_export(demo, tmp_path):
@@ -81,7 +127,7 @@ def test_decay_reaches_metrics_report_and_export(demo, tmp_path):
     assert d["auc"] > 0.65 and d["brier"] < p * (1 - p), d
     html = (out / "run" / "report.html").read_text()
     assert "Interest decay" in html and (out / "run" / "plots" / "decay_survival.png").exists()
-    profiles = pq.read_table(out / "export" / "profiles.parquet").to_pydict()
+    profiles = pq.read_table(out / "export" / "profiles").to_pydict()
     known = [x for x in profiles["p_active_30d"] if x is not None]
     assert len(known) > 0.9 * len(profiles["user_id"]) and all(0 <= x <= 1 for x in known)
     assert all(a <= b + 1e-9 for a, b in zip(profiles["p_active_7d"], profiles["p_active_30d"]) if a is not None)
@@ -141,5 +187,5 @@ def test_next_action_is_scored_on_held_out_events_against_its_baselines(demo):
     assert e["log_loss"] < e["baseline_log_loss"] == e["baselines"]["frequency"]["log_loss"], e
     assert e["macro_auc"] > 0.55 and set(e["baselines"]) == {"frequency", "transition"}
     assert sum(map(sum, e["confusion"]["counts"])) == e["n_targets"]
-    p = [x for x in pq.read_table(out / "export" / "profiles.parquet").column("p_buy_next").to_pylist()]
+    p = [x for x in pq.read_table(out / "export" / "profiles").column("p_buy_next").to_pylist()]
     assert p and all(x is not None and 0 < x < 1 for x in p)

@@ -74,6 +74,39 @@ def decay_block() -> dict:
     }
 
 
+def tags_block() -> dict:
+    """metrics.json["tags"] as ``interest evaluate`` writes it on synthetic data (interest/tag_scores.py)."""
+    one = lambda p: {"precision@3": p, "n_users": 900, "migrated": {"precision@3": p / 2, "n_users": 150},  # noqa
+                     "by_level": {"1": p + 0.05, "2": p}}
+    return one(0.6789) | {"baselines": {"frequency": one(0.6512), "recency": one(0.6601), "popularity": one(0.0345)},
+                          "levels": 2, "settings": {"half_life_days": 14.0, "predicted_weight": 0.25}}
+
+
+def write_export(run_dir: Path) -> None:
+    """RUN/export.json and the export's segments.parquet as ``interest export`` leaves them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from interest.export.segments import SEGMENT_SCHEMA
+
+    out = run_dir / "export_dir"
+    out.mkdir()
+    pq.write_table(pa.table({"segment": [0, 1], "users": [70, 30], "share": [0.7, 0.3], "mean_events": [12.5, 40.0],
+                             "mean_days_since_last": [3.25, 9.5], "purchase_rate": [0.02, 0.05],
+                             "mean_p_buy_next": [0.01, 0.03], "mean_churn_risk": [0.4, 0.2],
+                             "top_categories": [["Shoes/Running", "Bags"], ["Toys<b>"]],
+                             "top_category_shares": [[0.6, 0.4], [1.0]], "representative_items": [["i1"], ["i2"]],
+                             "centroid": [[0.0, 1.0], [1.0, 0.0]]}, schema=SEGMENT_SCHEMA), out / "segments.parquet")
+    export = {"output": str(out), "profiles": 100, "reengage": 12,
+              "segments": {"k": 2, "sample_users": 100, "silhouette": {"2": 0.31, "3": 0.22}, "chosen_by": "silhouette"},
+              "embedding_map": {"x": [0.1, 0.5, -0.3], "y": [0.2, -0.1, 0.0], "segment": [0, 1, 0],
+                                "explained_variance": [0.4, 0.2]},
+              "profile_sample": [{"user_id": "ab" * 32, "n_events": 12, "interest_tags": ["Shoes/Running"],
+                                  "top_item_ids": ["i1", "i7"], "p_buy_next": 0.0123, "segment": 0,
+                                  "churn_risk": 0.5}]}
+    (run_dir / "export.json").write_text(json.dumps(export))
+
+
 def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 8, full: bool = True) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     run = {
@@ -113,11 +146,13 @@ def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 
         "baselines": baselines,
         "decay": decay_block(),
         "event_type": action_block(),
+        "tags": tags_block(),
         "throughput": {"train_seq_per_s": 5150.0, "ingest_rows_per_s": 250000.0},
     }
     metrics["segments"]["cold_items"]["full"]["ndcg@10"] = float("nan")   # NaN -> n/a
     metrics["segments"]["drifted_users"]["full"]["hr@10"] = None           # null -> n/a
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    write_export(run_dir)
     return run_dir
 
 
@@ -162,7 +197,7 @@ def test_full_report(tmp_path):
     # plots: every referenced image exists and is a real PNG
     srcs = _img_srcs(text)
     assert {Path(s).stem for s in srcs} == ({"loss", "valid", "baselines", "segments", "throughput"} | DECAY_PLOTS
-                                             | ACTION_PLOTS)
+                                             | ACTION_PLOTS | {"segments_map"})
     for src in srcs:
         png = run_dir / src
         assert png.parent == run_dir / "plots"
@@ -193,7 +228,9 @@ def test_partial_and_broken_inputs(tmp_path):
     m = json.loads((run_dir / "metrics.json").read_text())
     m["decay"] = None
     m["event_type"] = None
+    m["tags"] = None
     del m["baselines"]
+    (run_dir / "export.json").write_text("{broken")
     m["test"]["full"]["ndcg@10"] = "oops"
     (run_dir / "metrics.json").write_text(json.dumps(m))
     text = report.write_report(run_dir).read_text(encoding="utf-8")
@@ -202,6 +239,7 @@ def test_partial_and_broken_inputs(tmp_path):
     assert "Decay evaluation: not available — it needs a time split at the ETL " \
            "(--split time --cutoff DATE --horizon-days H)" in text
     assert "Next-action evaluation: not available" in text
+    assert "Interest-tag precision: not available" in text and "Profiles and segments: not available" in text
     srcs = {Path(s).stem for s in _img_srcs(text)}
     assert srcs == {"segments", "baselines"}  # no history/steps -> no loss, valid, throughput curves
 
@@ -352,3 +390,16 @@ def test_decay_observed_from_positive_rate(tmp_path):
     (run_dir / "metrics.json").write_text(json.dumps(m))
     sec = _decay_html(report.write_report(run_dir).read_text(encoding="utf-8"))
     assert "no event within 7 days, 0.5800 (from 1 − the active share" in sec
+
+
+def test_profiles_section_shows_tags_segments_map_and_a_sample(tmp_path):
+    run_dir = make_run(tmp_path / "p")
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    section = text[text.index('id="profiles"'):]
+    assert "0.6789" in section and "0.0345" in section and "level 2" in section     # tags vs baselines
+    assert "k=2: 0.3100" in section and "Shoes/Running" in section and "Toys&lt;b&gt;" in section
+    assert "abababababab…" in section and "ab" * 32 not in section                   # pseudonyms, shortened
+    assert (run_dir / "plots" / "segments_map.png").exists()
+    (run_dir / "export.json").unlink()
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    assert "Profiles and segments: not available" in text and not (run_dir / "plots" / "segments_map.png").exists()

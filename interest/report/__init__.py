@@ -1,7 +1,7 @@
 """Static HTML report of one training run: ``interest report --run RUN`` writes ``RUN/report.html``.
 
-Reads ``run.json`` (required) and, when present, ``history.json``, ``steps.json`` and ``metrics.json`` from
-the run directory; plots go to ``RUN/plots/*.png`` (matplotlib, Agg backend). The page has no external
+Reads ``run.json`` (required) and, when present, ``history.json``, ``steps.json``, ``metrics.json`` and
+``export.json`` (left by ``interest export``) from the run directory; plots go to ``RUN/plots/*.png`` (matplotlib, Agg backend). The page has no external
 resources and no JavaScript. Every string read from the run files is HTML-escaped; missing files, missing
 keys, NaN and null values show as "not available" / "n/a" instead of failing.
 
@@ -9,7 +9,7 @@ The checkpoint-selection metric is ``run.json`` ``selection.metric`` (value ``be
 without ``selection`` are read as selecting on NDCG@10 (value ``best_valid_ndcg@10``). Metric keys may have any
 K (``hr@5``, ``ndcg@20``, ...). Modules: ``page`` (HTML, formatting, tables), ``plots`` (matplotlib),
 ``sections`` (one builder per report section), ``decay`` (the interest-decay section), ``action`` (the
-next-action section); this module reads the
+next-action section), ``profiles`` (tags, profiles and segments); this module reads the
 files and writes the page.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .action import _section_event_type
 from .decay import _section_decay
 from .page import CSS, DEFAULT_SELECTION_METRIC, DEFINITIONS, PROTOCOL_LABELS, _not_available, render_page
 from .plots import PLOT_NAMES, _Plots
+from .profiles import _section_profiles
 from .sections import (
     SEGMENT_LABELS,
     _section_baselines,
@@ -61,6 +62,7 @@ def write_report(run_dir: str | Path) -> Path:
     history, hist_problem = _load_json(run_dir / "history.json")
     steps, _ = _load_json(run_dir / "steps.json")
     metrics, metrics_problem = _load_json(run_dir / "metrics.json")
+    export, _ = _load_json(run_dir / "export.json")
     if metrics is not None and not isinstance(metrics, dict):
         metrics, metrics_problem = None, "metrics.json is not a JSON object"
 
@@ -74,10 +76,12 @@ def write_report(run_dir: str | Path) -> Path:
         body.append(_section_throughput(None, history, steps, plots))
         body.append('<h2 id="decay">Interest decay</h2>' + _not_available("Decay evaluation"))
         body.append('<h2 id="event-type">Next action</h2>' + _not_available("Next-action evaluation"))
+        body.append(_section_profiles(None, export, plots))
     else:
         body += [_section_evaluation(metrics, run), _section_baselines(metrics, run, plots),
                  _section_segments(metrics, run, plots), _section_throughput(metrics, history, steps, plots),
-                 _section_decay(metrics, run, plots), _section_event_type(metrics, plots)]
+                 _section_decay(metrics, run, plots), _section_event_type(metrics, plots),
+                 _section_profiles(metrics, export, plots)]
     plots.remove_stale()
 
     page = render_page(run_dir, run, body)

@@ -67,7 +67,9 @@ class Embeddings(nn.Module):
         if self.from_start:
             pos = (torch.cumsum(valid, dim=1) - 1).clamp(min=0)  # (B, L) valid events before each one
         else:
-            pos = torch.arange(L - 1, -1, -1, device=items.device)  # (L,) counted from the right end
+            # (L,) counted from the right end; not arange(L - 1, -1, -1): ONNX Runtime 1.31's Gather-to-Slice
+            # fusion reads that range's end of -1 as "the last row" and embeds nothing (seen in the ONNX export)
+            pos = (L - 1) - torch.arange(L, device=items.device)
         x = self.item(items) * self.scale  # (B, L, D)
         if self.event_type is not None:
             x = x + self.event_type(event_types * valid)  # (B, L, D)

@@ -1,0 +1,163 @@
+"""`interest export --run RUN --output DIR`: user profiles, segments and model files for downstream use.
+
+DIR/profiles/         Parquet parts, one row per user with a test row (interest.profiles.PROFILE_SCHEMA), written
+                      by Ray Data actors (interest.export.batch)
+DIR/segments.parquet  one row per k-means segment (interest.export.segments.SEGMENT_SCHEMA)
+DIR/reengage.parquet  decay head only: users likely to lapse, with items to win them back (interest.reengage)
+DIR/model/            the model for serving without Spark or Ray (interest.model_files): model.safetensors,
+                      user_encoder.onnx, meta.json, items.parquet; plus model.pt (the training state dict)
+DIR/export.json       what was written: counts, the segment choice, a 2-D map of user embeddings, a sample of
+                      profiles (pseudonyms only); also copied to RUN/export.json for `interest report`
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from interest import decay_scores
+from interest.model_files import write_model_files
+from interest.profiles import ProfileScorer, settings_from
+from interest.reengage import reengagement
+from interest_core import decay
+from interest_core.batches import collate, read_decay_split, read_head, row_batches
+from interest_core.config import config_from_dict
+from interest_core.contract import EVAL_COLUMNS, load_manifest, split_files
+from interest_core.tags import user_tags
+
+from .batch import init_ray, write_profiles
+from .segments import embedding_map, fit_segments, summarize
+
+SCALE_FIT_ROWS = 200_000  # decay_valid users the hazard calibration is fitted on
+PROFILE_SAMPLE = 10
+SAMPLE_COLUMNS = ["user_id", "n_events", "interest_tags", "top_item_ids", "p_buy_next", "segment", "churn_risk"]
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = None, segments: int | str | None = None,
+               reengage_below: float | None = None, address: str | None = None) -> dict:
+    """Writes DIR (module docstring); returns export.json's content. None arguments take the run's export config."""
+    run_dir, out = Path(run_dir).resolve(), Path(out_dir).resolve()
+    run = json.loads((run_dir / "run.json").read_text())
+    data_dir = Path(run["data_dir"])
+    manifest = load_manifest(data_dir)
+    horizon = float(manifest["split"]["horizon_days"])
+    cfg = config_from_dict(run["config"])
+    updates = {k: v for k, v in (("top_k", top_k), ("segments", segments), ("reengage_below", reengage_below))
+               if v is not None}
+    e = cfg.export.model_copy(update=updates)
+    cfg = cfg.model_copy(update={"export": type(e).model_validate(e.model_dump())})
+    e = cfg.export
+    scorer = ProfileScorer(run_dir, data_dir, settings_from(cfg, horizon))
+    model, max_len = scorer.model, scorer.max_len
+    scale = decay_scores.hazard_scale(model, data_dir, horizon, max_len, e.batch_size, max_rows=SCALE_FIT_ROWS)
+    # Segments: fit on a sample of users on the driver; every user is assigned inside the batch export.
+    sample = read_head(split_files(data_dir, "test"), EVAL_COLUMNS, e.segment_sample).to_pydict()
+    emb = np.concatenate([scorer.embed(part) for _, part in row_batches(sample, e.batch_size)] or
+                         [np.zeros((0, model.args.dim), np.float32)])
+    segmenter, seg_record = fit_segments(emb, e.segments, e.max_segments, cfg.train.seed)
+    settings = dataclasses.replace(scorer.s, hazard_scale=scale, segmenter=segmenter)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("profiles", "profiles.parquet", "reengage.parquet", "segments.parquet"):
+        p = out / stale
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    import ray
+
+    started = init_ray(address, e.actors or 1)
+    try:
+        n_profiles = write_profiles(run_dir, data_dir, settings, out / "profiles", e.actors)
+    finally:
+        if started:
+            ray.shutdown()
+    data_last_ts = int(manifest.get("time_range", {}).get("last_ts") or 0) or None
+    if segmenter is not None:
+        centroids = segmenter.cluster_centers_
+        table = summarize(out / "profiles", centroids, data_last_ts or _last_ts(out / "profiles"))
+        pq.write_table(table, out / "segments.parquet")
+    n_reengage = _reengage(dataclasses.replace(scorer.s, hazard_scale=scale), scorer, data_dir, out)
+    items = pq.read_table(data_dir / "items")
+    meta = json.loads((run_dir / "model" / "meta.json").read_text())
+    model_out = out / "model"
+    shutil.rmtree(model_out, ignore_errors=True)
+    model_info = write_model_files(model, meta, items, model_out)
+    shutil.copy2(run_dir / "model" / "model.pt", model_out / "model.pt")
+    labels = segmenter.predict(emb.astype(np.float64)) if segmenter is not None else np.zeros(len(emb), np.int64)
+    sample_rows = pq.ParquetDataset(str(out / "profiles")).read(columns=SAMPLE_COLUMNS).slice(0, PROFILE_SAMPLE)
+    summary = {
+        "output": str(out), "profiles": n_profiles, "reengage": n_reengage, "segments": seg_record,
+        "hazard_scale": scale, "settings": {k: v for k, v in dataclasses.asdict(settings).items()
+                                            if k not in ("segmenter",)},
+        "embedding_map": embedding_map(emb, labels, cfg.train.seed) if segmenter is not None else None,
+        "profile_sample": sample_rows.to_pylist(), "model": model_info,
+    }
+    text = json.dumps(summary, indent=2, default=float)
+    (out / "export.json").write_text(text)
+    (run_dir / "export.json").write_text(text)
+    return summary
+
+
+def _last_ts(profiles_dir: Path) -> int:
+    return max(pq.read_table(profiles_dir, columns=["last_event_ts"]).column(0).to_pylist() or [0])
+
+
+def _reengage(settings, scorer: ProfileScorer, data_dir: Path, out: Path) -> int | None:
+    """reengage.parquet from the decay_test rows (read on the driver); None without a decay head."""
+    rows = read_decay_split(data_dir, "test")
+    if rows is None or settings.hazard_scale is None:
+        return None
+    model, max_len = scorer.model, scorer.max_len
+    h = decay.scale_hazards(decay_scores.hazards(model, rows, max_len, settings.batch_size), settings.hazard_scale)
+    hl = decay_scores.user_outputs(h, decay.elapsed_s(rows))["half_life_days"]
+    lo, hi = settings.tag_half_life_bounds_days
+    hl = np.where(np.isfinite(hl), np.clip(hl, lo, hi), settings.tag_half_life_days)
+    leaf = scorer.levels.item_tag[-1]
+    tags = []
+    for sl, part in row_batches(rows, settings.batch_size):
+        b = collate(part, max_len)
+        t, _ = user_tags(b["items"].numpy(), b["ts"].numpy(), hl[sl] * decay.DAY_S, leaf, None, 0.0,
+                         settings.tags_per_level)
+        tags += [[int(x) for x in r if x > 0] for r in t]
+    names = dict(enumerate(scorer.levels.names[-1]))
+    table = reengagement(model, rows, h, settings.horizon_days, settings.reengage_below, leaf, tags, names,
+                         scorer.item_ids, settings.top_k, settings.batch_size)
+    pq.write_table(table, out / "reengage.parquet")
+    return table.num_rows
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="trained run directory, e.g. --run runs/r1")
+    p.add_argument("--output", required=True, help="export directory, e.g. --output exports/r1")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="recommendations per user (default: export.top_k of the run's config), e.g. --top-k 50")
+    p.add_argument("--segments", default=None,
+                   help="k-means segments over user embeddings: a number or auto (silhouette; default: "
+                        "export.segments), e.g. --segments 12")
+    p.add_argument("--reengage-below", type=float, default=None,
+                   help="re-engagement list: users whose P(active within the horizon) is below this (default: "
+                        "export.reengage_below), e.g. --reengage-below 0.3")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (default: $RAY_ADDRESS, else a new local instance), e.g. --address auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.reengage_below is not None and not 0 < args.reengage_below <= 1:
+        raise SystemExit(f"--reengage-below {args.reengage_below}: give a probability in (0, 1], e.g. 0.3")
+    segments = args.segments
+    if segments is not None and segments != "auto":
+        if not segments.isdigit() or int(segments) < 1:
+            raise SystemExit(f"--segments {segments}: give a positive number of segments or auto, e.g. 8")
+        segments = int(segments)
+    s = export_run(args.run, args.output, args.top_k, segments, args.reengage_below, args.address)
+    out = Path(s["output"])
+    seg = s["segments"]
+    print(f"export: {s['profiles']:,} user profiles -> {out / 'profiles'}; {seg['k'] or 0} segments "
+          f"({seg.get('chosen_by', 'none')}) -> {out / 'segments.parquet'}; model files -> {out / 'model'}")
+    if s["reengage"] is not None:
+        print(f"export: {s['reengage']:,} users to re-engage (P(active) < {s['settings']['reengage_below']:g}) -> "
+              f"{out / 'reengage.parquet'}")
+    return 0

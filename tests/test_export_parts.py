@@ -1,0 +1,69 @@
+"""The batch export's parts without Ray: segment fitting and summary, shard pairing, profile columns."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from interest.export.batch import file_pairs
+from interest.export.segments import fit_segments, summarize
+
+
+def _blobs(k=4, n=60, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 10, (k, d))
+    return np.concatenate([c + rng.normal(0, 0.5, (n, d)) for c in centers]), np.repeat(np.arange(k), n)
+
+
+def test_auto_k_finds_the_planted_clusters_by_silhouette():
+    x, truth = _blobs()
+    km, record = fit_segments(x, "auto", 8, seed=0)
+    assert record["k"] == 4 and record["chosen_by"] == "silhouette"
+    assert max(record["silhouette"], key=lambda k: record["silhouette"][k] or -1) == "4"
+    # each planted cluster lands in one segment
+    labels = km.predict(x)
+    assert all(len(set(labels[truth == c].tolist())) == 1 for c in range(4))
+
+
+def test_configured_k_is_used_and_tiny_samples_fit_nothing():
+    x, _ = _blobs()
+    km, record = fit_segments(x, 6, 12, seed=0)
+    assert km.n_clusters == 6 and record["chosen_by"] == "config"
+    km, record = fit_segments(x[:2], "auto", 12, seed=0)
+    assert km is None and record["k"] is None
+
+
+def test_segment_summary_streams_the_profiles(tmp_path):
+    day = 86400
+    rows = {
+        "segment": pa.array([0, 0, 1, None], pa.int32()),
+        "n_events": pa.array([10, 20, 5, 7], pa.int32()),
+        "last_event_ts": pa.array([100 * day, 98 * day, 90 * day, 0], pa.int64()),
+        "buy_share": [0.1, 0.3, None, 0.0],
+        "p_buy_next": [0.2, 0.4, 0.1, 0.0],
+        "churn_risk": [None, None, 0.9, 0.1],
+        "interest_tags": [["A/x", "B"], ["A/x"], ["C"], ["D"]],
+        "interest_weights": [[0.6, 0.4], [1.0], [1.0], [1.0]],
+        "top_item_ids": [["i1", "i2"], ["i2", "i3"], ["i9"], ["i8"]],
+    }
+    (tmp_path / "p").mkdir()
+    pq.write_table(pa.table(rows).slice(0, 2), tmp_path / "p" / "a.parquet")
+    pq.write_table(pa.table(rows).slice(2), tmp_path / "p" / "b.parquet")
+    t = summarize(tmp_path / "p", np.zeros((2, 3)), data_last_ts=100 * day).to_pylist()
+    s0, s1 = t
+    assert s0["users"] == 2 and s1["users"] == 1 and s0["share"] == pytest.approx(2 / 3)
+    assert s0["mean_events"] == 15 and s0["mean_days_since_last"] == pytest.approx(1.0)
+    assert s0["purchase_rate"] == pytest.approx(0.2) and s1["purchase_rate"] is None
+    assert s0["mean_churn_risk"] is None and s1["mean_churn_risk"] == pytest.approx(0.9)
+    assert s0["top_categories"] == ["A/x", "B"] and s0["top_category_shares"] == pytest.approx([0.8, 0.2])
+    assert s0["representative_items"][0] == "i2" and len(s0["centroid"]) == 3
+
+
+def test_test_and_decay_shards_pair_by_partition(tmp_path):
+    for split, parts in (("test", [0, 1, 3]), ("decay_test", [1, 0])):
+        (tmp_path / split).mkdir()
+        for p in parts:
+            (tmp_path / split / f"part-{p:05d}-abc.c000.snappy.parquet").write_text("")
+    pairs = file_pairs(tmp_path)
+    name = lambda f: f.rsplit("/", 1)[-1][:10] if f else ""  # noqa: E731
+    assert [(name(p["test"]), name(p["decay"])) for p in pairs] == [
+        ("part-00000", "part-00000"), ("part-00001", "part-00001"), ("part-00003", "")]
