@@ -21,12 +21,11 @@ from interest import decay_scores
 from interest.action_scores import p_next
 from interest_core import decay
 from interest_core.batches import collate
-from interest_core.contract import FIRST_ITEM_ID
-from interest_core.tags import TagLevels, category_mass, tag_levels, user_tags
+from interest_core.contract import FIRST_ITEM_ID, INTEREST_CATEGORIES
+from interest_core.tags import TagLevels, category_mass, pad_lists, tag_levels, top_tags
 from ray_train.models.saved import load_model
 
 _f64, _f32, _i32 = pa.float64(), pa.float32(), pa.int32()
-FALLBACK_HALF_LIFE_DAYS = 14.0  # tag_half_life_days=decay, for a user the decay head says nothing about
 PREDICTED_TAGS = 50  # most likely next-item tags per user and level that enter the tag weights
 DECAY_FIELDS = [pa.field(f"p_active_{d}d", _f64) for d in decay_scores.P_ACTIVE_DAYS] + [
     pa.field("expected_days_to_next", _f64), pa.field("half_life_days", _f64),
@@ -54,8 +53,7 @@ PROFILE_SCHEMA = pa.schema([
 class ProfileSettings:
     top_k: int
     tags_per_level: int
-    tag_half_life_days: float | str  # days or "decay"
-    tag_half_life_bounds_days: tuple[float, float]
+    tag_half_life_days: float  # the re-engagement list's tags from a decay row's window (data.tag_half_life_days)
     tag_predicted_weight: float
     batch_size: int
     horizon_days: float
@@ -69,10 +67,10 @@ def settings_from(cfg, horizon_days: float, hazard_scale: float | None = None, s
                   **overrides: Any) -> ProfileSettings:
     """ProfileSettings from a run's config (its export section; overrides win, e.g. top_k from --top-k)."""
     e = cfg.export
-    kw = dict(top_k=e.top_k, tags_per_level=e.tags_per_level, tag_half_life_days=e.tag_half_life_days,
-              tag_half_life_bounds_days=tuple(e.tag_half_life_bounds_days),
+    kw = dict(top_k=e.top_k, tags_per_level=e.tags_per_level, tag_half_life_days=cfg.data.tag_half_life_days,
               tag_predicted_weight=e.tag_predicted_weight, batch_size=e.batch_size, horizon_days=horizon_days,
-              buy_type=cfg.data.buy_event_type or 0, reengage_below=e.reengage_below, hazard_scale=hazard_scale, segmenter=segmenter)
+              buy_type=cfg.data.buy_event_type or 0, reengage_below=e.reengage_below, hazard_scale=hazard_scale,
+              segmenter=segmenter)
     return ProfileSettings(**(kw | overrides))
 
 
@@ -89,14 +87,15 @@ class ProfileScorer:
     """Profiles of batches of test rows. Holds the model, the item catalogue's ids and tag levels."""
 
     def __init__(self, run_dir: str | Path, data_dir: str | Path, settings: ProfileSettings):
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         self.model, meta = load_model(run_dir)
         self.s = settings
         num_items = meta["model_args"]["num_items"]
-        items = pq.read_table(Path(data_dir) / "items", columns=["item_idx", "item_id", "category"]).to_pydict()
+        items = pq.read_table(Path(data_dir) / "items", columns=["item_idx", "item_id", "category",
+                                                                "category_idx"]).to_pydict()
         self.item_ids = np.array([""] * num_items, dtype=object)
         self.item_ids[np.asarray(items["item_idx"])] = items["item_id"]
-        self.levels: TagLevels = tag_levels(np.asarray(items["item_idx"]), items["category"], num_items)
+        self.levels: TagLevels = tag_levels(np.asarray(items["item_idx"]), items["category"],
+                                            np.asarray(items["category_idx"]), num_items)
         self._item_tag = torch.from_numpy(self.levels.item_tag)  # (levels, V) for category_mass
         self.max_len = self.model.args.max_len
         self._decay_index: tuple[dict, dict[str, int]] | None = None  # (decay rows, user -> row) of the last call
@@ -121,9 +120,7 @@ class ProfileScorer:
         p_buy = p_next(self.model, hidden, batch, self.s.buy_type)
         n = len(rows["user_id"])
         dec = self._decay(rows["user_id"], decay_rows)
-        half_life = self._half_life(dec["half_life_days"], self.s.tag_half_life_days)
-        tags = self.tags(batch["items"].numpy(), batch["ts"].numpy(), half_life * decay.DAY_S,
-                         torch.softmax(scores, dim=1), self.s.tag_predicted_weight)
+        tags = self.tags(rows, torch.softmax(scores, dim=1), self.s.tag_predicted_weight)
         deepest = tags[-1]
         types = batch["event_types"].numpy()
         buys = ((types == self.s.buy_type).sum(1) / np.maximum((types > 0).sum(1), 1)) if self.s.buy_type else None
@@ -149,49 +146,41 @@ class ProfileScorer:
         }
         return pa.table(cols | dec, schema=PROFILE_SCHEMA)
 
-    def tags(self, items: np.ndarray, ts: np.ndarray, half_life_s: np.ndarray, probs: torch.Tensor | None,
-             beta: float) -> list[list[tuple[list[str], list[float]]]]:
-        """Per level (coarsest first), per user: (tag names, weights), interest_core.tags.user_tags; probs (B, V) the
-        model's next-item distribution (None: history only)."""
+    def tags(self, rows: dict[str, list], probs: torch.Tensor | None, beta: float
+             ) -> list[list[tuple[list[str], list[float]]]]:
+        """Per level (coarsest first), per user: (tag names, weights) of test rows; probs (B, V) the model's
+        next-item distribution (None: the history alone)."""
         out = []
-        for names, (t, w) in zip(self.levels.names, self.tag_ids_of(items, ts, half_life_s, probs, beta)):
+        for names, (t, w) in zip(self.levels.names, self.tag_ids_of(rows, probs, beta)):
             out.append([([names[x] for x in tr if x > 0], [float(v) for x, v in zip(tr, wr) if x > 0])
                         for tr, wr in zip(t, w)])
         return out
 
-    def tag_ids_of(self, items: np.ndarray, ts: np.ndarray, half_life_s: np.ndarray, probs: torch.Tensor | None,
-                   beta: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per level: (tag ids (B, tags_per_level), -1 = none; weights) of padded histories."""
+    def tag_ids_of(self, rows: dict[str, list], probs: torch.Tensor | None, beta: float
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per level: (tag ids (B, tags_per_level), -1 = none; weights), interest_core.tags (module docstring)."""
+        cats = pad_lists(rows["interest_categories"], INTEREST_CATEGORIES, np.int64)  # (B, M) category ids
+        shares = pad_lists(rows["interest_weights"], INTEREST_CATEGORIES, np.float64)  # (B, M)
+        history_weight = 1.0 - beta if probs is not None and beta > 0 else 1.0
         levels = []
         for level in range(self.levels.depth):
-            predicted = None if probs is None or beta <= 0 else category_mass(probs, self._item_tag[level],
-                                                                              PREDICTED_TAGS)
-            levels.append(user_tags(items, ts, half_life_s, self.levels.item_tag[level], predicted, beta,
-                                    self.s.tags_per_level))
+            sources = [(self.levels.category_tag[level][cats], history_weight * shares)]
+            if probs is not None and beta > 0:
+                t, m = category_mass(probs, self._item_tag[level], PREDICTED_TAGS)
+                sources.append((t, beta * m))
+            levels.append(top_tags(sources, self.s.tags_per_level))
         return levels
 
     @torch.no_grad()
-    def tag_ids(self, rows: dict[str, list], decay_rows: dict[str, list] | None, beta: float | None = None,
-                half_life_days: float | str | None = None) -> list[np.ndarray]:
-        """Per level, (B, tags_per_level) tag ids of test rows (-1 = none), for the tag metrics; beta and
-        half_life_days override the settings (inf: no recency weighting)."""
-        batch = collate(full_history(rows, self.max_len), self.max_len)
+    def tag_ids(self, rows: dict[str, list], beta: float | None = None) -> list[np.ndarray]:
+        """Per level, (B, tags_per_level) tag ids of test rows (-1 = none), for the tag metrics; beta overrides
+        export.tag_predicted_weight."""
         beta = self.s.tag_predicted_weight if beta is None else beta
-        probs = torch.softmax(self.model.score_all(batch), dim=1) if beta > 0 else None
-        hl_setting = self.s.tag_half_life_days if half_life_days is None else half_life_days
-        hl = self._half_life(self._decay(rows["user_id"], decay_rows)["half_life_days"] if hl_setting == "decay"
-                             else pa.nulls(len(rows["user_id"]), _f64), hl_setting)
-        levels = self.tag_ids_of(batch["items"].numpy(), batch["ts"].numpy(), hl * decay.DAY_S, probs, beta)
-        return [t for t, _ in levels]
-
-    def _half_life(self, decay_half_life: pa.Array, setting: float | str) -> np.ndarray:
-        """(B,) days: the setting, or under "decay" the decay head's per-user half-life (clipped; the fallback where
-        the head has none)."""
-        if setting != "decay":
-            return np.full(len(decay_half_life), float(setting))
-        hl = decay_half_life.to_numpy(zero_copy_only=False).astype(np.float64)
-        lo, hi = self.s.tag_half_life_bounds_days
-        return np.where(np.isfinite(hl), np.clip(hl, lo, hi), FALLBACK_HALF_LIFE_DAYS)
+        probs = None
+        if beta > 0:
+            batch = collate(full_history(rows, self.max_len), self.max_len)
+            probs = torch.softmax(self.model.score_all(batch), dim=1)
+        return [t for t, _ in self.tag_ids_of(rows, probs, beta)]
 
     @torch.no_grad()
     def _decay(self, user_ids: list[str], decay_rows: dict[str, list] | None) -> dict[str, pa.Array]:

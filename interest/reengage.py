@@ -1,12 +1,15 @@
-"""Re-engagement list (the decay head's intervention): users whose P(active within H) is below a threshold, ranked
-by the activity at risk, each with items to win them back.
+"""Re-engagement list (the decay head's intervention): users whose P(active within H) is below a threshold
+(export.reengage_below), ranked by the activity at risk, each with items to win them back.
 
     activity_at_risk = (1 - P(active within H)) * events in the last 90 days before the cutoff
-    items            = the model's top-K among items of the user's decayed interest categories (the deepest
-                       level's time-decayed tags, interest_core.tags.user_tags), leaving out items the user bought;
-                       when the catalogue has no categories for the user's items, the top-K over all items
+    items            = the model's top-K among items of the user's interest categories (the deepest level's
+                       categories of the last max_len events, weighted 0.5 ** (age / data.tag_half_life_days),
+                       interest_core.tags.window_shares), leaving out items the user bought; when the
+                       catalogue has no categories for the user's items, the top-K over all items
                        (from_interests = false)
-Everything is as of the cutoff (decay_test rows: every user with a history up to it).
+Everything is as of the cutoff (decay_test rows: every user with a history up to it). `candidates` scores one
+batch of rows; interest.export.batch ranks them across all shards (rank 1 = most activity at risk, ties by
+pseudonym).
 """
 from __future__ import annotations
 
@@ -15,48 +18,67 @@ import pyarrow as pa
 import torch
 
 from interest_core import decay
-from interest_core.batches import INPUT_COLUMNS, collate
+from interest_core.batches import collate
 from interest_core.contract import FIRST_ITEM_ID
+from interest_core.tags import top_tags, window_shares
+
+REENGAGE_SCHEMA = pa.schema([
+    pa.field("rank", pa.int32()),
+    pa.field("user_id", pa.string()),
+    pa.field("horizon_days", pa.float64()),
+    pa.field("p_active", pa.float64()),
+    pa.field("events_90d", pa.int32()),
+    pa.field("activity_at_risk", pa.float64()),
+    pa.field("days_since_last", pa.float64()),
+    pa.field("interest_tags", pa.list_(pa.string())),
+    pa.field("items", pa.list_(pa.int32())),
+    pa.field("item_ids", pa.list_(pa.string())),
+    pa.field("scores", pa.list_(pa.float64())),
+    pa.field("from_interests", pa.bool_()),
+])
 
 
-def reengagement(model, rows: dict, h: np.ndarray, horizon_days: float, below: float, item_cat: np.ndarray,
-                 tags: list[list[int]], category_names: dict[int, str], item_ids: np.ndarray, top_k: int,
-                 batch_size: int) -> pa.Table:
-    """rows: decay_test columns; h (N, K) their hazards; tags: per user the category ids of their decayed
-    interests. Returns the table written to reengage.parquet, ranked (rank 1 = most activity at risk)."""
+@torch.no_grad()
+def candidates(scorer, rows: dict) -> pa.Table:
+    """decay_test rows (columns) -> the users below the threshold, REENGAGE_SCHEMA without rank. scorer: an
+    interest.profiles.ProfileScorer whose settings carry the hazard calibration."""
+    s, model, max_len = scorer.s, scorer.model, scorer.max_len
+    names = [f.name for f in REENGAGE_SCHEMA if f.name != "rank"]
+    if s.hazard_scale is None or "decay" not in model.heads or not rows["user_id"]:
+        return pa.Table.from_pylist([], pa.schema([REENGAGE_SCHEMA.field(n) for n in names]))
+    batch = collate(rows, max_len)
+    h = decay.scale_hazards(model.decay_hazards(batch).numpy(), s.hazard_scale)
     a = decay.elapsed_s(rows)
-    p = decay.p_active_within(h, a, horizon_days * decay.DAY_S)
+    p = decay.p_active_within(h, a, s.horizon_days * decay.DAY_S)
     risk = (1 - p) * np.asarray(rows["frequency_90d"], np.float64)
-    chosen = np.flatnonzero(p < below)
-    chosen = chosen[np.lexsort((chosen, -risk[chosen]))]  # most at risk first, ties by row order
+    chosen = np.flatnonzero(p < s.reengage_below)
+    leaf = scorer.levels.item_tag[-1]
+    half_life = np.full(len(chosen), s.tag_half_life_days * decay.DAY_S)
+    tags, _ = top_tags([window_shares(batch["items"].numpy()[chosen], batch["ts"].numpy()[chosen], half_life,
+                                      leaf)], s.tags_per_level)
+    scores = model.score_all({k: v[torch.from_numpy(chosen)] for k, v in batch.items()}).double()  # (C, V)
     top_items, top_scores, from_interests = [], [], []
-    max_len = model.args.max_len
-    with torch.no_grad():
-        for start in range(0, len(chosen), batch_size):
-            idx = chosen[start:start + batch_size]
-            part = {k: [rows[k][i] for i in idx] for k in INPUT_COLUMNS}
-            scores = model.score_all(collate(part, max_len)).double()  # (B, V)
-            for r, i in enumerate(idx):
-                s = scores[r]
-                s[torch.as_tensor(list(rows["bought_items"][i]), dtype=torch.long)] = float("-inf")
-                wanted = torch.from_numpy(np.isin(item_cat, tags[i]) & (item_cat > 0)) if tags[i] else None
-                use = wanted is not None and bool(wanted[FIRST_ITEM_ID:].any())
-                if use:
-                    s = torch.where(wanted, s, torch.tensor(float("-inf"), dtype=s.dtype))
-                k = min(top_k, int(torch.isfinite(s).sum()))
-                v, j = s.topk(k)
-                top_items.append(j.tolist()), top_scores.append(v.tolist()), from_interests.append(use)
+    for r, i in enumerate(chosen):
+        sc = scores[r]
+        sc[torch.as_tensor(list(rows["bought_items"][i]), dtype=torch.long)] = float("-inf")
+        wanted = [t for t in tags[r] if t > 0]
+        mask = torch.from_numpy(np.isin(leaf, wanted) & (leaf > 0)) if wanted else None
+        use = mask is not None and bool(mask[FIRST_ITEM_ID:].any())
+        if use:
+            sc = torch.where(mask, sc, torch.tensor(float("-inf"), dtype=sc.dtype))
+        v, j = sc.topk(min(s.top_k, int(torch.isfinite(sc).sum())))
+        top_items.append(j.tolist()), top_scores.append(v.tolist()), from_interests.append(use)
+    level_names = scorer.levels.names[-1]
     return pa.table({
-        "rank": pa.array(np.arange(1, len(chosen) + 1), pa.int32()),
         "user_id": [rows["user_id"][i] for i in chosen],
-        "horizon_days": pa.array(np.full(len(chosen), horizon_days), pa.float64()),
+        "horizon_days": np.full(len(chosen), s.horizon_days),
         "p_active": p[chosen],
         "events_90d": pa.array(np.asarray(rows["frequency_90d"])[chosen], pa.int32()),
         "activity_at_risk": risk[chosen],
         "days_since_last": a[chosen] / decay.DAY_S,
-        "interest_tags": [[category_names.get(c, str(c)) for c in tags[i]] for i in chosen],
+        "interest_tags": [[level_names[t] for t in r if t > 0] for r in tags],
         "items": pa.array(top_items, pa.list_(pa.int32())),
-        "item_ids": [[str(item_ids[j]) for j in r] for r in top_items],
-        "scores": top_scores,
+        "item_ids": [[str(x) for x in scorer.item_ids[r]] for r in top_items],
+        "scores": pa.array(top_scores, pa.list_(pa.float64())),
         "from_interests": pa.array(from_interests, pa.bool_()),
-    })
+    }, schema=pa.schema([REENGAGE_SCHEMA.field(n) for n in names]))

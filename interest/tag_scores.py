@@ -4,9 +4,10 @@ For every test user with planted interests (data_dir/planted/, written by the ET
 truth: after a migration, the new interests), precision@k = |top-k tags ∩ planted| / k with k = min(3, number of
 planted interests), averaged over users, at the deepest catalog level (the planted interests' level) and at every
 coarser one (planted interests cut to that level). The tags are those `interest export` writes
-(interest.profiles.ProfileScorer), against three baselines: `frequency` (the history's most frequent categories),
-`recency` (time-decayed with a 14-day half-life, no model) and `popularity` (everyone gets the catalog's
-most frequent categories). None when the data set has no planted interests (real data).
+(interest.profiles.ProfileScorer), against three baselines: `history` (the same tags without the model: the whole
+history's time-decayed categories alone), `frequency` (the history's three most frequent categories, the ETL's
+top_categories; coarser levels sum them with weights 3, 2, 1) and `popularity` (everyone gets the catalogue's most
+frequent categories). None when the data set has no planted interests (real data).
 """
 from __future__ import annotations
 
@@ -16,15 +17,16 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from interest.profiles import ProfileScorer
-from interest_core.batches import pad_left, read_decay_split, row_batches
-from interest_core.tags import SEP, popular_tags, precision_at_k
+from interest_core.batches import pad_left, row_batches
+from interest_core.tags import SEP, pad_lists, popular_tags, precision_at_k, top_tags
 
 K = 3
-RECENCY_HALF_LIFE_DAYS = 14.0
 
 
-def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, list]) -> dict | None:
-    """rows: the test split's rows (as read by read_eval_split)."""
+def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, list], beta: float | None = None
+                ) -> dict | None:
+    """rows: a valid/test split's rows (as read_eval_split reads them); beta overrides
+    export.tag_predicted_weight (the bench's validation sweep)."""
     planted_dir = Path(data_dir) / "planted"
     if not planted_dir.is_dir():
         return None
@@ -35,22 +37,22 @@ def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, lis
     ids = [{name: i for i, name in enumerate(names)} for names in levels.names]
     truth = [[{ids[lv].get(SEP.join(p.split(SEP)[: lv + 1])) for p in (truth_of.get(u) or [])} - {None}
               for u in rows["user_id"]] for lv in range(levels.depth)]
-    decay_rows = read_decay_split(data_dir, "test")
-    s = scorer.s
-    variants = {"model": {}, "frequency": {"beta": 0.0, "half_life_days": float("inf")},
-                "recency": {"beta": 0.0, "half_life_days": RECENCY_HALF_LIFE_DAYS}}
-    got: dict[str, list[list[np.ndarray]]] = {v: [[] for _ in range(levels.depth)] for v in variants}
-    for sl, part in row_batches(rows, s.batch_size):
-        for name, kw in variants.items():
-            for lv, t in enumerate(scorer.tag_ids(part, decay_rows, **kw)):
+    beta = scorer.s.tag_predicted_weight if beta is None else beta
+    got: dict[str, list[list[np.ndarray]]] = {v: [[] for _ in range(levels.depth)] for v in ("model", "history")}
+    for _, part in row_batches(rows, scorer.s.batch_size):
+        for name, b in (("model", beta), ("history", 0.0)):
+            for lv, t in enumerate(scorer.tag_ids(part, beta=b)):
                 got[name][lv].append(t)
-    tags = {name: [np.concatenate(x) if x else np.zeros((0, K), np.int64) for x in per_level]
+    tags = {name: [np.concatenate(x) if x else np.zeros((0, scorer.s.tags_per_level), np.int64) for x in per_level]
             for name, per_level in got.items()}
+    top3 = pad_lists(rows["top_categories"], K, np.int64)  # (B, 3) category ids by count, 0 = none
+    rank_weight = np.broadcast_to(np.array([3.0, 2.0, 1.0]), top3.shape) * (top3 > 0)
+    tags["frequency"] = [top_tags([(levels.category_tag[lv][top3], rank_weight)], K)[0] for lv in range(levels.depth)]
     history = pad_left(rows["items"], scorer.max_len)
     n = len(rows["user_id"])
     tags["popularity"] = [np.tile(popular_tags(history, levels.item_tag[lv], K), (n, 1))
                           for lv in range(levels.depth)]
-    is_migrated = np.array([u in migrated for u in rows["user_id"]])
+    is_migrated = np.array([u in migrated for u in rows["user_id"]], dtype=bool)
 
     def scores(t: list[np.ndarray]) -> dict:
         p, users = precision_at_k(t[-1], truth[-1], K)
@@ -59,7 +61,7 @@ def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, lis
                 "by_level": {str(lv + 1): precision_at_k(t[lv], truth[lv], K)[0] for lv in range(levels.depth)}}
 
     out = scores(tags["model"])
-    out["baselines"] = {name: scores(tags[name]) for name in ("frequency", "recency", "popularity")}
+    out["baselines"] = {name: scores(tags[name]) for name in ("history", "frequency", "popularity")}
     out["levels"] = levels.depth
-    out["settings"] = {"half_life_days": s.tag_half_life_days, "predicted_weight": s.tag_predicted_weight}
+    out["settings"] = {"predicted_weight": beta, "half_life_days": scorer.s.tag_half_life_days}
     return out

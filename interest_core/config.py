@@ -76,6 +76,9 @@ class DataConfig(_Strict):
     """Item co-occurrence: ignore pairs further apart than this."""
     graph_top_k: int = Field(20, ge=1)
     """Neighbours kept per item."""
+    tag_half_life_days: float = Field(30.0, gt=0)
+    """Half-life of an event's weight in the whole-history interest categories of valid/test rows (the interest
+    tags' history part; chosen on the synthetic validation users, README: Profiles, segments and serving)."""
     cold_user_max_events: int = Field(3, ge=1)
     """Users whose history has at most this many events form the cold-user segment."""
 

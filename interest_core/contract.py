@@ -31,10 +31,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 4  # 2: train rows carry first_target; equal timestamps keep the input's order
+SCHEMA_VERSION = 5  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
 #    first_ts; decay_valid/ decay_test/ rows
 # 4: action_test/ windows (the next-action evaluation's held-out events)
+# 5: valid/test rows carry the whole history's time-decayed interest categories (interest tags)
+
+INTEREST_CATEGORIES = 20  # interest_categories / interest_weights kept per eval row
 
 PAD_ID = 0
 OOV_ID = 1
@@ -71,6 +74,10 @@ EVAL_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("time_since_last", pa.int64()),  # seconds from the last history event to the target
     pa.field("drift_score", pa.float64()),  # JS divergence of categories, early vs recent half of history
     pa.field("target_is_cold_item", pa.bool_()),  # target never in anyone's training events
+    # the whole history's INTEREST_CATEGORIES known categories with the most time-decayed weight (half-life
+    # data.tag_half_life_days, from the last history event), and each one's share of the total weight
+    pa.field("interest_categories", _int_list),
+    pa.field("interest_weights", pa.list_(pa.float64())),
 ])
 
 DECAY_SCHEMA = pa.schema(_SEQUENCE + [

@@ -1,24 +1,28 @@
-"""Interest tags: a user's categories at every level of the catalog, weighted by recency and by what the model
-predicts, and their precision against known interests. Pure numpy; used by `interest evaluate` and `interest export`.
+"""Interest tags: a user's categories at every level of the catalog, weighted by the history and by what the model
+predicts, and their precision against known interests. Pure numpy (torch for category_mass); used by `interest
+evaluate`, `interest export` and the re-engagement list.
 
 Levels come from the category path ("Electronics/Phones/Cases": level 1 "Electronics", level 2
-"Electronics/Phones", level 3 the whole path); an item whose path is shorter than a level takes its whole path
-there, so the deepest level is always the item's own category. Tag id 0 = unknown category.
+"Electronics/Phones", level 3 the whole path); a category whose path is shorter than a level keeps its whole path
+there, so the deepest level is always the category itself. Tag id 0 = unknown category.
 
 Weight of tag c for a user, at one level:
-    w(c) = (1 - beta) * sum_e 0.5 ** ((t_last - t_e) / half_life) [tag(e) = c] / sum_e 0.5 ** (...) [tag(e) > 0]
-         +      beta  * P(the user's next item is in c)
-over the history's events e with a known category (t_last: the user's most recent event); the second term is the
-model's next-item distribution (softmax over the catalogue) summed by category, i.e. the categories of its top
-predicted items, weighted by how likely each is. beta = export.tag_predicted_weight. Ties rank by tag id.
+    w(c) = (1 - beta) * H(c) + beta * P(the user's next item is in c)
+H(c) is the history's share of c: the ETL's interest_weights of valid/test rows (the whole history, each event
+weighted 0.5 ** (age / data.tag_half_life_days), age from the user's last event; categories of a level summed);
+the second term is the model's next-item distribution (softmax over the catalogue) summed by category. beta =
+export.tag_predicted_weight. Ties rank by tag id.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 SEP = "/"
+Source = tuple[np.ndarray, np.ndarray]
+"""(tag ids (B, M), weights (B, M)): one source of tag weight per user; id 0 (unknown, padding) is ignored."""
 
 
 @dataclass(frozen=True)
@@ -27,18 +31,23 @@ class TagLevels:
     """Per level, tag id -> name; id 0 = unknown ("")."""
     item_tag: np.ndarray
     """(levels, num_items) int64: the tag id of every item id at every level, 0 = unknown."""
+    category_tag: np.ndarray
+    """(levels, num_categories) int64: the tag id of every category id (contract: 0 = unknown) at every level."""
 
     @property
     def depth(self) -> int:
         return len(self.names)
 
 
-def tag_levels(item_idx: np.ndarray, category: list[str | None], num_items: int, sep: str = SEP) -> TagLevels:
-    """The catalog's levels from items' category paths (items table columns item_idx, category)."""
+def tag_levels(item_idx: np.ndarray, category: list[str | None], category_idx: np.ndarray, num_items: int,
+               sep: str = SEP) -> TagLevels:
+    """The catalog's levels from the items table (columns item_idx, category, category_idx)."""
     paths = [c.split(sep) if c else [] for c in category]
+    cat_idx = np.asarray(category_idx, dtype=np.int64)
     depth = max((len(p) for p in paths), default=0)
     names: list[list[str]] = []
     item_tag = np.zeros((max(depth, 1), num_items), dtype=np.int64)
+    category_tag = np.zeros((max(depth, 1), int(cat_idx.max(initial=0)) + 1), dtype=np.int64)
     for level in range(depth):
         ids: dict[str, int] = {}
         tags = np.zeros(len(paths), dtype=np.int64)
@@ -46,33 +55,51 @@ def tag_levels(item_idx: np.ndarray, category: list[str | None], num_items: int,
             if p:
                 tags[r] = ids.setdefault(sep.join(p[: level + 1]), len(ids) + 1)
         item_tag[level, np.asarray(item_idx, dtype=np.int64)] = tags
+        category_tag[level, cat_idx] = np.where(cat_idx > 0, tags, 0)
         names.append([""] + list(ids))
-    return TagLevels(names=names or [[""]], item_tag=item_tag)
+    return TagLevels(names=names or [[""]], item_tag=item_tag, category_tag=category_tag)
 
 
-def user_tags(items: np.ndarray, ts: np.ndarray, half_life_s: np.ndarray, item_tag: np.ndarray,
-              predicted: tuple[np.ndarray, np.ndarray] | None, beta: float, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """One level's top tags per user (module docstring).
+def pad_lists(lists: Sequence[Sequence], width: int, dtype: type) -> np.ndarray:
+    """Ragged lists -> (B, width) array, zero-filled on the right, longer lists cut."""
+    out = np.zeros((len(lists), width), dtype=dtype)
+    for r, x in enumerate(lists):
+        x = list(x)[:width]
+        out[r, : len(x)] = x
+    return out
 
-    items, ts (B, L): the histories, 0 = padding; half_life_s (B,) seconds (inf = no decay); item_tag (num_items,)
-    this level's tag per item; predicted: (tag ids (B, M), probabilities (B, M)) of the model's most likely
-    next-item tags (category_mass), or None (beta is then ignored). Returns (tags (B, top) int64, -1 where a user
-    has fewer, weights (B, top) float64)."""
-    B = len(items)
-    n_tags = int(item_tag.max()) + 1
-    valid = (items > 0)
+
+def window_shares(items: np.ndarray, ts: np.ndarray, half_life_s: np.ndarray, item_tag: np.ndarray) -> Source:
+    """A history window's tag shares as a source: items, ts (B, L), 0 = padding; each event weighted 0.5 ** (age /
+    half-life) (half_life_s (B,); inf = every event alike), age from the user's last event, normalised per user."""
+    valid = items > 0
     tag = item_tag[items] * valid  # (B, L)
     age = (ts.max(axis=1, initial=0, where=valid)[:, None] - ts) / half_life_s[:, None]  # (B, L)
     w = np.where(tag > 0, np.exp2(-np.nan_to_num(age, nan=0.0)), 0.0)  # (B, L)
     total = w.sum(axis=1, keepdims=True)
-    w = (1 - beta if predicted is not None else 1.0) * np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-    rows, tags, weights = np.repeat(np.arange(B), items.shape[1]), tag.ravel(), w.ravel()
-    if predicted is not None and predicted[0].size:
-        p_tag, p_mass = predicted  # (B, M) each
-        rows = np.concatenate([rows, np.repeat(np.arange(B), p_tag.shape[1])])
-        tags = np.concatenate([tags, p_tag.ravel()])
-        weights = np.concatenate([weights, (beta * p_mass * (p_tag > 0)).ravel()])
+    return tag, np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
+def category_mass(probs, item_tag, top: int) -> Source:
+    """The model's next-item distribution summed by tag: probs (B, V) torch tensor (softmax over item ids),
+    item_tag (V,) torch int64 -> the top tags (B, M) and their probabilities (B, M), M = min(top, tags), numpy."""
+    import torch
+
+    mass = torch.zeros(probs.shape[0], int(item_tag.max()) + 1, dtype=probs.dtype).index_add_(1, item_tag, probs)
+    mass[:, 0] = 0  # unknown category
+    v, i = mass.topk(min(top, mass.shape[1]), dim=1)
+    return i.numpy(), v.double().numpy()
+
+
+def top_tags(sources: list[Source], top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top tags per user of the summed sources: (tags (B, top) int64, -1 where a user has fewer, weights
+    (B, top) float64), by descending weight, ties by tag id."""
+    B = len(sources[0][0])
+    rows = np.concatenate([np.repeat(np.arange(B), t.shape[1]) for t, _ in sources])
+    tags = np.concatenate([t.ravel() for t, _ in sources]).astype(np.int64)
+    weights = np.concatenate([w.ravel() for _, w in sources]).astype(np.float64)
     keep = (tags > 0) & (weights > 0)
+    n_tags = int(tags.max(initial=0)) + 1
     keys, inverse = np.unique(rows[keep] * n_tags + tags[keep], return_inverse=True)
     sums = np.bincount(inverse, weights=weights[keep])
     row, tg = keys // n_tags, keys % n_tags
@@ -84,17 +111,6 @@ def user_tags(items: np.ndarray, ts: np.ndarray, half_life_s: np.ndarray, item_t
     out_w = np.zeros((B, top), dtype=np.float64)
     out_t[row[sel], rank[sel]], out_w[row[sel], rank[sel]] = tg[sel], sums[sel]
     return out_t, out_w
-
-
-def category_mass(probs, item_tag, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """The model's next-item distribution summed by tag: probs (B, V) torch tensor (softmax over item ids),
-    item_tag (V,) torch int64 -> the top tags (B, M) and their probabilities (B, M), M = min(top, tags), numpy."""
-    import torch
-
-    mass = torch.zeros(probs.shape[0], int(item_tag.max()) + 1, dtype=probs.dtype).index_add_(1, item_tag, probs)
-    mass[:, 0] = 0  # unknown category
-    v, i = mass.topk(min(top, mass.shape[1]), dim=1)
-    return i.numpy(), v.double().numpy()
 
 
 def popular_tags(items: np.ndarray, item_tag: np.ndarray, top: int) -> np.ndarray:

@@ -237,8 +237,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     _write(sequences.action_windows(split, rule, buy), tmp / "action_test", d.num_files, ["user_id", "window"],
            d.row_group_mb)
     for which in ("valid", "test"):
-        _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts)), tmp / which,
-               d.num_files, ["user_id"], d.row_group_mb)
+        _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts), d.tag_half_life_days),
+               tmp / which, d.num_files, ["user_id"], d.row_group_mb)
     decay_ends = {"decay_valid": d.cutoff_ts - d.horizon_s, "decay_test": d.cutoff_ts} if d.split == "time" else {}
     for name, end_ts in decay_ends.items():
         _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name, d.num_files,

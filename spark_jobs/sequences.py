@@ -19,7 +19,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from interest_core.contract import DECAY_COLUMNS, EVAL_COLUMNS, TRAIN_COLUMNS
+from interest_core.contract import DECAY_COLUMNS, EVAL_COLUMNS, INTEREST_CATEGORIES, TRAIN_COLUMNS
 from interest_core.windows import Ops, WindowRule
 
 _EV = "struct(ts, src_file, src_row, item_idx, event_type_idx, category_idx)"
@@ -218,10 +218,31 @@ def _top_categories(prefix: str, k: int = 3) -> Column:
     return F.slice(F.transform(F.array_sort(pairs), lambda s: s["c"]), 1, k)
 
 
-def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: DataFrame) -> DataFrame:
+def interest_weights(hist: Column, half_life_s: float, k: int = INTEREST_CATEGORIES) -> list[Column]:
+    """The k known categories of a history with the most time-decayed weight, as two columns: interest_categories
+    (ids, by descending weight, ties by smaller id) and interest_weights (each category's share of the total:
+    sum over its events of 0.5 ** ((last event's ts - ts) / half_life) over the same sum for every known event).
+    One pass over the history, adding each event into a per-category map (interest_core.tags reads them)."""
+    last_ts = F.element_at(hist, -1)["ts"]
+    known = F.filter(hist, lambda e: e["category_idx"] > 0)
+    pairs = F.transform(known, lambda e: F.struct(
+        e["category_idx"].alias("c"), F.pow(F.lit(0.5), (last_ts - e["ts"]) / F.lit(float(half_life_s))).alias("w")))
+    add = lambda a, b: F.coalesce(a, F.lit(0.0)) + F.coalesce(b, F.lit(0.0))  # noqa: E731
+    sums = F.aggregate(pairs, F.create_map().cast("map<int,double>"),
+                       lambda acc, p: F.map_zip_with(acc, F.create_map(p["c"], p["w"]), lambda _, a, b: add(a, b)))
+    total = F.aggregate(F.map_values(sums), F.lit(0.0), lambda acc, w: acc + w)
+    ranked = F.slice(F.array_sort(F.transform(F.map_entries(sums), lambda e: F.struct(
+        (-e["value"]).alias("neg_w"), e["key"].alias("c")))), 1, k)
+    return [F.transform(ranked, lambda e: e["c"]).cast("array<int>").alias("interest_categories"),
+            F.transform(ranked, lambda e: -e["neg_w"] / total).alias("interest_weights")]
+
+
+def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: DataFrame,
+              tag_half_life_days: float = 30.0) -> DataFrame:
     """Rows of contract.EVAL_SCHEMA for which in {"valid", "test"}.
 
-    top_categories and drift_score use known categories only (category id 0 = unknown is left out).
+    top_categories, drift_score and the interest weights (interest_weights, half-life in days) use known categories
+    only (category id 0 = unknown is left out).
     """
     hist, target = f"{which}_hist", f"{which}_target"
     df = split.where(F.col(target).isNotNull() & F.col(hist).isNotNull())
@@ -238,7 +259,8 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
         "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"),
         F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
         (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
-        *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"))
+        *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"),
+        *interest_weights(F.col(hist), tag_half_life_days * 86400))
     df = df.select("*", _top_categories("all").alias("top_categories"),
                    F.when(F.col("history_len") >= 2, js_divergence("early", "recent"))
                    .otherwise(F.lit(0.0)).alias("drift_score"))
@@ -249,7 +271,8 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
         F.col("t")["item_idx"].alias("target_item"), F.col("t")["event_type_idx"].alias("target_event_type"),
         F.col("t")["ts"].alias("target_ts"), F.col("t")["category_idx"].alias("target_category"),
         "history_len", "seen_items", "top_categories", "time_since_last", "drift_score",
-        (F.coalesce(F.col("_tc"), F.lit(0)) == 0).alias("target_is_cold_item")).select(*EVAL_COLUMNS)
+        (F.coalesce(F.col("_tc"), F.lit(0)) == 0).alias("target_is_cold_item"), "interest_categories",
+        "interest_weights").select(*EVAL_COLUMNS)
 
 
 def decay_rows(split: DataFrame, which: str, max_len: int, end_ts: int, buy_type: int | None) -> DataFrame:

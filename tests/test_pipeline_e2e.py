@@ -90,7 +90,7 @@ def test_interest_tags_find_the_planted_interests(demo):
     t = json.loads((out / "run" / "metrics.json").read_text())["tags"]
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert t["n_users"] == manifest["rows"]["test"] and t["levels"] == 2
-    assert set(t["baselines"]) == {"frequency", "recency", "popularity"}
+    assert set(t["baselines"]) == {"frequency", "history", "popularity"}
     assert t["precision@3"] > 0.5 and t["precision@3"] > 3 * t["baselines"]["popularity"]["precision@3"], t
     assert t["by_level"]["1"] >= t["by_level"]["2"] - 1e-9 and t["migrated"]["n_users"] > 0
 

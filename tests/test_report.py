@@ -78,8 +78,8 @@ def tags_block() -> dict:
     """metrics.json["tags"] as ``interest evaluate`` writes it on synthetic data (interest/tag_scores.py)."""
     one = lambda p: {"precision@3": p, "n_users": 900, "migrated": {"precision@3": p / 2, "n_users": 150},  # noqa
                      "by_level": {"1": p + 0.05, "2": p}}
-    return one(0.6789) | {"baselines": {"frequency": one(0.6512), "recency": one(0.6601), "popularity": one(0.0345)},
-                          "levels": 2, "settings": {"half_life_days": 14.0, "predicted_weight": 0.25}}
+    return one(0.6789) | {"baselines": {"frequency": one(0.6512), "history": one(0.6601), "popularity": one(0.0345)},
+                          "levels": 2, "settings": {"half_life_days": 30.0, "predicted_weight": 0.25}}
 
 
 def write_export(run_dir: Path) -> None:
@@ -98,7 +98,8 @@ def write_export(run_dir: Path) -> None:
                              "top_category_shares": [[0.6, 0.4], [1.0]], "representative_items": [["i1"], ["i2"]],
                              "centroid": [[0.0, 1.0], [1.0, 0.0]]}, schema=SEGMENT_SCHEMA), out / "segments.parquet")
     export = {"output": str(out), "profiles": 100, "reengage": 12,
-              "segments": {"k": 2, "sample_users": 100, "silhouette": {"2": 0.31, "3": 0.22}, "chosen_by": "silhouette"},
+              "segments": {"k": 2, "sample_users": 100, "silhouette": {"2": 0.31, "3": 0.22},
+                           "chosen_by": "silhouette"},
               "embedding_map": {"x": [0.1, 0.5, -0.3], "y": [0.2, -0.1, 0.0], "segment": [0, 1, 0],
                                 "explained_variance": [0.4, 0.2]},
               "profile_sample": [{"user_id": "ab" * 32, "n_events": 12, "interest_tags": ["Shoes/Running"],

@@ -295,6 +295,14 @@ def test_eval_rows_features(spark):
     assert row.target_is_cold_item and row.time_since_last == 1
     test_row = sequences.eval_rows(split, "test", 3, counts).first()
     assert test_row.target_item == 2 and not test_row.target_is_cold_item
+    # interest weights over the whole history (not only the last max_len events): with the default 30-day
+    # half-life seconds barely count (the newer category first, by a hair) ...
+    assert row.interest_categories == [2, 1] and row.interest_weights == pytest.approx([0.5, 0.5], abs=1e-6)
+    # ... a one-second half-life weighs events 3, 2, 1, 0 s before the last by 1/8, 1/4, 1/2, 1
+    row = sequences.eval_rows(split, "valid", 3, counts, tag_half_life_days=1 / 86400).first()
+    assert row.interest_categories == [2, 1] and row.interest_weights == pytest.approx([0.8, 0.2])
+    test_row = sequences.eval_rows(split, "test", 3, counts, tag_half_life_days=1 / 86400).first()
+    assert test_row.interest_categories == [3, 2, 1] and sum(test_row.interest_weights) == pytest.approx(1.0)
 
 
 def test_item_graph_pairs_within_window_and_gap(spark):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import resource
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +25,11 @@ import pyarrow.parquet as pq
 from interest import decay_scores
 from interest.model_files import write_model_files
 from interest.profiles import ProfileScorer, settings_from
-from interest.reengage import reengagement
-from interest_core import decay
-from interest_core.batches import collate, read_decay_split, read_head, row_batches
+from interest_core.batches import read_head, row_batches
 from interest_core.config import config_from_dict
 from interest_core.contract import EVAL_COLUMNS, load_manifest, split_files
-from interest_core.tags import user_tags
 
-from .batch import init_ray, write_profiles
+from .batch import init_ray, write_profiles, write_reengage
 from .segments import embedding_map, fit_segments, summarize
 
 SCALE_FIT_ROWS = 200_000  # decay_valid users the hazard calibration is fitted on
@@ -52,6 +51,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     e = cfg.export.model_copy(update=updates)
     cfg = cfg.model_copy(update={"export": type(e).model_validate(e.model_dump())})
     e = cfg.export
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     scorer = ProfileScorer(run_dir, data_dir, settings_from(cfg, horizon))
     model, max_len = scorer.model, scorer.max_len
     scale = decay_scores.hazard_scale(model, data_dir, horizon, max_len, e.batch_size, max_rows=SCALE_FIT_ROWS)
@@ -68,18 +69,25 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     import ray
 
+    timings["fit_segments_s"] = time.perf_counter() - t0
     started = init_ray(address, e.actors or 1)
     try:
+        t0 = time.perf_counter()
         n_profiles = write_profiles(run_dir, data_dir, settings, out / "profiles", e.actors)
+        timings["profiles_s"] = time.perf_counter() - t0
+        n_reengage = None
+        if scale is not None and (data_dir / "decay_test").is_dir():
+            t0 = time.perf_counter()
+            n_reengage = write_reengage(run_dir, data_dir, settings, out / "reengage.parquet", e.actors)
+            timings["reengage_s"] = time.perf_counter() - t0
     finally:
         if started:
             ray.shutdown()
-    data_last_ts = int(manifest.get("time_range", {}).get("last_ts") or 0) or None
+    t0 = time.perf_counter()
     if segmenter is not None:
-        centroids = segmenter.cluster_centers_
-        table = summarize(out / "profiles", centroids, data_last_ts or _last_ts(out / "profiles"))
-        pq.write_table(table, out / "segments.parquet")
-    n_reengage = _reengage(dataclasses.replace(scorer.s, hazard_scale=scale), scorer, data_dir, out)
+        last_ts = int(manifest["time_range"]["last_ts"])
+        pq.write_table(summarize(out / "profiles", segmenter.cluster_centers_, last_ts), out / "segments.parquet")
+    timings["segments_summary_s"] = time.perf_counter() - t0
     items = pq.read_table(data_dir / "items")
     meta = json.loads((run_dir / "model" / "meta.json").read_text())
     model_out = out / "model"
@@ -94,39 +102,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
                                             if k not in ("segmenter",)},
         "embedding_map": embedding_map(emb, labels, cfg.train.seed) if segmenter is not None else None,
         "profile_sample": sample_rows.to_pylist(), "model": model_info,
+        "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / timings["profiles_s"],
+        # the driver's own peak (Ray's actors are other processes): flat in the number of users by design
+        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     text = json.dumps(summary, indent=2, default=float)
     (out / "export.json").write_text(text)
     (run_dir / "export.json").write_text(text)
     return summary
-
-
-def _last_ts(profiles_dir: Path) -> int:
-    return max(pq.read_table(profiles_dir, columns=["last_event_ts"]).column(0).to_pylist() or [0])
-
-
-def _reengage(settings, scorer: ProfileScorer, data_dir: Path, out: Path) -> int | None:
-    """reengage.parquet from the decay_test rows (read on the driver); None without a decay head."""
-    rows = read_decay_split(data_dir, "test")
-    if rows is None or settings.hazard_scale is None:
-        return None
-    model, max_len = scorer.model, scorer.max_len
-    h = decay.scale_hazards(decay_scores.hazards(model, rows, max_len, settings.batch_size), settings.hazard_scale)
-    hl = decay_scores.user_outputs(h, decay.elapsed_s(rows))["half_life_days"]
-    lo, hi = settings.tag_half_life_bounds_days
-    hl = np.where(np.isfinite(hl), np.clip(hl, lo, hi), settings.tag_half_life_days)
-    leaf = scorer.levels.item_tag[-1]
-    tags = []
-    for sl, part in row_batches(rows, settings.batch_size):
-        b = collate(part, max_len)
-        t, _ = user_tags(b["items"].numpy(), b["ts"].numpy(), hl[sl] * decay.DAY_S, leaf, None, 0.0,
-                         settings.tags_per_level)
-        tags += [[int(x) for x in r if x > 0] for r in t]
-    names = dict(enumerate(scorer.levels.names[-1]))
-    table = reengagement(model, rows, h, settings.horizon_days, settings.reengage_below, leaf, tags, names,
-                         scorer.item_ids, settings.top_k, settings.batch_size)
-    pq.write_table(table, out / "reengage.parquet")
-    return table.num_rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

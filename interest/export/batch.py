@@ -1,9 +1,11 @@
 """Batch scoring of every user with Ray Data: the shards' files go to a pool of actors, each of which loads the
-model once and turns its files into profile rows (interest.profiles), written as Parquet parts by Ray Data.
+model once and turns its files into rows (profiles: interest.profiles; re-engagement: interest.reengage), written
+as Parquet by Ray Data.
 
-The ETL hash-partitions every split by user into data.num_files parts (spark_jobs.etl._write), so test part i and
-decay_test part i hold the same users: a task is such a pair of files, joined inside the actor. The driver sees
-only file names and the written parts' footers, never the users.
+The ETL hash-partitions every split by user into data.num_files parts and sorts each part by user_id
+(spark_jobs.etl._write), so test part i and decay_test part i hold the same users in the same order: a task is such
+a pair of files, merge-joined inside the actor one record batch at a time. The driver sees file names, the
+re-engagement list in sorted batches while it numbers the ranks, and footers; never all users at once.
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from interest.profiles import ProfileScorer, ProfileSettings
@@ -33,14 +37,54 @@ def file_pairs(data_dir: str | Path) -> list[dict[str, str]]:
     return [{"test": f, "decay": decay.get(part(f), "")} for f in split_files(data_dir, "test")]
 
 
+def sorted_batches(path: str, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
+    """A shard's record batches, checking the contract's order (user_id ascending within a file)."""
+    last = None
+    for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns):
+        ids = rb.column(rb.schema.get_field_index("user_id"))
+        if len(ids) and ((last is not None and ids[0].as_py() < last)
+                         or not pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py()):
+            raise ValueError(f"{path}: rows are not sorted by user_id as the ETL writes them; rerun `interest etl`")
+        if len(ids):
+            last = ids[-1].as_py()
+        yield pa.Table.from_batches([rb])
+
+
+def merge_join(test_batches: Iterator[pa.Table], decay_batches: Iterator[pa.Table] | None
+               ) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+    """(test batch, the decay rows of its users) for inputs sorted by user_id; holds at most one test batch and the
+    decay rows up to its last user plus one decay batch."""
+    buffer = None
+    for test in test_batches:
+        if decay_batches is None or not test.num_rows:
+            yield test, None
+            continue
+        hi = test.column("user_id")[-1]
+        while buffer is None or not buffer.num_rows or pc.max(buffer.column("user_id")).as_py() <= hi.as_py():
+            nxt = next(decay_batches, None)
+            if nxt is None:
+                break
+            buffer = nxt if buffer is None else pa.concat_tables([buffer, nxt])
+        if buffer is None:
+            yield test, None
+            continue
+        ids = buffer.column("user_id")
+        yield test, buffer.filter(pc.is_in(ids, value_set=test.column("user_id").combine_chunks()))
+        buffer = buffer.filter(pc.greater(ids, hi))
+
+
+def profile_file(scorer: ProfileScorer, test_file: str, decay_file: str = "") -> Iterator[pa.Table]:
+    """The profiles of one test file's users, a scoring batch at a time."""
+    size = scorer.s.batch_size
+    decay = sorted_batches(decay_file, DECAY_COLUMNS, size) if decay_file else None
+    for test, dec in merge_join(sorted_batches(test_file, EVAL_COLUMNS, size), decay):
+        yield scorer.profiles(test.to_pydict(), dec.to_pydict() if dec is not None else None)
+
+
 class ProfileActor:
-    """A Ray Data actor: batches of file pairs -> profile tables, one per scoring batch (a generator, so an
-    actor never holds more than a file's decay rows and one batch of profiles)."""
+    """A Ray Data actor: batches of file pairs -> profile tables, one per scoring batch (a generator)."""
 
-    def __init__(self, run_dir: str, data_dir: str, settings: ProfileSettings, torch_threads: int = 1):
-        import torch
-
-        torch.set_num_threads(torch_threads)
+    def __init__(self, run_dir: str, data_dir: str, settings: ProfileSettings):
         self.scorer = ProfileScorer(run_dir, data_dir, settings)
 
     def __call__(self, batch: dict) -> Iterator[pa.Table]:
@@ -48,11 +92,18 @@ class ProfileActor:
             yield from profile_file(self.scorer, str(test_file), str(decay_file))
 
 
-def profile_file(scorer: ProfileScorer, test_file: str, decay_file: str = "") -> Iterator[pa.Table]:
-    """The profiles of one test file's users, a scoring batch at a time."""
-    decay_rows = pq.read_table(decay_file, columns=DECAY_COLUMNS).to_pydict() if decay_file else None
-    for rb in pq.ParquetFile(test_file).iter_batches(batch_size=scorer.s.batch_size, columns=EVAL_COLUMNS):
-        yield scorer.profiles(rb.to_pydict(), decay_rows)
+class ReengageActor:
+    """A Ray Data actor: batches of decay_test files -> the re-engagement candidates of each scoring batch."""
+
+    def __init__(self, run_dir: str, data_dir: str, settings: ProfileSettings):
+        self.scorer = ProfileScorer(run_dir, data_dir, settings)
+
+    def __call__(self, batch: dict) -> Iterator[pa.Table]:
+        from interest.reengage import candidates
+
+        for decay_file in batch["decay"]:
+            for rows in sorted_batches(str(decay_file), DECAY_COLUMNS, self.scorer.s.batch_size):
+                yield candidates(self.scorer, rows.to_pydict())
 
 
 def init_ray(address: str | None, actors: int) -> bool:
@@ -71,20 +122,44 @@ def init_ray(address: str | None, actors: int) -> bool:
     return True
 
 
-def write_profiles(run_dir: Path, data_dir: Path, settings: ProfileSettings, out: Path,
-                   actors: int | None) -> int:
-    """Scores every test user into out/ (Parquet parts); returns the number of profiles written."""
+def _map(items: list[dict], actor: type, run_dir: Path, data_dir: Path, settings: ProfileSettings,
+         actors: int | None):
     import ray
+    import ray.data  # noqa: F401 - configures its loggers on import; quieten them after
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # execution plans and "finished" notes
     gpus = ray.cluster_resources().get("GPU", 0)
-    pairs = file_pairs(data_dir)
-    n_actors = actors or (int(gpus) if gpus >= 1 else max(1, int(ray.cluster_resources().get("CPU", 1)) - 1))
-    n_actors = max(1, min(n_actors, len(pairs)))
-    ds = ray.data.from_items(pairs, override_num_blocks=len(pairs)).map_batches(
-        ProfileActor, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_actors),
-        num_cpus=1,
+    n = actors or (int(gpus) if gpus >= 1 else max(1, int(ray.cluster_resources().get("CPU", 1)) - 1))
+    n = max(1, min(n, len(items)))
+    return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        actor, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n), num_cpus=1,
         num_gpus=1 if gpus >= 1 else 0,
         fn_constructor_kwargs={"run_dir": str(run_dir), "data_dir": str(data_dir), "settings": settings})
-    ds.write_parquet(str(out))
+
+
+def write_profiles(run_dir: Path, data_dir: Path, settings: ProfileSettings, out: Path,
+                   actors: int | None) -> int:
+    """Scores every test user into out/ (Parquet parts); returns the number of profiles written."""
+    _map(file_pairs(data_dir), ProfileActor, run_dir, data_dir, settings, actors).write_parquet(str(out))
     return sum(pq.read_metadata(f).num_rows for f in sorted(out.glob("*.parquet")))
+
+
+def write_reengage(run_dir: Path, data_dir: Path, settings: ProfileSettings, path: Path,
+                   actors: int | None) -> int:
+    """The re-engagement list (interest.reengage) of every decay_test user below the threshold, ranked by the
+    activity at risk (ties by pseudonym) across all shards: Ray Data sorts; the driver numbers the sorted batches
+    into path. Returns the number of users listed."""
+    from interest.reengage import REENGAGE_SCHEMA
+
+    files = [{"decay": f} for f in split_files(data_dir, "decay_test")]
+    ds = _map(files, ReengageActor, run_dir, data_dir, settings, actors)
+    ranked = ds.sort(["activity_at_risk", "user_id"], descending=[True, False])
+    n = 0
+    with pq.ParquetWriter(path, REENGAGE_SCHEMA) as writer:
+        for batch in ranked.iter_batches(batch_format="pyarrow", batch_size=65_536):
+            if not batch.num_rows:
+                continue
+            rank = pa.array(np.arange(n + 1, n + batch.num_rows + 1), pa.int32())
+            writer.write_table(batch.append_column("rank", rank).select(REENGAGE_SCHEMA.names).cast(REENGAGE_SCHEMA))
+            n += batch.num_rows
+    return n

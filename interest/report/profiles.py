@@ -40,7 +40,7 @@ def _tags_table(tags: dict) -> str:
     base = _dict(tags.get("baselines"))
     rows = []
     for name, label, t in [("model", "profiles' tags", tags)] + [
-            (n, lab, _dict(base.get(n))) for n, lab in (("recency", "recent categories"),
+            (n, lab, _dict(base.get(n))) for n, lab in (("history", "history alone (no model)"),
                                                         ("frequency", "most frequent categories"),
                                                         ("popularity", "catalogue's most popular"))]:
         by = _dict(t.get("by_level"))
@@ -72,10 +72,10 @@ def _section_profiles(metrics: dict | None, export: dict | None, plots: _Plots) 
     if tags:
         settings = _dict(tags.get("settings"))
         out.append(f"<p>Interest tags against the interests the synthetic data planted, "
-                   f"{_fmt_int(tags.get('n_users'))} test users (precision@3 with k = min(3, planted interests); "
-                   f"event weights halve every {_esc(settings.get('half_life_days'))} days (decay: the user's own "
-                   f"half-life from the decay head), {_fmt_metric(settings.get('predicted_weight'))} of the weight "
-                   f"from the model's next-item distribution summed by category).</p>")
+                   f"{_fmt_int(tags.get('n_users'))} test users (precision@3 with k = min(3, planted interests)). "
+                   f"A tag's weight: {_fmt_metric(settings.get('predicted_weight'))} from the model's next-item "
+                   f"distribution summed by category, the rest from the whole history's categories, each event "
+                   f"weighted by half every {_esc(settings.get('half_life_days'))} days of age.</p>")
         out.append(_tags_table(tags))
     else:
         out.append(_not_available("Interest-tag precision", "the data set has no planted interests (real data)"))
