@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from interest.action_scores import action_metrics
-from interest.decay_scores import decay_metrics, hazard_scale
+from interest.decay_scores import decay_metrics
 from interest.profiles import ProfileScorer, settings_from
 from interest.tag_scores import tag_metrics
 from interest_core.baselines import Baselines
@@ -70,9 +70,10 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dic
         out["baselines"][name] = {p: r.get("all", {}) for p, r in results(accs).items()}
     # null under leave-one-out: the decay head needs a known end of observation (split=time)
     out["decay"] = decay_metrics(model, data_dir, manifest["split"]["horizon_days"], max_len, cfg.eval.batch_size)
-    scale = hazard_scale(model, data_dir, manifest["split"]["horizon_days"], max_len, cfg.eval.batch_size)
-    scorer = ProfileScorer(run_dir, data_dir, settings_from(cfg, manifest["split"]["horizon_days"], scale))
-    out["tags"] = tag_metrics(scorer, data_dir, test_rows)
+    out["tags"] = None  # only data with planted interests (synthetic) has a truth to measure tags against
+    if (data_dir / "planted").is_dir():
+        scorer = ProfileScorer(run_dir, data_dir, settings_from(cfg, manifest["split"]["horizon_days"]))
+        out["tags"] = tag_metrics(scorer, data_dir, test_rows)
     out["event_type"] = action_metrics(model, data_dir, max_len, cfg.eval.batch_size, event_types, cfg.train.seed)
     out["throughput"] = {"train_seq_per_s": run.get("train_seq_per_s"),
                          "ingest_rows_per_s": manifest.get("ingest_rows_per_s")}
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate: next action macro AUC {e['macro_auc']:.4f} log loss {e['log_loss']:.4f} (frequencies "
               f"{e['baseline_log_loss']:.4f}; transition AUC {tr['macro_auc'] or float('nan'):.4f} log loss "
               f"{tr['log_loss']:.4f}) on {e['n_targets']:,} held-out events")
-    if out["tags"]:
+    if out["tags"] and out["tags"]["precision@3"] is not None:
         t, f = out["tags"], out["tags"]["baselines"]["frequency"]
         print(f"evaluate: interest tags precision@3 {t['precision@3']:.4f} against the planted interests of "
               f"{t['n_users']:,} users (most frequent categories {f['precision@3']:.4f})")

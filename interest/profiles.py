@@ -22,7 +22,7 @@ from interest.action_scores import p_next
 from interest_core import decay
 from interest_core.batches import collate
 from interest_core.contract import FIRST_ITEM_ID, INTEREST_CATEGORIES
-from interest_core.tags import TagLevels, category_mass, pad_lists, tag_levels, top_tags
+from interest_core.tags import TagLevels, category_mass, category_names, pad_lists, tag_levels, top_tags
 from ray_train.models.saved import load_model
 
 _f64, _f32, _i32 = pa.float64(), pa.float32(), pa.int32()
@@ -33,7 +33,7 @@ DECAY_FIELDS = [pa.field(f"p_active_{d}d", _f64) for d in decay_scores.P_ACTIVE_
 LEVEL_TAGS = pa.struct([("level", _i32), ("tags", pa.list_(pa.string())), ("weights", pa.list_(_f64))])
 PROFILE_SCHEMA = pa.schema([
     pa.field("user_id", pa.string()),  # pseudonym
-    pa.field("n_events", _i32),  # the user's events in the data set
+    pa.field("n_events", _i32),  # the user's events up to the test target (split=time: the first after the cutoff)
     pa.field("last_event_ts", pa.int64()),  # unix seconds
     pa.field("buy_share", _f64),  # share of buys among the last max_len events (null: the data has no buy type)
     pa.field("embedding", pa.list_(_f32)),  # the model's user embedding after the last event
@@ -90,15 +90,15 @@ class ProfileScorer:
         self.model, meta = load_model(run_dir)
         self.s = settings
         num_items = meta["model_args"]["num_items"]
-        items = pq.read_table(Path(data_dir) / "items", columns=["item_idx", "item_id", "category",
-                                                                "category_idx"]).to_pydict()
+        items = pq.read_table(Path(data_dir) / "items", columns=["item_idx", "item_id", "category_idx"]).to_pydict()
+        cats = pq.read_table(Path(data_dir) / "vocab" / "categories", columns=["category", "category_idx"])
         self.item_ids = np.array([""] * num_items, dtype=object)
         self.item_ids[np.asarray(items["item_idx"])] = items["item_id"]
-        self.levels: TagLevels = tag_levels(np.asarray(items["item_idx"]), items["category"],
-                                            np.asarray(items["category_idx"]), num_items)
+        self.levels: TagLevels = tag_levels(category_names(*cats.to_pydict().values()),
+                                            np.asarray(items["item_idx"]), np.asarray(items["category_idx"]),
+                                            num_items)
         self._item_tag = torch.from_numpy(self.levels.item_tag)  # (levels, V) for category_mass
         self.max_len = self.model.args.max_len
-        self._decay_index: tuple[dict, dict[str, int]] | None = None  # (decay rows, user -> row) of the last call
 
     @torch.no_grad()
     def embed(self, rows: dict[str, list]) -> np.ndarray:
@@ -156,9 +156,10 @@ class ProfileScorer:
                         for tr, wr in zip(t, w)])
         return out
 
-    def tag_ids_of(self, rows: dict[str, list], probs: torch.Tensor | None, beta: float
+    def tag_ids_of(self, rows: dict[str, list], probs: torch.Tensor | None, beta: float, top: int | None = None
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per level: (tag ids (B, tags_per_level), -1 = none; weights), interest_core.tags (module docstring)."""
+        """Per level: (tag ids (B, top), -1 = none; weights), interest_core.tags (module docstring); top defaults
+        to export.tags_per_level."""
         cats = pad_lists(rows["interest_categories"], INTEREST_CATEGORIES, np.int64)  # (B, M) category ids
         shares = pad_lists(rows["interest_weights"], INTEREST_CATEGORIES, np.float64)  # (B, M)
         history_weight = 1.0 - beta if probs is not None and beta > 0 else 1.0
@@ -168,19 +169,20 @@ class ProfileScorer:
             if probs is not None and beta > 0:
                 t, m = category_mass(probs, self._item_tag[level], PREDICTED_TAGS)
                 sources.append((t, beta * m))
-            levels.append(top_tags(sources, self.s.tags_per_level))
+            levels.append(top_tags(sources, top or self.s.tags_per_level))
         return levels
 
     @torch.no_grad()
-    def tag_ids(self, rows: dict[str, list], beta: float | None = None) -> list[np.ndarray]:
-        """Per level, (B, tags_per_level) tag ids of test rows (-1 = none), for the tag metrics; beta overrides
-        export.tag_predicted_weight."""
+    def tag_ids(self, rows: dict[str, list], beta: float | None = None, top: int | None = None
+                ) -> list[np.ndarray]:
+        """Per level, (B, top) tag ids of test rows (-1 = none), for the tag metrics; beta overrides
+        export.tag_predicted_weight, top export.tags_per_level."""
         beta = self.s.tag_predicted_weight if beta is None else beta
         probs = None
         if beta > 0:
             batch = collate(full_history(rows, self.max_len), self.max_len)
             probs = torch.softmax(self.model.score_all(batch), dim=1)
-        return [t for t, _ in self.tag_ids_of(rows, probs, beta)]
+        return [t for t, _ in self.tag_ids_of(rows, probs, beta, top)]
 
     @torch.no_grad()
     def _decay(self, user_ids: list[str], decay_rows: dict[str, list] | None) -> dict[str, pa.Array]:
@@ -189,9 +191,7 @@ class ProfileScorer:
         null = {f.name: pa.nulls(n, f.type) for f in DECAY_FIELDS}
         if decay_rows is None or self.s.hazard_scale is None or "decay" not in self.model.heads:
             return null
-        if self._decay_index is None or self._decay_index[0] is not decay_rows:
-            self._decay_index = (decay_rows, {u: i for i, u in enumerate(decay_rows["user_id"])})
-        where = self._decay_index[1]
+        where = {u: i for i, u in enumerate(decay_rows["user_id"])}
         at = [where.get(u) for u in user_ids]
         have = [i for i in at if i is not None]
         if not have:

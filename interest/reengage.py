@@ -62,8 +62,8 @@ def candidates(scorer, rows: dict) -> pa.Table:
         sc = scores[r]
         sc[torch.as_tensor(list(rows["bought_items"][i]), dtype=torch.long)] = float("-inf")
         wanted = [t for t in tags[r] if t > 0]
-        mask = torch.from_numpy(np.isin(leaf, wanted) & (leaf > 0)) if wanted else None
-        use = mask is not None and bool(mask[FIRST_ITEM_ID:].any())
+        mask = torch.from_numpy(np.isin(leaf, wanted) & (leaf > 0)) & torch.isfinite(sc) if wanted else None
+        use = mask is not None and bool(mask[FIRST_ITEM_ID:].any())  # else every item: all of theirs were bought
         if use:
             sc = torch.where(mask, sc, torch.tensor(float("-inf"), dtype=sc.dtype))
         v, j = sc.topk(min(s.top_k, int(torch.isfinite(sc).sum())))

@@ -35,15 +35,18 @@ def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, lis
     migrated = {u for u, b in zip(planted["user_id"], planted["interests_before"]) if b is not None}
     levels = scorer.levels
     ids = [{name: i for i, name in enumerate(names)} for names in levels.names]
-    truth = [[{ids[lv].get(SEP.join(p.split(SEP)[: lv + 1])) for p in (truth_of.get(u) or [])} - {None}
+    # a planted interest the catalogue lacks keeps a place in the truth (k counts it) that no tag can match
+    unknown: dict[str, int] = {}
+    truth = [[{ids[lv].get(name, None) or -2 - unknown.setdefault(name, len(unknown))
+               for name in {SEP.join(p.split(SEP)[: lv + 1]) for p in (truth_of.get(u) or [])}}
               for u in rows["user_id"]] for lv in range(levels.depth)]
     beta = scorer.s.tag_predicted_weight if beta is None else beta
     got: dict[str, list[list[np.ndarray]]] = {v: [[] for _ in range(levels.depth)] for v in ("model", "history")}
     for _, part in row_batches(rows, scorer.s.batch_size):
         for name, b in (("model", beta), ("history", 0.0)):
-            for lv, t in enumerate(scorer.tag_ids(part, beta=b)):
+            for lv, t in enumerate(scorer.tag_ids(part, beta=b, top=max(K, scorer.s.tags_per_level))):
                 got[name][lv].append(t)
-    tags = {name: [np.concatenate(x) if x else np.zeros((0, scorer.s.tags_per_level), np.int64) for x in per_level]
+    tags = {name: [np.concatenate(x) if x else np.zeros((0, max(K, scorer.s.tags_per_level)), np.int64) for x in per_level]
             for name, per_level in got.items()}
     top3 = pad_lists(rows["top_categories"], K, np.int64)  # (B, 3) category ids by count, 0 = none
     rank_weight = np.broadcast_to(np.array([3.0, 2.0, 1.0]), top3.shape) * (top3 > 0)

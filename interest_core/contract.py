@@ -75,7 +75,8 @@ EVAL_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("drift_score", pa.float64()),  # JS divergence of categories, early vs recent half of history
     pa.field("target_is_cold_item", pa.bool_()),  # target never in anyone's training events
     # the whole history's INTEREST_CATEGORIES known categories with the most time-decayed weight (half-life
-    # data.tag_half_life_days, from the last history event), and each one's share of the total weight
+    # data.tag_half_life_days, from the last history event; the target is not counted), and each one's share of
+    # the total weight
     pa.field("interest_categories", _int_list),
     pa.field("interest_weights", pa.list_(pa.float64())),
 ])

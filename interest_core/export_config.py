@@ -1,11 +1,11 @@
 """The `export` section of the config: what `interest export` writes per user and how it groups users.
 
-Defaults were chosen on the synthetic data's validation users and MovieLens-100K (README: Profiles and segments);
-`interest export` flags (--top-k, --segments, --reengage-below) override the run's values.
+tag_predicted_weight was chosen on the synthetic data's validation users (bench/tags_bench.py; README: Profiles,
+segments and serving); the rest are sizes. `interest export` flags (--top-k, --segments, --reengage-below) override the run's values.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,7 +15,7 @@ class ExportConfig(BaseModel):
 
     top_k: int = Field(20, ge=1)
     """Recommendations per user (profiles' top_items)."""
-    segments: int | Literal["auto"] = "auto"
+    segments: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     """k-means segments over user embeddings: a number, or auto = the k in 2..max_segments with the best
     silhouette on the fitting sample."""
     max_segments: int = Field(12, ge=2)
@@ -29,6 +29,7 @@ class ExportConfig(BaseModel):
     reengage_below: float = Field(0.5, gt=0.0, le=1.0)
     """Re-engagement list: users whose P(active within the horizon) is below this."""
     actors: int | None = Field(None, ge=1)
-    """Ray Data actors that score users (each loads the model once); None = one per GPU, else the CPUs Ray has."""
+    """Ray Data actors that score users (each loads the model once); None = one per GPU, else one per CPU Ray has but
+    one (left for Ray Data's own tasks)."""
     batch_size: int = Field(1024, ge=1)
     """Users per scoring batch inside an actor."""

@@ -39,25 +39,37 @@ class TagLevels:
         return len(self.names)
 
 
-def tag_levels(item_idx: np.ndarray, category: list[str | None], category_idx: np.ndarray, num_items: int,
-               sep: str = SEP) -> TagLevels:
-    """The catalog's levels from the items table (columns item_idx, category, category_idx)."""
-    paths = [c.split(sep) if c else [] for c in category]
-    cat_idx = np.asarray(category_idx, dtype=np.int64)
+def tag_levels(categories: Sequence[str | None], item_idx: np.ndarray, item_category_idx: np.ndarray,
+               num_items: int, sep: str = SEP) -> TagLevels:
+    """The catalog's levels. categories: the category vocabulary, category id -> path (vocab/categories; id 0 =
+    unknown, None); item_idx, item_category_idx: the items table's item id -> category id. Every category of the
+    vocabulary gets a tag, also those whose items all fell below the vocabulary's min_count."""
+    paths = [c.split(sep) if c else [] for c in categories]
     depth = max((len(p) for p in paths), default=0)
     names: list[list[str]] = []
-    item_tag = np.zeros((max(depth, 1), num_items), dtype=np.int64)
-    category_tag = np.zeros((max(depth, 1), int(cat_idx.max(initial=0)) + 1), dtype=np.int64)
+    category_tag = np.zeros((max(depth, 1), max(len(paths), 1)), dtype=np.int64)
     for level in range(depth):
         ids: dict[str, int] = {}
-        tags = np.zeros(len(paths), dtype=np.int64)
-        for r, p in enumerate(paths):
-            if p:
-                tags[r] = ids.setdefault(sep.join(p[: level + 1]), len(ids) + 1)
-        item_tag[level, np.asarray(item_idx, dtype=np.int64)] = tags
-        category_tag[level, cat_idx] = np.where(cat_idx > 0, tags, 0)
+        for c, p in enumerate(paths):
+            if p and c > 0:
+                category_tag[level, c] = ids.setdefault(sep.join(p[: level + 1]), len(ids) + 1)
         names.append([""] + list(ids))
+    cat_idx = np.asarray(item_category_idx, dtype=np.int64)
+    if cat_idx.size and (cat_idx.min() < 0 or cat_idx.max() >= len(paths)):
+        raise ValueError(f"items/ names category ids up to {int(cat_idx.max())} but vocab/categories holds "
+                         f"{len(paths)}: the data directory mixes two ETL runs; rerun `interest etl`")
+    item_tag = np.zeros((category_tag.shape[0], num_items), dtype=np.int64)
+    item_tag[:, np.asarray(item_idx, dtype=np.int64)] = category_tag[:, cat_idx]
     return TagLevels(names=names or [[""]], item_tag=item_tag, category_tag=category_tag)
+
+
+def category_names(category: Sequence[str], category_idx: Sequence[int]) -> list[str | None]:
+    """vocab/categories' columns -> category id -> path, id 0 (unknown) = None."""
+    out: list[str | None] = [None] * (max(category_idx, default=0) + 1)
+    for c, i in zip(category, category_idx):
+        if i > 0:
+            out[i] = c
+    return out
 
 
 def pad_lists(lists: Sequence[Sequence], width: int, dtype: type) -> np.ndarray:

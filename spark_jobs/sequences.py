@@ -218,31 +218,37 @@ def _top_categories(prefix: str, k: int = 3) -> Column:
     return F.slice(F.transform(F.array_sort(pairs), lambda s: s["c"]), 1, k)
 
 
-def interest_weights(hist: Column, half_life_s: float, k: int = INTEREST_CATEGORIES) -> list[Column]:
-    """The k known categories of a history with the most time-decayed weight, as two columns: interest_categories
-    (ids, by descending weight, ties by smaller id) and interest_weights (each category's share of the total:
-    sum over its events of 0.5 ** ((last event's ts - ts) / half_life) over the same sum for every known event).
-    One pass over the history, adding each event into a per-category map (interest_core.tags reads them)."""
+def interest_sums(hist: Column, half_life_s: float) -> Column:
+    """category id -> the summed time-decayed weight of a history's events in it: 0.5 ** ((last event's ts - ts) /
+    half_life) per event of a known category. One pass over the history, adding each event into a map."""
     last_ts = F.element_at(hist, -1)["ts"]
     known = F.filter(hist, lambda e: e["category_idx"] > 0)
     pairs = F.transform(known, lambda e: F.struct(
         e["category_idx"].alias("c"), F.pow(F.lit(0.5), (last_ts - e["ts"]) / F.lit(float(half_life_s))).alias("w")))
     add = lambda a, b: F.coalesce(a, F.lit(0.0)) + F.coalesce(b, F.lit(0.0))  # noqa: E731
-    sums = F.aggregate(pairs, F.create_map().cast("map<int,double>"),
+    return F.aggregate(pairs, F.create_map().cast("map<int,double>"),
                        lambda acc, p: F.map_zip_with(acc, F.create_map(p["c"], p["w"]), lambda _, a, b: add(a, b)))
+
+
+def interest_weights(sums: Column, k: int = INTEREST_CATEGORIES) -> list[Column]:
+    """From a materialised interest_sums column: the k categories with the most weight, as interest_categories
+    (ids, by descending weight, ties by smaller id) and interest_weights (each one's share of the total weight of
+    all known categories; interest_core.tags reads them)."""
     total = F.aggregate(F.map_values(sums), F.lit(0.0), lambda acc, w: acc + w)
     ranked = F.slice(F.array_sort(F.transform(F.map_entries(sums), lambda e: F.struct(
         (-e["value"]).alias("neg_w"), e["key"].alias("c")))), 1, k)
+    share = lambda e: F.when(total > 0, -e["neg_w"] / total).otherwise(F.lit(0.0))  # noqa: E731
     return [F.transform(ranked, lambda e: e["c"]).cast("array<int>").alias("interest_categories"),
-            F.transform(ranked, lambda e: -e["neg_w"] / total).alias("interest_weights")]
+            F.transform(ranked, share).alias("interest_weights")]
 
 
 def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: DataFrame,
-              tag_half_life_days: float = 30.0) -> DataFrame:
+              tag_half_life_days: float) -> DataFrame:
     """Rows of contract.EVAL_SCHEMA for which in {"valid", "test"}.
 
     top_categories, drift_score and the interest weights (interest_weights, half-life in days) use known categories
-    only (category id 0 = unknown is left out).
+    only (category id 0 = unknown is left out). Like every feature of the row they read the history alone, never
+    the target event.
     """
     hist, target = f"{which}_hist", f"{which}_target"
     df = split.where(F.col(target).isNotNull() & F.col(hist).isNotNull())
@@ -260,8 +266,8 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
         F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
         (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
         *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"),
-        *interest_weights(F.col(hist), tag_half_life_days * 86400))
-    df = df.select("*", _top_categories("all").alias("top_categories"),
+        interest_sums(F.col(hist), tag_half_life_days * 86400).alias("_interest_sums"))
+    df = df.select("*", _top_categories("all").alias("top_categories"), *interest_weights(F.col("_interest_sums")),
                    F.when(F.col("history_len") >= 2, js_divergence("early", "recent"))
                    .otherwise(F.lit(0.0)).alias("drift_score"))
     counts = item_train_counts.select(F.col("item_idx").alias("_idx"), F.col("train_count").alias("_tc"))

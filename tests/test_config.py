@@ -79,3 +79,12 @@ def test_etl_cutoff_flag_accepts_dates_times_and_offsets(cutoff):
 def test_time_split_config_errors_name_the_fix(overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config("tiny-cpu", overrides)
+
+
+def test_export_segments_is_a_positive_number_or_auto():
+    from interest_core.export_config import ExportConfig
+
+    assert ExportConfig(segments="auto").segments == "auto" and ExportConfig(segments=4).segments == 4
+    for bad in (0, -2, "many"):
+        with pytest.raises(ValueError, match="segments"):
+            ExportConfig(segments=bad)

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from interest.export.batch import file_pairs
+from interest.export.batch import file_pairs, merge_join, sorted_batches
 from interest.export.segments import fit_segments, summarize
 
 
@@ -67,3 +67,37 @@ def test_test_and_decay_shards_pair_by_partition(tmp_path):
     name = lambda f: f.rsplit("/", 1)[-1][:10] if f else ""  # noqa: E731
     assert [(name(p["test"]), name(p["decay"])) for p in pairs] == [
         ("part-00000", "part-00000"), ("part-00001", "part-00001"), ("part-00003", "")]
+
+
+def _ids(n, rng):
+    return sorted({f"u{x:05d}" for x in rng.integers(0, 10 * n, n)})
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_merge_join_gives_every_test_batch_exactly_its_users_decay_rows(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    test_ids = _ids(int(rng.integers(1, 300)), rng)
+    decay_ids = sorted(set(_ids(int(rng.integers(0, 300)), rng)) | set(rng.choice(test_ids, len(test_ids) // 2)))
+    pq.write_table(pa.table({"user_id": test_ids, "v": range(len(test_ids))}), tmp_path / "t.parquet",
+                   row_group_size=int(rng.integers(1, 50)))
+    pq.write_table(pa.table({"user_id": decay_ids}), tmp_path / "d.parquet", row_group_size=int(rng.integers(1, 50)))
+    got_test, got_decay = [], {}
+    pairs = merge_join(sorted_batches(str(tmp_path / "t.parquet"), ["user_id", "v"], int(rng.integers(1, 40))),
+                       sorted_batches(str(tmp_path / "d.parquet"), ["user_id"], int(rng.integers(1, 40))))
+    for test, dec in pairs:
+        ids = test.column("user_id").to_pylist()
+        got_test += ids
+        for u in (dec.column("user_id").to_pylist() if dec is not None else []):
+            assert u in ids and u not in got_decay  # only this batch's users, each once
+            got_decay[u] = True
+    assert got_test == test_ids
+    assert sorted(got_decay) == sorted(set(test_ids) & set(decay_ids))
+
+
+def test_sorted_batches_accepts_one_row_batches_and_rejects_unsorted_files(tmp_path):
+    pq.write_table(pa.table({"user_id": ["a", "b", "c"]}), tmp_path / "ok.parquet")
+    assert [b.num_rows for b in sorted_batches(str(tmp_path / "ok.parquet"), ["user_id"], 1)] == [1, 1, 1]
+    pq.write_table(pa.table({"user_id": ["a", "c", "b"]}), tmp_path / "bad.parquet")
+    for size in (1, 3):
+        with pytest.raises(ValueError, match="not sorted by user_id"):
+            list(sorted_batches(str(tmp_path / "bad.parquet"), ["user_id"], size))

@@ -288,12 +288,12 @@ def test_eval_rows_features(spark):
                           ("u", 5, 9, 2, 3), ("u", 6, 2, 5, 1)])
     split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out").cache()
     counts = sequences.item_train_counts(split)
-    row = sequences.eval_rows(split, "valid", 3, counts).first()
+    row = sequences.eval_rows(split, "valid", 3, counts, 30.0).first()
     assert (row.items, row.target_item, row.history_len, row.seen_items) == ([3, 4, 5], 9, 4, [2, 3, 4, 5])
     assert row.drift_score == pytest.approx(1.0)
     assert row.top_categories == [1, 2] and row.target_category == 3
     assert row.target_is_cold_item and row.time_since_last == 1
-    test_row = sequences.eval_rows(split, "test", 3, counts).first()
+    test_row = sequences.eval_rows(split, "test", 3, counts, 30.0).first()
     assert test_row.target_item == 2 and not test_row.target_is_cold_item
     # interest weights over the whole history (not only the last max_len events): with the default 30-day
     # half-life seconds barely count (the newer category first, by a hair) ...

@@ -3,26 +3,33 @@ import numpy as np
 import pytest
 import torch
 
-from interest_core.tags import (category_mass, pad_lists, popular_tags, precision_at_k, tag_levels, top_tags,
+from interest_core.tags import (category_mass, category_names, pad_lists, popular_tags, precision_at_k, tag_levels, top_tags,
                                 window_shares)
 
 DAY = 86400.0
 
 
 def _levels():
-    # items 2..6 in categories 1..4 ("A/x", "A/y", "B/z", "B"); item 6 has no category (id 0)
-    return tag_levels(np.array([2, 3, 4, 5, 6]), ["A/x", "A/y", "B/z", "B", None], np.array([1, 2, 3, 4, 0]),
+    # items 2..6 in categories 1..4 ("A/x", "A/y", "B/z", "B"); item 6 has no category (id 0); category 5 ("C/w")
+    # has no item in the items table (its items were all below min_count)
+    return tag_levels([None, "A/x", "A/y", "B/z", "B", "C/w"], np.array([2, 3, 4, 5, 6]), np.array([1, 2, 3, 4, 0]),
                       num_items=7)
 
 
 def test_levels_follow_the_category_path_and_short_paths_keep_their_whole_path():
     lv = _levels()
     assert lv.depth == 2
-    assert lv.names[0] == ["", "A", "B"]
-    assert lv.names[1] == ["", "A/x", "A/y", "B/z", "B"]
+    assert lv.names[0] == ["", "A", "B", "C"]
+    assert lv.names[1] == ["", "A/x", "A/y", "B/z", "B", "C/w"]
     assert lv.item_tag[0].tolist() == [0, 0, 1, 1, 2, 2, 0]
     assert lv.item_tag[1].tolist() == [0, 0, 1, 2, 3, 4, 0]
-    assert lv.category_tag[0].tolist() == [0, 1, 1, 2, 2] and lv.category_tag[1].tolist() == [0, 1, 2, 3, 4]
+    assert lv.category_tag[0].tolist() == [0, 1, 1, 2, 2, 3] and lv.category_tag[1].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_category_names_and_items_naming_a_category_the_vocabulary_lacks():
+    assert category_names(["B", "A/x"], [2, 1]) == [None, "A/x", "B"]
+    with pytest.raises(ValueError, match="rerun `interest etl`"):
+        tag_levels([None, "A"], np.array([2]), np.array([3]), num_items=3)
 
 
 def test_a_recent_interest_outranks_an_old_frequent_one_only_with_a_short_half_life():

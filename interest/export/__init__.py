@@ -84,7 +84,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         if started:
             ray.shutdown()
     t0 = time.perf_counter()
-    if segmenter is not None:
+    profile_files = sorted(str(f) for f in (out / "profiles").glob("*.parquet"))
+    if segmenter is not None and n_profiles:
         last_ts = int(manifest["time_range"]["last_ts"])
         pq.write_table(summarize(out / "profiles", segmenter.cluster_centers_, last_ts), out / "segments.parquet")
     timings["segments_summary_s"] = time.perf_counter() - t0
@@ -95,14 +96,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     model_info = write_model_files(model, meta, items, model_out)
     shutil.copy2(run_dir / "model" / "model.pt", model_out / "model.pt")
     labels = segmenter.predict(emb.astype(np.float64)) if segmenter is not None else np.zeros(len(emb), np.int64)
-    sample_rows = pq.ParquetDataset(str(out / "profiles")).read(columns=SAMPLE_COLUMNS).slice(0, PROFILE_SAMPLE)
+    sample_rows = read_head(profile_files, SAMPLE_COLUMNS, PROFILE_SAMPLE) if n_profiles else None
     summary = {
         "output": str(out), "profiles": n_profiles, "reengage": n_reengage, "segments": seg_record,
-        "hazard_scale": scale, "settings": {k: v for k, v in dataclasses.asdict(settings).items()
-                                            if k not in ("segmenter",)},
+        "hazard_scale": scale, "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+                                            if f.name != "segmenter"},
         "embedding_map": embedding_map(emb, labels, cfg.train.seed) if segmenter is not None else None,
-        "profile_sample": sample_rows.to_pylist(), "model": model_info,
-        "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / timings["profiles_s"],
+        "profile_sample": sample_rows.to_pylist() if sample_rows is not None else [], "model": model_info,
+        "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / max(timings["profiles_s"], 1e-9),
         # the driver's own peak (Ray's actors are other processes): flat in the number of users by design
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

@@ -42,11 +42,12 @@ def sorted_batches(path: str, columns: list[str], batch_size: int) -> Iterator[p
     last = None
     for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns):
         ids = rb.column(rb.schema.get_field_index("user_id"))
-        if len(ids) and ((last is not None and ids[0].as_py() < last)
-                         or not pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py()):
+        if not len(ids):
+            continue
+        if (last is not None and ids[0].as_py() < last) or (
+                len(ids) > 1 and not pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py()):
             raise ValueError(f"{path}: rows are not sorted by user_id as the ETL writes them; rerun `interest etl`")
-        if len(ids):
-            last = ids[-1].as_py()
+        last = ids[-1].as_py()
         yield pa.Table.from_batches([rb])
 
 
@@ -128,8 +129,10 @@ def _map(items: list[dict], actor: type, run_dir: Path, data_dir: Path, settings
     import ray.data  # noqa: F401 - configures its loggers on import; quieten them after
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # execution plans and "finished" notes
-    gpus = ray.cluster_resources().get("GPU", 0)
-    n = actors or (int(gpus) if gpus >= 1 else max(1, int(ray.cluster_resources().get("CPU", 1)) - 1))
+    gpus = int(ray.cluster_resources().get("GPU", 0))  # whole GPUs: one actor holds one
+    n = actors or (gpus if gpus >= 1 else max(1, int(ray.cluster_resources().get("CPU", 1)) - 1))
+    if gpus >= 1:
+        n = min(n, gpus)
     n = max(1, min(n, len(items)))
     return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         actor, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n), num_cpus=1,
@@ -149,16 +152,24 @@ def write_reengage(run_dir: Path, data_dir: Path, settings: ProfileSettings, pat
     """The re-engagement list (interest.reengage) of every decay_test user below the threshold, ranked by the
     activity at risk (ties by pseudonym) across all shards: Ray Data sorts; the driver numbers the sorted batches
     into path. Returns the number of users listed."""
+    import ray
+    import ray.data
+
     from interest.reengage import REENGAGE_SCHEMA
 
     files = [{"decay": f} for f in split_files(data_dir, "decay_test")]
     ds = _map(files, ReengageActor, run_dir, data_dir, settings, actors)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # batches in sorted order
     ranked = ds.sort(["activity_at_risk", "user_id"], descending=[True, False])
-    n = 0
+    n, last = 0, None
     with pq.ParquetWriter(path, REENGAGE_SCHEMA) as writer:
         for batch in ranked.iter_batches(batch_format="pyarrow", batch_size=65_536):
             if not batch.num_rows:
                 continue
+            risk = batch.column("activity_at_risk").to_numpy(zero_copy_only=False)
+            if (last is not None and risk[0] > last) or np.any(np.diff(risk) > 0):
+                raise RuntimeError("re-engagement batches came out of order from Ray Data's sort; rerun the export")
+            last = risk[-1]
             rank = pa.array(np.arange(n + 1, n + batch.num_rows + 1), pa.int32())
             writer.write_table(batch.append_column("rank", rank).select(REENGAGE_SCHEMA.names).cast(REENGAGE_SCHEMA))
             n += batch.num_rows
