@@ -87,7 +87,8 @@ def main() -> int:
         results[n] = e | {"wall_s": wall}
         print(f"{e['profiles']:,} users: profiles {e['users_per_s']:,.0f} users/s ({t['profiles_s']:.0f}s), "
               f"re-engagement {e['reengage']:,} users in {t.get('reengage_s', 0):.0f}s, whole export "
-              f"{e['profiles'] / wall:,.0f} users/s ({wall:.0f}s), driver peak RSS {e['driver_peak_rss_mb']:,.0f} MB",
+              f"{e['profiles'] / wall:,.0f} users/s ({wall:.0f}s), driver peak RSS {e['driver_peak_rss_mb']:,.0f} MB ("
+              + ", ".join(f"{k} {v:,.0f}" for k, v in e.get("driver_peak_rss_mb_by_stage", {}).items()) + ")",
               flush=True)
         shutil.rmtree(out / f"data_{n}", ignore_errors=True)  # disk: the next size starts from the small data
     if len(results) >= 2:

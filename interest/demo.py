@@ -1,7 +1,7 @@
 """`interest demo`: the whole product on the embedded default, on synthetic data.
 
-generate -> Spark local[*] ETL -> local Ray, 2 workers, DeepSpeed ZeRO-2 on the CPU accelerator -> evaluate ->
-export -> report. Pseudonymizes with the public insecure demo key (announced), which is fine for synthetic users.
+generate -> Spark local[*] ETL -> local Ray, 2 workers, DeepSpeed ZeRO-2 on the CPU accelerator: the sequence
+model (--model) and the Mult-VAE latent interest model (interest migration) -> evaluate -> export -> report. Pseudonymizes with the public insecure demo key (announced), which is fine for synthetic users.
 """
 from __future__ import annotations
 
@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
         fn()
         stamps[name] = time.time() - s
 
-    synth, data, run_dir = out / "synthetic", out / "data", out / "run"
+    synth, data, run_dir, vae_dir = out / "synthetic", out / "data", out / "run", out / "vae"
     # A fresh run each time: `interest train` would resume an earlier demo's checkpoints (of another model, maybe).
     shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(vae_dir, ignore_errors=True)
     shutil.rmtree(out / "export", ignore_errors=True)
     sets = [x for o in args.overrides for x in ("--set", o)]
     step("generate", lambda: generate(synth, users=args.users, items=args.items, days=DAYS, events=args.events,
@@ -66,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     step("train", lambda: train.run(_parse("train", ["--data", str(data), "--output", str(run_dir), "--model",
                                                      args.model, "--workers", "2", "--zero-stage", "2", "--config",
                                                      args.config, *epochs, *sets])))
-    step("evaluate", lambda: evaluate.run(_parse("evaluate", ["--run", str(run_dir)])))
+    step("train latent", lambda: train.run(_parse("train", ["--data", str(data), "--output", str(vae_dir), "--model",
+                                                            "vae", "--workers", "2", "--zero-stage", "2",
+                                                            "--config", args.config, *epochs, *sets])))
+    step("evaluate", lambda: evaluate.run(_parse("evaluate", ["--run", str(run_dir), "--latent", str(vae_dir)])))
     step("export", lambda: export.run(_parse("export", ["--run", str(run_dir), "--output", str(out / "export")])))
     step("report", lambda: report.write_report(run_dir))
     print("demo: " + ", ".join(f"{k} {v:.0f}s" for k, v in stamps.items()) + f"; total {time.time() - t0:.0f}s")

@@ -1,6 +1,6 @@
 """`interest evaluate --run RUN`: the best checkpoint and the baselines (interest_core.baselines) on the same split,
-protocols and sampled negatives -> RUN/metrics.json. Keys: protocol, valid, test, segments, baselines, decay,
-tags, event_type, throughput (README: Metrics)."""
+protocols and sampled negatives -> RUN/metrics.json. Keys: protocol, migration, valid, test, segments, baselines,
+decay, tags, event_type, throughput (README: Metrics)."""
 from __future__ import annotations
 
 import argparse
@@ -14,13 +14,15 @@ import pyarrow.parquet as pq
 
 from interest.action_scores import action_metrics
 from interest.decay_scores import decay_metrics
+from interest.migration_scores import migration_metrics
 from interest.profiles import ProfileScorer, settings_from
 from interest.tag_scores import tag_metrics
 from interest_core.baselines import Baselines
 from interest_core.batches import read_eval_split
 from interest_core.config import config_from_dict
-from interest_core.contract import load_manifest
+from interest_core.contract import item_categories, load_manifest
 from interest_core.metrics import PROTOCOLS
+from interest_core.tags import category_names
 from interest_core.scoring import draw_split_negatives, new_accumulators, results, row_segments, score_rows
 from interest_core.windows import WindowRule
 from ray_train.models.saved import load_model
@@ -33,7 +35,8 @@ def write_negatives(path: Path, rows: dict, negatives: np.ndarray) -> None:
                              "negatives": [list(map(int, r)) for r in negatives]}), path)
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, latent_run: str | Path | None = None) -> dict:
+    """latent_run: a run of --model vae on the same data, whose posteriors give a sequence run the latent drift."""
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text())
     data_dir = Path(data_dir or run["data_dir"])
@@ -48,12 +51,13 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dic
         "negatives_seed": cfg.eval.negatives_seed, "sampled_negatives": cfg.eval.sampled_negatives,
         "ties": "pessimistic: equal scores rank above the target", "selection": cfg.eval.select_protocol,
         "cold_user_max_events": cfg.data.cold_user_max_events, "model_checkpoint_epoch": meta["epoch"] - 1}}
+    out["migration"], migrated = _migration(model, cfg, data_dir, num_items, latent_run)
     for split in ("valid", "test"):
         rows = read_eval_split(data_dir, split)
         negatives = draw_split_negatives(rows, num_items, cfg.eval.sampled_negatives, cfg.eval.negatives_seed)
         write_negatives(run_dir / "negatives" / f"{split}.parquet", rows, negatives)
         accs = new_accumulators(cfg.eval.ks)
-        segs = (lambda i, rows=rows: row_segments(rows, i, cfg.data.cold_user_max_events, event_types)) \
+        segs = (lambda i, rows=rows: row_segments(rows, i, cfg.data.cold_user_max_events, event_types, migrated)) \
             if split == "test" else None
         score_rows(model.score_all, rows, accs, negatives=negatives, segments=segs, **common)
         res = results(accs)
@@ -81,6 +85,25 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dic
     return out
 
 
+def _migration(model, cfg, data_dir: Path, num_items: int, latent_run: str | Path | None) -> tuple[dict | None, set]:
+    """(metrics.json["migration"], flagged test users): the run's own model as the latent (vae) or sequence
+    model, plus --latent's."""
+    latent = model if model.args.arch == "vae" else None
+    sequence = None if latent is not None else model
+    if latent_run is not None:
+        other, other_meta = load_model(latent_run)
+        if other.args.arch != "vae" or other.args.num_items != num_items:
+            raise ValueError(f"--latent {latent_run}: needs a run of `interest train --model vae` on the same data "
+                             f"(found a {other.args.arch} model over {other.args.num_items} item ids, this run has "
+                             f"{num_items})")
+        latent = other
+    item_category = item_categories(data_dir, num_items)
+    cats = pq.read_table(data_dir / "vocab" / "categories", columns=["category", "category_idx"]).to_pydict()
+    names = category_names(cats["category"], cats["category_idx"])
+    return migration_metrics(data_dir, cfg.migration, item_category, names, latent=latent, sequence=sequence,
+                             batch_size=cfg.eval.batch_size)
+
+
 def _clean(x):
     if isinstance(x, float) and not math.isfinite(x):
         return None
@@ -94,10 +117,13 @@ def _clean(x):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory written by `interest train`, e.g. --run runs/r1")
     p.add_argument("--data", default=None, help="data directory (default: the one the run trained on)")
+    p.add_argument("--latent", default=None,
+                   help="a run of `interest train --model vae` on the same data: its posteriors give the latent "
+                        "interest-migration score, e.g. --latent runs/vae")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = evaluate_run(args.run, args.data)
+    out = evaluate_run(args.run, args.data, args.latent)
     metric = config_from_dict(json.loads((Path(args.run) / "run.json").read_text())["config"]).eval.select
     k = metric.split("@")[1]
     t, b = out["test"]["full"], out["baselines"]["popularity"]["full"]
@@ -116,4 +142,9 @@ def run(args: argparse.Namespace) -> int:
         t, f = out["tags"], out["tags"]["baselines"]["frequency"]
         print(f"evaluate: interest tags precision@3 {t['precision@3']:.4f} against the planted interests of "
               f"{t['n_users']:,} users (most frequent categories {f['precision@3']:.4f})")
+    if out["migration"] and out["migration"]["auc"]:
+        m = out["migration"]
+        aucs = ", ".join(f"{k} {v:.4f}" for k, v in m["auc"].items() if v is not None)
+        print(f"evaluate: interest migration AUC {aucs} over {m['n_users']:,} users ({m['n_migrated']:,} migrated); "
+              f"{m['n_flagged']:,} flagged by {m['flag_score']}")
     return 0

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from interest_core.export_config import ExportConfig
+from interest_core.migration_config import MigrationConfig
 
 PRESETS = resources.files("interest_core") / "presets"
 METRICS = ("hr", "ndcg", "mrr")
@@ -79,6 +80,8 @@ class DataConfig(_Strict):
     tag_half_life_days: float = Field(30.0, gt=0)
     """Half-life of an event's weight in the whole-history interest categories of valid/test rows (the interest
     tags' history part; chosen on the synthetic validation users, README: Profiles, segments and serving)."""
+    drift_max_events: int = Field(512, ge=2)
+    """Most recent events per user in drift_valid/ and drift_test/, the history interest migration reads."""
     cold_user_max_events: int = Field(3, ge=1)
     """Users whose history has at most this many events form the cold-user segment."""
 
@@ -126,8 +129,9 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    arch: Literal["sasrec", "hstu"] = "sasrec"
-    """Backbone: SASRec causal self-attention or HSTU pointwise attention with relative bias."""
+    arch: Literal["sasrec", "hstu", "vae"] = "sasrec"
+    """Backbone: SASRec causal self-attention, HSTU pointwise attention with relative bias, or vae: a Mult-VAE
+    latent interest model over the bag of a window's items (Liang et al. 2018; dim = the latent size)."""
     dim: int = Field(64, ge=8)
     """Embedding / hidden size."""
     n_layers: int = Field(2, ge=1)
@@ -160,6 +164,22 @@ class ModelConfig(_Strict):
     over a sample of training positions, keeping the epoch with the best decay_valid log loss (0 = no refit)."""
     decay_refit_positions: int = Field(1_000_000, ge=1)
     """Scored training positions in the refit's sample (their hidden states are held in memory: N x dim floats)."""
+    vae_hidden: int = Field(600, ge=8)
+    """vae: width of the encoder's and the decoder's hidden layer (the paper's 600)."""
+    vae_beta: float = Field(0.2, ge=0.0)
+    """vae: the KL term's weight after annealing (the paper's best beta on ML-20M)."""
+    vae_categories: bool = True
+    """vae: a bag holds its items' known categories too, and the decoder reconstructs both (the latent then
+    carries the category-level interests; chosen on the synthetic validation users, README: Interest migration)."""
+    vae_anneal_steps: int = Field(2000, ge=0)
+    """vae: optimizer steps over which the KL weight rises linearly from 0 to vae_beta (0 = vae_beta throughout)."""
+
+    @model_validator(mode="after")
+    def _vae_full_softmax(self) -> "ModelConfig":
+        if self.arch == "vae" and self.loss == "sampled":
+            raise ValueError("model.arch=vae is a multinomial likelihood over the whole catalog: model.loss=sampled "
+                             "does not apply; use model.loss=auto or full")
+        return self
 
 
 class TrainConfig(_Strict):
@@ -250,6 +270,7 @@ class Config(_Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
+    migration: MigrationConfig = MigrationConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.model_dump_json())
@@ -261,6 +282,9 @@ class Config(_Strict):
 ARCH_RECIPES: dict[str, dict[str, Any]] = {
     "sasrec": {"model.dropout": 0.5, "model.ffn_mult": 4, "model.ffn_activation": "gelu", "model.norm": "post",
                "model.scale_embeddings": False, "train.adam_beta2": 0.999},
+    # Mult-VAE: dropout is the encoder's input dropout (0.5 in the paper); the feed-forward keys are unused
+    "vae": {"model.dropout": 0.5, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
+            "model.scale_embeddings": False, "train.adam_beta2": 0.999},
     "hstu": {"model.dropout": 0.2, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
              "model.scale_embeddings": True, "train.adam_beta2": 0.98},
 }

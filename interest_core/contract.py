@@ -15,6 +15,9 @@ schemas, so no reader needs pyspark to learn a column name. Layout of a data dir
                   under split=time
   decay_valid/ decay_test/   DECAY_SCHEMA (split=time only), one row per user with a history up to the end of
                   observation (cutoff - horizon / cutoff): its last max_len events, the decay label, RFM features
+  drift_valid/ drift_test/   DRIFT_SCHEMA, one row per user with a history (up to the valid / test target, or
+                  up to cutoff - horizon / cutoff): its last data.drift_max_events events and the end of observation;
+                  the interest-migration windows (early / recent, trajectory) are cut from them (drift.py)
   items/          ITEMS_SCHEMA, one row per in-vocabulary item id;  graph/  GRAPH_SCHEMA, one row per kept edge
   quarantine/     QUARANTINE_SCHEMA, every rejected input row with its reason
   planted/        PLANTED_SCHEMA (synthetic input only), the generator's planted interests per user: what the
@@ -31,11 +34,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 5  # 2: train rows carry first_target; equal timestamps keep the input's order
+SCHEMA_VERSION = 6  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
 #    first_ts; decay_valid/ decay_test/ rows
 # 4: action_test/ windows (the next-action evaluation's held-out events)
 # 5: valid/test rows carry the whole history's time-decayed interest categories (interest tags)
+# 6: drift_valid/ drift_test/ rows (interest migration); planted/ carries migration_ts
 
 INTEREST_CATEGORIES = 20  # interest_categories / interest_weights kept per eval row
 
@@ -97,6 +101,12 @@ DECAY_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("bought_items", _int_list),  # items with a buy event in the history
 ])
 
+DRIFT_SCHEMA = pa.schema(_SEQUENCE + [
+    pa.field("end_ts", pa.int64()),  # end of observation: V or C (split=time), the last history event (leave-one-out)
+    pa.field("history_len", pa.int32()),  # events up to end_ts (whole history)
+    pa.field("n_before", pa.int32()),  # history events before the first one in items
+])
+
 ITEMS_SCHEMA = pa.schema([
     pa.field("item_idx", pa.int32()),
     pa.field("item_id", pa.string()),
@@ -128,16 +138,19 @@ PLANTED_SCHEMA = pa.schema([
     pa.field("user_id", pa.string()),  # HMAC pseudonym, as in every split
     pa.field("interests", pa.list_(pa.string())),  # category paths of the interests at the end of the data
     pa.field("interests_before", pa.list_(pa.string())),  # before migration; null = the user did not migrate
+    pa.field("migration_ts", pa.int64()),  # unix seconds of the migration; null = the user did not migrate
 ])
 
 SHARD_SCHEMAS = {"train": TRAIN_SCHEMA, "action_test": TRAIN_SCHEMA, "valid": EVAL_SCHEMA, "test": EVAL_SCHEMA,
                  "decay_valid": DECAY_SCHEMA,
-                 "decay_test": DECAY_SCHEMA, "items": ITEMS_SCHEMA,
+                 "decay_test": DECAY_SCHEMA, "drift_valid": DRIFT_SCHEMA, "drift_test": DRIFT_SCHEMA,
+                 "items": ITEMS_SCHEMA,
                  "graph": GRAPH_SCHEMA, "quarantine": QUARANTINE_SCHEMA, "planted": PLANTED_SCHEMA}
 
 TRAIN_COLUMNS = TRAIN_SCHEMA.names
 EVAL_COLUMNS = EVAL_SCHEMA.names
 DECAY_COLUMNS = DECAY_SCHEMA.names
+DRIFT_COLUMNS = DRIFT_SCHEMA.names
 ITEMS_COLUMNS = ITEMS_SCHEMA.names
 GRAPH_COLUMNS = GRAPH_SCHEMA.names
 QUARANTINE_COLUMNS = QUARANTINE_SCHEMA.names
@@ -164,6 +177,17 @@ def load_manifest(data_dir: str | Path) -> dict:
         raise DataDirError(f"{d}: shard schema version {version!r} is not one this version reads "
                            f"([{SCHEMA_VERSION}]); rerun the ETL with this version of interest-trainer")
     return manifest
+
+
+def item_categories(data_dir: str | Path, num_items: int) -> "np.ndarray":
+    """(num_items,) int64: the category id of every item id (0 = unknown, padding, OOV), from items/."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(Path(data_dir) / "items", columns=["item_idx", "category_idx"])
+    out = np.zeros(num_items, dtype=np.int64)
+    out[t.column("item_idx").to_numpy()] = t.column("category_idx").to_numpy()
+    return out
 
 
 def split_files(data_dir: str | Path, split: str) -> list[str]:

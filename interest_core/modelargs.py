@@ -23,7 +23,8 @@ def action_embedding_dim(dim: int) -> int:
 
 NUM_TIME_BUCKETS = 32  # floor(log2(1 + dt seconds)) clamped to 31: bucket 31 starts at 2^31 s (68 years)
 NUM_POS_BUCKETS = 32  # HSTU relative-position buckets: exact below 16, log-spaced up to max_len
-ARCHS = ("sasrec", "hstu")
+ARCHS = ("sasrec", "hstu", "vae")
+SEQUENCE_ARCHS = ("sasrec", "hstu")  # the transformer backbones; "vae" is the Mult-VAE bag model
 
 
 @dataclass
@@ -41,7 +42,11 @@ class ModelArgs:
     scale_embeddings: bool = True  # item embeddings * sqrt(dim)
     position_anchor: str = "end"  # position ids count from the sequence's "end" (0 = most recent) or "start"
     event_type_input: bool = True  # embed each event's type (off when the data has one type only)
-    arch: str = "sasrec"  # "sasrec" | "hstu"
+    arch: str = "sasrec"  # "sasrec" | "hstu" | "vae"
+    vae_hidden: int = 600  # vae: hidden width of encoder and decoder (dim = latent size)
+    vae_beta: float = 0.2  # vae: KL weight after annealing
+    vae_anneal_steps: int = 2000  # vae: steps of the linear KL warm-up from 0
+    num_categories: int = 0  # vae: category vocabulary incl. 0 = unknown; > 0 puts categories in the bag too
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
@@ -57,7 +62,10 @@ class ModelArgs:
         if self.num_event_types < 1:
             raise ValueError(f"num_event_types={self.num_event_types}: must include 0 = padding")
         if self.arch not in ARCHS:
-            raise ValueError(f"arch={self.arch!r}: expected 'sasrec' or 'hstu'")
+            raise ValueError(f"arch={self.arch!r}: expected one of {ARCHS}")
+        if self.arch == "vae" and self.loss != "full":
+            raise ValueError("arch=vae: the multinomial likelihood is a full softmax over the catalog; "
+                             "set model.loss=full (or auto)")
         if self.loss not in ("full", "sampled"):
             raise ValueError(f"loss={self.loss!r}: expected 'full' or 'sampled' (resolve 'auto' before building)")
         if self.dim % self.n_heads:
@@ -78,6 +86,8 @@ class ModelArgs:
 def resolve_loss(cfg: Config, num_items: int) -> str:
     """model.loss=auto: the full softmax up to model.full_softmax_max_items items, the sampled one above."""
     m = cfg.model
+    if m.arch == "vae":  # its multinomial likelihood (the config refuses loss=sampled with it)
+        return "full"
     if m.loss != "auto":
         return m.loss
     return "full" if num_items <= m.full_softmax_max_items else "sampled"
@@ -85,24 +95,31 @@ def resolve_loss(cfg: Config, num_items: int) -> str:
 
 def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                event_types_seen: int | None = None, censoring_known: bool = True,
-               decay_max_gap_s: float = 0.0, event_type_prior: list[float] | None = None) -> ModelArgs:
+               decay_max_gap_s: float = 0.0, event_type_prior: list[float] | None = None,
+               num_categories: int = 0) -> ModelArgs:
     """The model a config builds for a vocabulary and a context length (from the manifest, or planned).
     With one event type in the data (event_types_seen = 1) the event-type input and head are off: they would
     learn a constant. The decay head needs data whose training sequences end at a known end of observation
     (split=time, censoring_known); without it every gap would look observed and the head would learn a bias.
     decay_max_gap_s: the longest gap the training windows can hold (end of training observation - first event).
-    event_type_prior: the share of each event type in the data (the next-action head's logit adjustment)."""
+    event_type_prior: the share of each event type in the data (the next-action head's logit adjustment).
+    num_categories: the data's category vocabulary (incl. 0 = unknown), which the vae's bags include when
+    model.vae_categories is on and the data has known categories."""
     m = cfg.model
     varied = event_types_seen is None or event_types_seen > 1
+    heads = m.arch != "vae"  # the bag model has no per-event state for the next-action and decay heads
     return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
                      n_layers=m.n_layers, n_heads=m.n_heads, dropout=m.dropout, ffn_mult=m.ffn_mult,
                      ffn_activation=m.ffn_activation, norm=m.norm, scale_embeddings=m.scale_embeddings, arch=m.arch,
                      position_anchor=m.position_anchor, loss=resolve_loss(cfg, num_items),
-                     num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied else 0.0,
+                     num_negatives=m.num_negatives, event_type_loss_weight=m.event_type_loss_weight if varied and heads else 0.0,
                      event_type_prior=event_type_prior,
-                     decay_loss_weight=m.decay_loss_weight if censoring_known else 0.0,
+                     decay_loss_weight=m.decay_loss_weight if censoring_known and heads else 0.0,
                      buy_event_type=cfg.data.buy_event_type or 0, decay_max_gap_s=float(decay_max_gap_s),
-                     event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing)
+                     event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing,
+                     vae_hidden=m.vae_hidden, vae_beta=m.vae_beta, vae_anneal_steps=m.vae_anneal_steps,
+                     num_categories=num_categories if m.arch == "vae" and m.vae_categories and num_categories > 1
+                     else 0)
 
 
 def event_types_seen(manifest: dict) -> int | None:
@@ -117,7 +134,8 @@ def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
     return model_args(cfg, vocab["num_items"], vocab["num_event_types"], split["max_len"],
                       event_types_seen(manifest), censoring_known=split.get("kind") == "time",
                       decay_max_gap_s=max(0, end - first) if end is not None and first is not None else 0.0,
-                      event_type_prior=event_type_prior(manifest))
+                      event_type_prior=event_type_prior(manifest),
+                      num_categories=vocab.get("num_categories", 0))
 
 
 def event_type_prior(manifest: dict) -> list[float] | None:
@@ -134,6 +152,10 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
     """Parameters of InterestModel(a), the tied item embedding once; non_embedding leaves out every embedding
     table (items, event types, positions, time gaps, HSTU's bias tables)."""
     d, f = a.dim, a.ffn_mult * a.dim
+    if a.arch == "vae":  # encoder V (+ C) -> H -> 2D (mean, log-variance), decoder D -> H -> V (+ C), with biases
+        v, h = a.num_items + a.num_categories, a.vae_hidden
+        dense = (h + 1) * 2 * d + (d + 1) * h
+        return dense if non_embedding else dense + v * h + h + (h + 1) * v
     embeddings = (a.num_items + a.num_event_types * a.event_type_input + a.max_len + NUM_TIME_BUCKETS + 2) * d
     if a.arch == "sasrec":
         # 2 LayerNorms, qkv (D x 3D), out proj (D x D), FFN D x F and F x D, all with biases
@@ -165,6 +187,11 @@ def flops_per_token(a: ModelArgs) -> int:
       + 12 * n_layers * D * T   attention: Q K^T and A V are D * T multiply-adds each per token at context T
                                 = max_len (2 * 2 forward, x3 with backward; causal masking not discounted)
     Embedding lookups (items, event types, positions, time, HSTU bias tables) cost no FLOPs.
+    vae (a bag of max_len items is one row): per item of the bag, its share of the row's dense layers and the
+    decoder's V x H output layer (the encoder's V x H input layer is an embedding-bag lookup).
     """
+    if a.arch == "vae":
+        dense, out = count_params(a, non_embedding=True), (a.vae_hidden + 1) * (a.num_items + a.num_categories)
+        return 6 * (dense + out) // a.max_len
     candidates = a.num_items if a.loss == "full" else a.num_negatives
     return 6 * count_params(a, non_embedding=True) + 6 * a.dim * candidates + 12 * a.n_layers * a.dim * a.max_len

@@ -47,13 +47,17 @@ def draw_split_negatives(rows: dict[str, list], num_items: int, n: int, seed: in
                           np.asarray(rows["target_item"]), n, seed, rows["user_id"])
 
 
-def row_segments(rows: dict[str, list], i: int, cold_max: int, event_types: list[str]) -> list[str]:
+def row_segments(rows: dict[str, list], i: int, cold_max: int, event_types: list[str],
+                 migrated: set[str] | frozenset = frozenset()) -> list[str]:
+    """The segments of eval row i; `migrated`: the pseudonyms the interest-migration flag marks."""
     segs = ["cold_users" if rows["history_len"][i] <= cold_max else "warm_users"]
     if rows["target_is_cold_item"][i]:
         segs.append("cold_items")
     cat = rows["target_category"][i]
     if cat and rows["top_categories"][i] and cat not in rows["top_categories"][i]:
         segs.append("drifted_users")
+    if rows["user_id"][i] in migrated:
+        segs.append("migrated")
     et = rows["target_event_type"][i]
     if 0 < et < len(event_types):
         segs.append(f"event_type={event_types[et]}")

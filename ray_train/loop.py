@@ -22,11 +22,12 @@ from interest_core import decay
 from interest_core.batches import read_decay_split, read_eval_split
 from interest_core.binary import auc, brier
 from interest_core.config import Config, config_from_dict
+from interest_core.contract import item_categories
 from interest_core.modelargs import ModelArgs, model_args_for_data
 from interest_core.scoring import new_accumulators, score_hazards, score_rows
 from ray_train.data import arrow_train_collate
 from ray_train.engine import build_engine, ensure_accelerator_env
-from ray_train.models.model import InterestModel
+from ray_train.models import build_model
 from ray_train.reporting import Reporter
 
 VALID_PROTOCOLS = ("full", "full_exclude_seen")
@@ -91,7 +92,7 @@ def _scoring_model(engine, args: ModelArgs, stage: int) -> torch.nn.Module:
         return engine.module
     with _gathered(engine, stage):
         state = {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
-    model = InterestModel(args)
+    model = build_model(args)
     model.load_state_dict(state)
     return model
 
@@ -175,7 +176,9 @@ def train_loop_per_worker(config: dict) -> None:
     torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
     torch.manual_seed(cfg.train.seed + rank)
     args = model_args_for_data(cfg, job.manifest)
-    model = InterestModel(args)
+    model = build_model(args)
+    if args.num_categories:  # the vae's bags hold their items' categories
+        model.set_item_categories(item_categories(job.data_dir, args.num_items))
     n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
     every = validation_interval(cfg, n_steps)
     total = n_steps * cfg.train.epochs

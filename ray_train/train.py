@@ -19,7 +19,7 @@ from pathlib import Path
 
 from interest_core.config import Config, build_config, load_config
 from interest_core.contract import load_manifest
-from interest_core.modelargs import count_params, model_args_for_data
+from interest_core.modelargs import ARCHS, count_params, model_args_for_data
 from ray_train.data import train_dataset
 from ray_train.loop import Job, select_key, steps_per_epoch, train_loop_per_worker
 from ray_train.progress import driver_progress
@@ -28,7 +28,8 @@ from ray_train.progress import driver_progress
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="ETL output directory (has _SUCCESS), e.g. --data out/data")
     p.add_argument("--output", required=True, help="run directory; rerun the same to resume, e.g. --output runs/r1")
-    p.add_argument("--model", default=None, choices=["sasrec", "hstu"], help="backbone, e.g. --model hstu")
+    p.add_argument("--model", default=None, choices=list(ARCHS),
+                   help="model family: sasrec / hstu (sequence) or vae (Mult-VAE over bags), e.g. --model hstu")
     p.add_argument("--workers", type=int, default=None, help="Ray Train workers (DeepSpeed ranks), e.g. --workers 2")
     p.add_argument("--zero-stage", type=int, default=None, choices=[0, 1, 2, 3], help="ZeRO stage, e.g. --zero-stage 3")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (early stopping may end sooner), e.g. --epochs 5")

@@ -243,6 +243,10 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     for name, end_ts in decay_ends.items():
         _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name, d.num_files,
                ["user_id"], d.row_group_mb)
+    for which in ("valid", "test"):  # the interest-migration rows: the end of observation of valid/test
+        end_ts = {"valid": d.cutoff_ts - d.horizon_s, "test": d.cutoff_ts}[which] if d.split == "time" else None
+        _write(sequences.drift_rows(split, which, d.drift_max_events, end_ts), tmp / f"drift_{which}", d.num_files,
+               ["user_id"], d.row_group_mb)
     st.done("sequences_eval")
     first_seen = counts_df.select("item_id", "first_seen_ts")
     (items.item_features(item_vocab, catalog, cats, first_seen, train_counts)
@@ -276,7 +280,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
               "rows_valid": rows_valid, "rows_used": used, "rows_deduplicated": rows_valid - used, "users": users,
               "users_without_target": users - users_with_test,
               "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)}}
-    rows = {s: _parquet_rows(tmp / s) for s in ("train", "valid", "test", "action_test", *decay_ends)}
+    written = ("train", "valid", "test", "action_test", *decay_ends, "drift_valid", "drift_test")
+    rows = {s: _parquet_rows(tmp / s) for s in written}
     st.done("vocab_write_counts")
     return {
         "schema_version": SCHEMA_VERSION,
@@ -294,7 +299,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
                   "cutoff_ts": d.cutoff_ts, "valid_cutoff_ts": decay_ends.get("decay_valid"),
                   "max_len": rule.max_len, "stride": rule.stride},
         "time_range": {"first_ts": int(agg["first_ts"]), "last_ts": int(agg["last_ts"])},
-        "files": {s: d.num_files for s in ("train", "valid", "test", "action_test", *decay_ends)},
+        "files": {s: d.num_files for s in written},
         "stage_seconds": st.seconds,
     }
 

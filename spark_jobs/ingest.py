@@ -254,7 +254,8 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
 def read_planted(spark: SparkSession, fmt: str, input_path: str) -> DataFrame | None:
     """The synthetic generator's planted interests (ground_truth.parquet) as user_id (raw), interests (the
     category paths of the user's interests at the end of the data: after migration for a migrated user),
-    interests_before (before migration, null when the user did not migrate); None for other inputs."""
+    interests_before (before migration, null when the user did not migrate), migration_ts (unix seconds, null
+    likewise); None for other inputs."""
     path = Path(input_path) / "ground_truth.parquet"
     if fmt != "synthetic" or not path.exists():
         return None
@@ -263,7 +264,8 @@ def read_planted(spark: SparkSession, fmt: str, input_path: str) -> DataFrame | 
     return truth.select(
         F.col("user_id").cast("string").alias("user_id"),
         F.when(migrated, F.col("interests_after")).otherwise(F.col("interests")).alias("interests"),
-        F.when(migrated, F.col("interests")).alias("interests_before"))
+        F.when(migrated, F.col("interests")).alias("interests_before"),
+        F.when(migrated, F.col("migration_ts").cast("long")).alias("migration_ts"))
 
 
 def _retailrocket_items(spark: SparkSession, files: list[str]) -> DataFrame:

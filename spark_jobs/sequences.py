@@ -19,7 +19,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from interest_core.contract import DECAY_COLUMNS, EVAL_COLUMNS, INTEREST_CATEGORIES, TRAIN_COLUMNS
+from interest_core.contract import DECAY_COLUMNS, DRIFT_COLUMNS, EVAL_COLUMNS, INTEREST_CATEGORIES, TRAIN_COLUMNS
 from interest_core.windows import Ops, WindowRule
 
 _EV = "struct(ts, src_file, src_row, item_idx, event_type_idx, category_idx)"
@@ -307,6 +307,19 @@ def decay_rows(split: DataFrame, which: str, max_len: int, end_ts: int, buy_type
         (F.floor(last_ts / 86400) - F.floor(first_ts / 86400)).cast("double").alias("bg_t_x"),
         (F.lit(end_ts / 86400) - F.floor(first_ts / 86400)).alias("bg_T"), bought.alias("bought_items")
     ).select(*DECAY_COLUMNS)
+
+
+def drift_rows(split: DataFrame, which: str, max_events: int, end_ts: int | None) -> DataFrame:
+    """Rows of contract.DRIFT_SCHEMA for which in {"valid", "test"}: every user with a history, its last
+    max_events events (the interest-migration windows are cut from them: interest_core.drift) and the end of
+    observation: end_ts under split=time (V or C), the last history event's time under leave-one-out."""
+    hist = f"{which}_hist"
+    df = split.where(F.col(hist).isNotNull())
+    h = F.size(hist)
+    last = F.slice(hist, F.greatest(F.lit(1), h - max_events + 1), max_events)
+    end = F.lit(end_ts).cast("long") if end_ts is not None else F.element_at(hist, -1)["ts"]
+    return df.select("user_id", *_unzip(last), end.alias("end_ts"), h.cast("int").alias("history_len"),
+                     (h - F.size(last)).cast("int").alias("n_before")).select(*DRIFT_COLUMNS)
 
 
 def item_train_counts(split: DataFrame) -> DataFrame:

@@ -101,3 +101,32 @@ def test_sorted_batches_accepts_one_row_batches_and_rejects_unsorted_files(tmp_p
     for size in (1, 3):
         with pytest.raises(ValueError, match="not sorted by user_id"):
             list(sorted_batches(str(tmp_path / "bad.parquet"), ["user_id"], size))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_merge_sorted_parts_equals_one_global_sort(tmp_path, seed):
+    from interest.export.merge import merge_sorted
+
+    rng = np.random.default_rng(seed)
+    keys = [("activity_at_risk", "descending"), ("user_id", "ascending")]
+    parts, whole = [], []
+    for p in range(int(rng.integers(1, 6))):
+        n = int(rng.integers(0, 40))
+        t = pa.table({"user_id": [f"u{p}-{i:03d}" for i in range(n)],
+                      "activity_at_risk": rng.integers(0, 6, n).astype(np.float64),  # many ties
+                      "payload": [[int(x)] * 2 for x in rng.integers(0, 9, n)]}).sort_by(keys)
+        pq.write_table(t, tmp_path / f"part-{p}.parquet", row_group_size=7)
+        parts.append(tmp_path / f"part-{p}.parquet")
+        whole.append(t)
+    got = list(merge_sorted(parts, keys, batch_size=int(rng.integers(1, 9))))
+    merged = pa.concat_tables(got) if got else whole[0].slice(0, 0)
+    assert merged.equals(pa.concat_tables(whole).sort_by(keys))
+
+
+def test_merge_sorted_refuses_an_unsorted_part(tmp_path):
+    from interest.export.merge import merge_sorted
+
+    keys = [("activity_at_risk", "descending"), ("user_id", "ascending")]
+    pq.write_table(pa.table({"user_id": ["a", "b"], "activity_at_risk": [1.0, 2.0]}), tmp_path / "p.parquet")
+    with pytest.raises(ValueError, match="p.parquet: rows are not sorted"):
+        list(merge_sorted([tmp_path / "p.parquet"], keys))

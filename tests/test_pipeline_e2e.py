@@ -191,3 +191,25 @@ def test_next_action_is_scored_on_held_out_events_against_its_baselines(demo):
     assert sum(map(sum, e["confusion"]["counts"])) == e["n_targets"]
     p = [x for x in pq.read_table(out / "export" / "profiles").column("p_buy_next").to_pylist()]
     assert p and all(x is not None and 0 < x < 1 for x in p)
+
+
+def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
+    """The demo trains a Mult-VAE run beside the sequence model (`interest train --model vae`) and evaluates the
+    sequence run with `--latent`: metrics.json["migration"] holds the three drift scores' AUCs against the planted
+    migrations, the flag and its paths; the next-item segments gain `migrated`; the report shows the section."""
+    out, stdout = demo
+    vae = json.loads((out / "vae" / "run.json").read_text())
+    assert vae["model"] == "vae" and vae["best_valid_score"] > 0
+    m = json.loads((out / "run" / "metrics.json").read_text())["migration"]
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["rows"]["drift_test"] >= m["n_users"] > 0 and m["n_migrated"] > 0
+    assert set(m["auc"]) == {"latent", "sequence", "category_js"}
+    assert m["auc"]["latent"] > 0.75 and m["auc"]["category_js"] > 0.75, m["auc"]  # chance is 0.5
+    assert m["flag_score"] == "latent" and m["threshold"]["chosen_on"] == "validation F1"
+    assert 0 < m["n_flagged"] < m["n_users"] and m["precision"] > 0.3
+    assert m["paths"] and all(p["from"] != p["to"] and p["users"] > 0 for p in m["paths"])
+    segments = json.loads((out / "run" / "metrics.json").read_text())["segments"]
+    assert 0 < segments["migrated"]["full"]["n_users"] <= m["n_flagged"]  # flagged users with a test target
+    assert "interest migration AUC latent" in stdout
+    html = (out / "run" / "report.html").read_text()
+    assert "Interest migration" in html and (out / "run" / "plots" / "migration_drift.png").exists()

@@ -34,6 +34,16 @@ def _protocols(base: float, n_users: int) -> dict:
 ACTION_PLOTS = {"action_roc", "action_confusion"}
 
 
+def migration_block() -> dict:
+    """metrics.json["migration"] as ``interest evaluate`` writes it (interest/migration_scores.py)."""
+    return {"window_days": 14.0, "divergence": "w2", "flag_score": "latent", "n_users": 863,
+            "auc": {"latent": 0.8971, "sequence": 0.7823, "category_js": 0.9038}, "time_within_7d": 0.8289,
+            "threshold": {"value": 0.98, "chosen_on": "validation F1", "valid_f1": 0.68}, "n_migrated": 115,
+            "n_flagged": 105, "precision": 0.7238, "recall": 0.6609, "n_true_positives": 76,
+            "paths": [{"from": "Cat05/Sub30", "to": "Cat09/Sub47", "users": 3}, {"from": "A", "to": "B", "users": 1}],
+            "histogram": {"score": "latent", "counts": [5, 3, 1], "edges": [-1.0, 0.0, 1.0, 2.0]}}
+
+
 def action_block() -> dict:
     """metrics.json["event_type"] as ``interest evaluate`` writes it (interest/action_scores.py)."""
     roc = {"fpr": [0.0, 0.2, 1.0], "tpr": [0.0, 0.7, 1.0]}
@@ -147,6 +157,7 @@ def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 
         "baselines": baselines,
         "decay": decay_block(),
         "event_type": action_block(),
+        "migration": migration_block(),
         "tags": tags_block(),
         "throughput": {"train_seq_per_s": 5150.0, "ingest_rows_per_s": 250000.0},
     }
@@ -168,8 +179,11 @@ def test_full_report(tmp_path):
     text = out.read_text(encoding="utf-8")
 
     for section in ("Run summary", "Training curves", "Model vs baselines (test split)", "Segments (test split)",
-                    "Throughput", "Interest decay", "Next action", "Metric definitions", "Per-epoch history"):
+                    "Throughput", "Interest decay", "Next action", "Interest migration", "Metric definitions",
+                    "Per-epoch history"):
         assert section in text, section
+    for s in ("latent (Mult-VAE posteriors)", "0.8971", "0.9038", "0.8289", "validation F1"):
+        assert s in text, s
     # summary numbers
     for s in ("1,234,567 (1.23 M)", "1 h 02 min 05 s", "0.1357", "train.lr", "ZeRO stage", "256", "yes — stopped"):
         assert s in text, s
@@ -198,7 +212,7 @@ def test_full_report(tmp_path):
     # plots: every referenced image exists and is a real PNG
     srcs = _img_srcs(text)
     assert {Path(s).stem for s in srcs} == ({"loss", "valid", "baselines", "segments", "throughput"} | DECAY_PLOTS
-                                             | ACTION_PLOTS | {"segments_map"})
+                                             | ACTION_PLOTS | {"segments_map", "migration_drift", "migration_paths"})
     for src in srcs:
         png = run_dir / src
         assert png.parent == run_dir / "plots"
@@ -230,6 +244,7 @@ def test_partial_and_broken_inputs(tmp_path):
     m["decay"] = None
     m["event_type"] = None
     m["tags"] = None
+    m["migration"] = None
     del m["baselines"]
     (run_dir / "export.json").write_text("{broken")
     m["test"]["full"]["ndcg@10"] = "oops"
@@ -241,6 +256,7 @@ def test_partial_and_broken_inputs(tmp_path):
            "(--split time --cutoff DATE --horizon-days H)" in text
     assert "Next-action evaluation: not available" in text
     assert "Interest-tag precision: not available" in text and "Profiles and segments: not available" in text
+    assert "Interest-migration evaluation: not available" in text
     srcs = {Path(s).stem for s in _img_srcs(text)}
     assert srcs == {"segments", "baselines"}  # no history/steps -> no loss, valid, throughput curves
 

@@ -243,6 +243,21 @@ def test_decay_rows_features(spark):
     assert set(rows) == {"a", "b"}  # every user with a history, with or without a next event
 
 
+def test_drift_rows_keep_the_recent_history_and_the_end_of_observation(spark):
+    day = 86400
+    ev = _indexed(spark, [("a", t * day, 10 + t, 1, 1) for t in range(1, 6)] + [("b", 2 * day, 7, 1, 1)])
+    split = sequences.split_sequences(sequences.user_sequences(ev), "time", cutoff_ts=4 * day, horizon_s=day)
+    rows = {r.user_id: r for r in sequences.drift_rows(split, "test", 2, 4 * day).collect()}
+    a = rows["a"]  # history up to the cutoff: days 1-4, the last 2 kept
+    assert (a.items, a.ts, a.end_ts, a.history_len, a.n_before) == ([13, 14], [3 * day, 4 * day], 4 * day, 4, 2)
+    assert a.dt == [day, day]  # gaps of the whole history, not restarted at the cut
+    assert set(rows) == {"a", "b"}
+    loo = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")
+    rows = {r.user_id: r for r in sequences.drift_rows(loo, "valid", 10, None).collect()}
+    assert rows["a"].items == [11, 12, 13] and rows["a"].end_ts == 3 * day  # up to the valid target: its last event
+    assert set(rows) == {"a"}  # b has no valid history
+
+
 def test_training_windows_cover_history_from_the_end(spark):
     ev = _indexed(spark, [("u", t, 10 + t, 1, 1) for t in range(9)])  # 9 events -> 7 train events
     split = sequences.split_sequences(sequences.user_sequences(ev), "leave-one-out")

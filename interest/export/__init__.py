@@ -28,6 +28,7 @@ from interest.profiles import ProfileScorer, settings_from
 from interest_core.batches import read_head, row_batches
 from interest_core.config import config_from_dict
 from interest_core.contract import EVAL_COLUMNS, load_manifest, split_files
+from interest_core.modelargs import SEQUENCE_ARCHS
 
 from .batch import init_ray, write_profiles, write_reengage
 from .segments import embedding_map, fit_segments, summarize
@@ -46,12 +47,17 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     manifest = load_manifest(data_dir)
     horizon = float(manifest["split"]["horizon_days"])
     cfg = config_from_dict(run["config"])
+    if cfg.model.arch not in SEQUENCE_ARCHS:
+        raise ValueError(f"{run_dir} holds a {cfg.model.arch} model: `interest export` serves the sequence models "
+                         f"({', '.join(SEQUENCE_ARCHS)}), whose user embedding scores items by a dot product; export "
+                         "a run trained with --model sasrec or hstu")
     updates = {k: v for k, v in (("top_k", top_k), ("segments", segments), ("reengage_below", reengage_below))
                if v is not None}
     e = cfg.export.model_copy(update=updates)
     cfg = cfg.model_copy(update={"export": type(e).model_validate(e.model_dump())})
     e = cfg.export
     timings: dict[str, float] = {}
+    peak_rss: dict[str, float] = {}  # the driver's peak RSS so far, after each stage: which stage grows it
     t0 = time.perf_counter()
     scorer = ProfileScorer(run_dir, data_dir, settings_from(cfg, horizon))
     model, max_len = scorer.model, scorer.max_len
@@ -70,16 +76,19 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     import ray
 
     timings["fit_segments_s"] = time.perf_counter() - t0
+    peak_rss["before_ray"] = _peak_rss_mb()  # model, k-means sample and decay calibration loaded
     started = init_ray(address, e.actors or 1)
     try:
         t0 = time.perf_counter()
         n_profiles = write_profiles(run_dir, data_dir, settings, out / "profiles", e.actors)
         timings["profiles_s"] = time.perf_counter() - t0
+        peak_rss["after_profiles"] = _peak_rss_mb()
         n_reengage = None
         if scale is not None and (data_dir / "decay_test").is_dir():
             t0 = time.perf_counter()
             n_reengage = write_reengage(run_dir, data_dir, settings, out / "reengage.parquet", e.actors)
             timings["reengage_s"] = time.perf_counter() - t0
+            peak_rss["after_reengage"] = _peak_rss_mb()
     finally:
         if started:
             ray.shutdown()
@@ -89,6 +98,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         last_ts = int(manifest["time_range"]["last_ts"])
         pq.write_table(summarize(out / "profiles", segmenter.cluster_centers_, last_ts), out / "segments.parquet")
     timings["segments_summary_s"] = time.perf_counter() - t0
+    peak_rss["after_segments"] = _peak_rss_mb()
     items = pq.read_table(data_dir / "items")
     meta = json.loads((run_dir / "model" / "meta.json").read_text())
     model_out = out / "model"
@@ -105,12 +115,16 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         "profile_sample": sample_rows.to_pylist() if sample_rows is not None else [], "model": model_info,
         "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / max(timings["profiles_s"], 1e-9),
         # the driver's own peak (Ray's actors are other processes): flat in the number of users by design
-        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "driver_peak_rss_mb": _peak_rss_mb(), "driver_peak_rss_mb_by_stage": peak_rss,
     }
     text = json.dumps(summary, indent=2, default=float)
     (out / "export.json").write_text(text)
     (run_dir / "export.json").write_text(text)
     return summary
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

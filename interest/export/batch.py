@@ -4,14 +4,15 @@ as Parquet by Ray Data.
 
 The ETL hash-partitions every split by user into data.num_files parts and sorts each part by user_id
 (spark_jobs.etl._write), so test part i and decay_test part i hold the same users in the same order: a task is such
-a pair of files, merge-joined inside the actor one record batch at a time. The driver sees file names, the
-re-engagement list in sorted batches while it numbers the ranks, and footers; never all users at once.
+a pair of files, merge-joined inside the actor one record batch at a time. The driver sees file names, footers and
+the re-engagement list as a k-way merge of the actors' sorted part files (a batch per part); never all users.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -23,7 +24,12 @@ import pyarrow.parquet as pq
 from interest.profiles import ProfileScorer, ProfileSettings
 from interest_core.contract import DECAY_COLUMNS, EVAL_COLUMNS, split_files
 
+from .merge import merge_sorted
+
 _PART = re.compile(r"part-(\d+)")
+REENGAGE_ORDER = [("activity_at_risk", "descending"), ("user_id", "ascending")]  # the list's ranking
+RUN_ROWS = 100_000  # re-engagement candidates an actor sorts into one run (part file)
+MERGE_ROWS = 65_536  # rows the driver's merge of the runs buffers, split evenly over the runs
 
 
 def file_pairs(data_dir: str | Path) -> list[dict[str, str]]:
@@ -94,7 +100,9 @@ class ProfileActor:
 
 
 class ReengageActor:
-    """A Ray Data actor: batches of decay_test files -> the re-engagement candidates of each scoring batch."""
+    """A Ray Data actor: batches of (decay_test file, run path prefix) -> the file's re-engagement candidates, in
+    sorted runs of at most RUN_ROWS rows (REENGAGE_ORDER), each written to a part file; yields only each part's path
+    and row count, so an actor holds one run and the driver none."""
 
     def __init__(self, run_dir: str, data_dir: str, settings: ProfileSettings):
         self.scorer = ProfileScorer(run_dir, data_dir, settings)
@@ -102,9 +110,23 @@ class ReengageActor:
     def __call__(self, batch: dict) -> Iterator[pa.Table]:
         from interest.reengage import candidates
 
-        for decay_file in batch["decay"]:
-            for rows in sorted_batches(str(decay_file), DECAY_COLUMNS, self.scorer.s.batch_size):
-                yield candidates(self.scorer, rows.to_pydict())
+        for decay_file, prefix in zip(batch["decay"], batch["part"]):
+            run, rows, k = [], 0, 0
+            for part in sorted_batches(str(decay_file), DECAY_COLUMNS, self.scorer.s.batch_size):
+                got = candidates(self.scorer, part.to_pydict())
+                run.append(got)
+                rows += got.num_rows
+                if rows >= RUN_ROWS:
+                    yield _write_run(run, f"{prefix}-{k:05d}.parquet")
+                    run, rows, k = [], 0, k + 1
+            if rows:
+                yield _write_run(run, f"{prefix}-{k:05d}.parquet")
+
+
+def _write_run(tables: list[pa.Table], path: str) -> pa.Table:
+    table = pa.concat_tables(tables).sort_by(REENGAGE_ORDER)
+    pq.write_table(table, path)
+    return pa.table({"part": [path], "rows": [table.num_rows]})
 
 
 def init_ray(address: str | None, actors: int) -> bool:
@@ -150,27 +172,28 @@ def write_profiles(run_dir: Path, data_dir: Path, settings: ProfileSettings, out
 def write_reengage(run_dir: Path, data_dir: Path, settings: ProfileSettings, path: Path,
                    actors: int | None) -> int:
     """The re-engagement list (interest.reengage) of every decay_test user below the threshold, ranked by the
-    activity at risk (ties by pseudonym) across all shards: Ray Data sorts; the driver numbers the sorted batches
-    into path. Returns the number of users listed."""
-    import ray
-    import ray.data
-
+    activity at risk (ties by pseudonym) across all shards: each actor sorts one shard's candidates into a part
+    file, the driver merges the parts (merge.py) and numbers the ranks while writing `path`. Returns the number of
+    users listed."""
     from interest.reengage import REENGAGE_SCHEMA
 
-    files = [{"decay": f} for f in split_files(data_dir, "decay_test")]
-    ds = _map(files, ReengageActor, run_dir, data_dir, settings, actors)
-    ray.data.DataContext.get_current().execution_options.preserve_order = True  # batches in sorted order
-    ranked = ds.sort(["activity_at_risk", "user_id"], descending=[True, False])
-    n, last = 0, None
-    with pq.ParquetWriter(path, REENGAGE_SCHEMA) as writer:
-        for batch in ranked.iter_batches(batch_format="pyarrow", batch_size=65_536):
-            if not batch.num_rows:
-                continue
-            risk = batch.column("activity_at_risk").to_numpy(zero_copy_only=False)
-            if (last is not None and risk[0] > last) or np.any(np.diff(risk) > 0):
-                raise RuntimeError("re-engagement batches came out of order from Ray Data's sort; rerun the export")
-            last = risk[-1]
-            rank = pa.array(np.arange(n + 1, n + batch.num_rows + 1), pa.int32())
-            writer.write_table(batch.append_column("rank", rank).select(REENGAGE_SCHEMA.names).cast(REENGAGE_SCHEMA))
-            n += batch.num_rows
+    tmp = path.parent / f".{path.name}.parts"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        files = [{"decay": f, "part": str(tmp / f"part-{i:05d}")}
+                 for i, f in enumerate(split_files(data_dir, "decay_test"))]
+        done = _map(files, ReengageActor, run_dir, data_dir, settings, actors).take_all()
+        parts = sorted(r["part"] for r in done)
+        n, per_part = 0, max(256, MERGE_ROWS // max(len(parts), 1))  # the driver holds about MERGE_ROWS rows
+        with pq.ParquetWriter(path, REENGAGE_SCHEMA) as writer:
+            for batch in merge_sorted(parts, REENGAGE_ORDER, per_part):
+                rank = pa.array(np.arange(n + 1, n + batch.num_rows + 1), pa.int32())
+                writer.write_table(batch.append_column("rank", rank).select(REENGAGE_SCHEMA.names)
+                                   .cast(REENGAGE_SCHEMA))
+                n += batch.num_rows
+        if n != sum(r["rows"] for r in done):
+            raise RuntimeError(f"re-engagement: {n} users merged from parts holding {sum(r['rows'] for r in done)}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return n

@@ -9,8 +9,8 @@ The checkpoint-selection metric is ``run.json`` ``selection.metric`` (value ``be
 without ``selection`` are read as selecting on NDCG@10 (value ``best_valid_ndcg@10``). Metric keys may have any
 K (``hr@5``, ``ndcg@20``, ...). Modules: ``page`` (HTML, formatting, tables), ``plots`` (matplotlib),
 ``sections`` (one builder per report section), ``decay`` (the interest-decay section), ``action`` (the
-next-action section), ``profiles`` (tags, profiles and segments); this module reads the
-files and writes the page.
+next-action section), ``migration`` (the interest-migration section), ``profiles`` (tags, profiles and segments);
+this module reads the files and writes the page.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from typing import Any
 
 from .action import _section_event_type
 from .decay import _section_decay
+from .migration import _section_migration
 from .page import CSS, DEFAULT_SELECTION_METRIC, DEFINITIONS, PROTOCOL_LABELS, _not_available, render_page
 from .plots import PLOT_NAMES, _Plots
 from .profiles import _section_profiles
@@ -76,12 +77,13 @@ def write_report(run_dir: str | Path) -> Path:
         body.append(_section_throughput(None, history, steps, plots))
         body.append('<h2 id="decay">Interest decay</h2>' + _not_available("Decay evaluation"))
         body.append('<h2 id="event-type">Next action</h2>' + _not_available("Next-action evaluation"))
+        body.append('<h2 id="migration">Interest migration</h2>' + _not_available("Interest-migration evaluation"))
         body.append(_section_profiles(None, export, plots))
     else:
         body += [_section_evaluation(metrics, run), _section_baselines(metrics, run, plots),
                  _section_segments(metrics, run, plots), _section_throughput(metrics, history, steps, plots),
                  _section_decay(metrics, run, plots), _section_event_type(metrics, plots),
-                 _section_profiles(metrics, export, plots)]
+                 _section_migration(metrics, plots), _section_profiles(metrics, export, plots)]
     plots.remove_stale()
 
     page = render_page(run_dir, run, body)

@@ -1,0 +1,188 @@
+"""Interest migration measured on the drift rows: three drift scores per user, the `migrated` flag, the migration
+time and the category paths (interest_core/drift.py says how windows are cut) -> metrics.json["migration"].
+
+Drift scores, each over the users with events in both windows of a split:
+  latent       z-score over the population of the divergence (migration.divergence) between the Mult-VAE
+               posteriors of the early and the recent bag (needs a vae model: the run's own, or --latent RUN)
+  sequence     cosine distance between the sequence model's user state after the early events and after all
+  category_js  Jensen-Shannon divergence of the two windows' category distributions (the classical baseline)
+Truth (synthetic data, planted/): a user migrated when the planted migration time falls inside the observed
+history (an event before it and one at or after it, up to the end of observation). The flag is the first available
+of latent, sequence, category_js above a threshold: the best F1 on the valid drift rows when there is truth, else
+z > migration.threshold_z. The migration time (latent change point) is estimated for the flagged users.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from interest_core import drift
+from interest_core.batches import collate
+from interest_core.binary import auc
+from interest_core.contract import DRIFT_COLUMNS, split_files
+from interest_core.migration_config import MigrationConfig
+
+SCORES = ("latent", "sequence", "category_js")
+
+
+def read_drift_split(data_dir: str | Path, which: str) -> dict[str, list]:
+    files = split_files(data_dir, f"drift_{which}")
+    return pq.ParquetDataset(files).read(columns=DRIFT_COLUMNS).to_pydict()
+
+
+def truth_times(data_dir: str | Path) -> dict[str, int | None] | None:
+    """user pseudonym -> planted migration time (None = did not migrate); None when the data has no truth."""
+    path = Path(data_dir) / "planted"
+    if not path.is_dir():
+        return None
+    t = pq.read_table(path, columns=["user_id", "migration_ts"]).to_pydict()
+    return dict(zip(t["user_id"], t["migration_ts"]))
+
+
+def labels(rows: dict[str, list], idx: np.ndarray, truth: dict[str, int | None]) -> np.ndarray:
+    """1 where the planted migration falls inside the user's observed history (an event on each side)."""
+    out = np.zeros(len(idx), dtype=np.int64)
+    for j, i in enumerate(idx):
+        m = truth.get(rows["user_id"][i])
+        ts = rows["ts"][i]
+        out[j] = int(m is not None and ts[0] < m <= ts[-1] and m <= rows["end_ts"][i])
+    return out
+
+
+class DriftScorer:
+    """Drift scores of drift rows with a latent (MultVAE) and/or a sequence model (either may be None)."""
+
+    def __init__(self, item_category: np.ndarray, cfg: MigrationConfig, latent=None, sequence=None,
+                 batch_size: int = 512):
+        self.item_category, self.cfg, self.batch_size = item_category, cfg, batch_size
+        self.latent, self.sequence = latent, sequence
+
+    @torch.no_grad()
+    def posteriors(self, bags: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        means, logvars = [], []
+        for s in range(0, len(bags), self.batch_size):
+            items = torch.from_numpy(drift.pad_bags(bags[s:s + self.batch_size]))
+            m, lv = self.latent.posterior(self.latent.with_categories(items))
+            means.append(m.numpy())
+            logvars.append(lv.numpy())
+        d = self.latent.args.dim
+        return (np.concatenate(means) if means else np.zeros((0, d)),
+                np.concatenate(logvars) if logvars else np.zeros((0, d)))
+
+    @torch.no_grad()
+    def states(self, rows: dict[str, list], idx: np.ndarray, upto: np.ndarray) -> np.ndarray:
+        """The sequence model's user state after each row's first upto[j] events."""
+        L, out = self.sequence.args.max_len, []
+        for s in range(0, len(idx), self.batch_size):
+            part = {c: [rows[c][i][:k] for i, k in zip(idx[s:s + self.batch_size], upto[s:s + self.batch_size])]
+                    for c in ("items", "event_types", "ts", "dt")}
+            out.append(self.sequence.user_embedding(collate(part, L)).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.sequence.args.dim))
+
+    def score(self, rows: dict[str, list]) -> dict:
+        """{"windows", "category_js", "latent", "sequence"} (None where the model is missing) per scored user."""
+        w = drift.cut(rows["items"], rows["ts"], rows["end_ts"], self.cfg.window_days * drift.DAY_S)
+        js = np.array([drift.js_divergence(drift.category_distribution(e, self.item_category),
+                                           drift.category_distribution(r, self.item_category))
+                       for e, r in zip(w.early, w.recent)])
+        out = {"windows": w, "category_js": js, "latent": None, "sequence": None}
+        if self.latent is not None and len(w.rows):
+            me, le = self.posteriors(w.early)
+            mr, lr = self.posteriors(w.recent)
+            out["latent"] = drift.zscore(drift.DIVERGENCES[self.cfg.divergence](me, le, mr, lr))
+            out["latent_recent"] = mr
+        if self.sequence is not None and len(w.rows):
+            ends = w.split_at + np.array([len(r) for r in w.recent])
+            out["sequence"] = drift.cosine_distance(self.states(rows, w.rows, w.split_at),
+                                                    self.states(rows, w.rows, ends))
+        return out
+
+    def migration_times(self, rows: dict[str, list], idx: np.ndarray) -> np.ndarray:
+        """Estimated migration time (unix s) of rows idx: the first event after the latent change point; -1 when
+        the history has no day boundary."""
+        bags, owner, at = [], [], []
+        for j, i in enumerate(idx):
+            ts = np.asarray(rows["ts"][i], dtype=np.int64)
+            ts = ts[ts <= rows["end_ts"][i]]
+            items = np.asarray(rows["items"][i][:len(ts)], dtype=np.int64)
+            for k in drift.change_candidates(ts, self.cfg.change_candidates):
+                bags += [items[:k], items[k:]]
+                owner.append(j)
+                at.append(ts[k])
+        out = np.full(len(idx), -1, dtype=np.int64)
+        if not bags:
+            return out
+        m, lv = self.posteriors(bags)
+        d = drift.DIVERGENCES[self.cfg.divergence](m[0::2], lv[0::2], m[1::2], lv[1::2])
+        owner, at = np.asarray(owner), np.asarray(at)
+        best = np.full(len(idx), -np.inf)
+        for o, t, v in zip(owner, at, d):
+            if v > best[o]:
+                best[o], out[o] = v, t
+        return out
+
+
+def flag_score(scored: dict) -> str:
+    return next(name for name in SCORES if scored[name] is not None)
+
+
+def category_paths(rows: dict[str, list], scored: dict, flagged: np.ndarray, item_category: np.ndarray,
+                   names: list, top: int) -> list[dict]:
+    """The most frequent (dominant category early -> dominant category recent) among flagged users, changes only."""
+    w, paths = scored["windows"], Counter()
+    for j in np.flatnonzero(flagged):
+        before = drift.category_distribution(w.early[j], item_category)
+        after = drift.category_distribution(w.recent[j], item_category)
+        if before and after:
+            a, b = max(before, key=before.get), max(after, key=after.get)
+            if a != b:
+                paths[(a, b)] += 1
+    return [{"from": names[a], "to": names[b], "users": n} for (a, b), n in paths.most_common(top)]
+
+
+def migration_metrics(data_dir: str | Path, cfg: MigrationConfig, item_category: np.ndarray, category_names: list,
+                      latent=None, sequence=None, batch_size: int = 512) -> tuple[dict | None, set[str]]:
+    """(metrics.json["migration"], the pseudonyms of the test users flagged as migrated); (None, empty) when the
+    data has no drift rows (an ETL of an older version)."""
+    if not (Path(data_dir) / "drift_test").is_dir():
+        return None, set()
+    scorer = DriftScorer(item_category, cfg, latent, sequence, batch_size)
+    truth = truth_times(data_dir)
+    test_rows = read_drift_split(data_dir, "test")
+    test = scorer.score(test_rows)
+    name = flag_score(test)
+    out: dict = {"window_days": cfg.window_days, "divergence": cfg.divergence, "flag_score": name,
+                 "n_users": int(len(test["windows"].rows)), "auc": None, "time_within_7d": None}
+    if truth is not None:
+        valid_rows = read_drift_split(data_dir, "valid")
+        valid = scorer.score(valid_rows)
+        y_valid = labels(valid_rows, valid["windows"].rows, truth)
+        threshold, f1 = drift.best_threshold(valid[name], y_valid) if len(y_valid) else (cfg.threshold_z, None)
+        out["threshold"] = {"value": threshold, "chosen_on": "validation F1", "valid_f1": f1}
+        y = labels(test_rows, test["windows"].rows, truth)
+        out["n_migrated"] = int(y.sum())
+        out["auc"] = {s: (auc(test[s], y) if test[s] is not None and 0 < y.sum() < len(y) else None)
+                      for s in SCORES}
+    else:
+        threshold = cfg.threshold_z
+        out["threshold"] = {"value": threshold, "chosen_on": "migration.threshold_z"}
+    flagged = (test[name] if truth is not None else drift.zscore(test[name])) > threshold
+    out["n_flagged"] = int(flagged.sum())
+    if truth is not None and len(y):
+        tp = flagged & (y == 1)
+        out["precision"] = float(tp.sum() / max(flagged.sum(), 1))
+        out["recall"] = float(tp.sum() / max(y.sum(), 1))
+        if latent is not None and tp.any():
+            idx = test["windows"].rows[tp]
+            est = scorer.migration_times(test_rows, idx)
+            planted = np.array([truth[test_rows["user_id"][i]] for i in idx])
+            out["time_within_7d"] = float((np.abs(est - planted) <= 7 * drift.DAY_S).mean())
+            out["n_true_positives"] = int(tp.sum())
+    out["paths"] = category_paths(test_rows, test, flagged, item_category, category_names, cfg.top_paths)
+    hist, edges = np.histogram(test[name], bins=30) if len(test[name]) else (np.zeros(0), np.zeros(0))
+    out["histogram"] = {"score": name, "counts": hist.tolist(), "edges": edges.tolist()}
+    return out, {test_rows["user_id"][i] for i in test["windows"].rows[flagged]}
