@@ -94,7 +94,6 @@ class DriftScorer:
             me, le = self.posteriors(w.early)
             mr, lr = self.posteriors(w.recent)
             out["latent"] = drift.zscore(drift.DIVERGENCES[self.cfg.divergence](me, le, mr, lr))
-            out["latent_recent"] = mr
         if self.sequence is not None and len(w.rows):
             ends = w.split_at + np.array([len(r) for r in w.recent])
             out["sequence"] = drift.cosine_distance(self.states(rows, w.rows, w.split_at),

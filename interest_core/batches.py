@@ -121,11 +121,25 @@ def read_decay_split(data_dir: str | Path, which: str, rank: int = 0, world_size
 
 
 def read_head(files: list[str], columns: list[str], max_rows: int | None = None) -> pa.Table:
-    """The first max_rows rows (all when None) of Parquet files in their order, reading no more than that."""
-    import pyarrow.dataset as pads
+    """The first max_rows rows (all when None) of Parquet files in their order, reading no more than that: one row
+    group at a time, no read-ahead (a dataset scanner's read-ahead held more the larger the files were)."""
+    if max_rows is None:
+        import pyarrow.dataset as pads
 
-    ds = pads.dataset(files, format="parquet")
-    return ds.to_table(columns=columns) if max_rows is None else ds.head(max_rows, columns=columns)
+        return pads.dataset(files, format="parquet").to_table(columns=columns)
+    parts, n = [], 0
+    schema = pq.ParquetFile(files[0]).schema_arrow if files else None
+    for f in files:
+        if n >= max_rows:
+            break
+        for rb in pq.ParquetFile(f).iter_batches(batch_size=min(max_rows, 65_536), columns=columns):
+            parts.append(rb.slice(0, max_rows - n))
+            n += parts[-1].num_rows
+            if n >= max_rows:
+                break
+    if parts:
+        return pa.Table.from_batches(parts)
+    return pa.schema([schema.field(c) for c in columns]).empty_table() if schema else pa.table({})
 
 
 def train_row_groups(data_dir: str | Path, seed: int, columns: list[str] | None = None) -> Iterator[pa.Table]:

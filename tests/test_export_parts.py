@@ -130,3 +130,20 @@ def test_merge_sorted_refuses_an_unsorted_part(tmp_path):
     pq.write_table(pa.table({"user_id": ["a", "b"], "activity_at_risk": [1.0, 2.0]}), tmp_path / "p.parquet")
     with pytest.raises(ValueError, match="p.parquet: rows are not sorted"):
         list(merge_sorted([tmp_path / "p.parquet"], keys))
+
+
+def test_read_head_takes_the_first_rows_across_files_in_order(tmp_path):
+    from interest_core.batches import read_head
+
+    files = []
+    for i, n in enumerate([5, 0, 7]):
+        pq.write_table(pa.table({"user_id": [f"f{i}-{j}" for j in range(n)], "x": list(range(n))},
+                                schema=pa.schema([("user_id", pa.string()), ("x", pa.int64())])),
+                       tmp_path / f"p{i}.parquet", row_group_size=2)
+        files.append(str(tmp_path / f"p{i}.parquet"))
+    everything = pa.concat_tables([pq.read_table(f) for f in files])
+    for k in (0, 1, 4, 5, 6, 12, 50):
+        got = read_head(files, ["user_id"], k)
+        assert got.column("user_id").to_pylist() == everything.column("user_id").to_pylist()[:k]
+        assert got.schema.names == ["user_id"]
+    assert read_head(files, ["x"]).num_rows == 12

@@ -213,3 +213,11 @@ def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
     assert "interest migration AUC latent" in stdout
     html = (out / "run" / "report.html").read_text()
     assert "Interest migration" in html and (out / "run" / "plots" / "migration_drift.png").exists()
+    # the vae run is evaluated like any run: next-item under the same protocols, its own latent migration score
+    proc = subprocess.run([sys.executable, "-m", "interest.cli", "evaluate", "--run", str(out / "vae")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    v = json.loads((out / "vae" / "metrics.json").read_text())
+    assert v["test"]["full"]["hr@10"] > 1.5 * v["baselines"]["popularity"]["full"]["hr@10"]
+    assert v["decay"] is None and v["event_type"] is None  # no per-event heads on a bag model
+    assert v["migration"]["auc"]["sequence"] is None and v["migration"]["auc"]["latent"] > 0.75

@@ -1,0 +1,106 @@
+"""The `data` section of the config: what the ETL (`interest etl`, spark_jobs/) reads; a run inherits it from the
+manifest, so the checkpoint records what built its shards."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    max_len: int = Field(50, ge=2, le=4096)
+    """Items per training window (the model's context length)."""
+    stride: int | None = Field(None, ge=1)
+    """Step between training windows of one long history; every target then sees at least max_len - stride + 1
+    events of left context (interest_core/windows.py). None = max(1, max_len // 5)."""
+    split: Literal["leave-one-out", "time"] = "leave-one-out"
+    """How targets are held out: per-user last events, or a global time cutoff."""
+    cutoff: str | None = None
+    """ISO date or time (UTC unless it carries an offset) for split=time: events after it are held out for test;
+    events in (cutoff - horizon, cutoff] for validation."""
+    horizon_days: float = Field(7.0, gt=0)
+    """split=time: the decay label is "any event in (cutoff, cutoff + horizon]" (test) and "(cutoff - horizon,
+    cutoff]" (validation); the validation window is this long too."""
+    min_item_count: int = Field(1, ge=1)
+    """Items seen fewer times than this share the OOV id."""
+    event_types: list[str] = ["view", "click", "cart", "fav", "buy"]
+    """Accepted event types after ingest mapping; anything else is quarantined (unknown_event_type)."""
+    ts_min: str = "1995-01-01"
+    """Earliest plausible event time; older rows are quarantined (ts_out_of_range)."""
+    max_future_seconds: int = Field(86400, ge=0)
+    """Rows later than now + this are quarantined (ts_in_future)."""
+    max_id_length: int = Field(256, ge=1)
+    """Longer user/item ids are quarantined (id_too_long)."""
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    """The job fails when more than this fraction of input rows is quarantined."""
+    shuffle_partitions: int = Field(8, ge=1)
+    """spark.sql.shuffle.partitions for the ETL (AQE coalesces further)."""
+    num_files: int = Field(4, ge=1)
+    """Parquet files per split; a multiple of typical world sizes keeps per-rank reads even."""
+    row_group_mb: int = Field(16, ge=1)
+    """Parquet row-group size in MB (streaming granularity: one row group is the smallest read)."""
+    broadcast_max_items: int = Field(2_000_000, ge=0)
+    """Item vocabularies up to this size are broadcast to index events without a second shuffle."""
+    spark_driver_memory: str = "4g"
+    """Driver JVM heap for local runs (spark-submit sets its own)."""
+    spark_offheap_memory: str = "2g"
+    """Off-heap Tungsten memory for local runs ("0" = on-heap only): large sorts and aggregations then spill
+    instead of failing with "Java heap space" on a small heap. On a cluster, set spark.memory.offHeap.* yourself."""
+    graph_window: int = Field(5, ge=1, le=20)
+    """Item co-occurrence: pair each event with the next N events of the same user."""
+    graph_max_gap_hours: float = Field(24.0, gt=0)
+    """Item co-occurrence: ignore pairs further apart than this."""
+    graph_top_k: int = Field(20, ge=1)
+    """Neighbours kept per item."""
+    tag_half_life_days: float = Field(30.0, gt=0)
+    """Half-life of an event's weight in the whole-history interest categories of valid/test rows (the interest
+    tags' history part; chosen on the synthetic validation users, README: Profiles, segments and serving)."""
+    drift_max_events: int = Field(512, ge=2)
+    """Most recent events per user in drift_valid/ and drift_test/, the history interest migration reads."""
+    cold_user_max_events: int = Field(3, ge=1)
+    """Users whose history has at most this many events form the cold-user segment."""
+
+    @field_validator("cutoff", mode="before")
+    @classmethod
+    def _cutoff_iso(cls, v: Any) -> Any:
+        """YAML and --set turn 2024-03-31 into a date: keep the ISO text; refuse what does not parse."""
+        if isinstance(v, (dt.date, dt.datetime)):
+            return v.isoformat()
+        if isinstance(v, str):
+            try:
+                dt.datetime.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"cutoff {v!r} is not an ISO date or time; e.g. 2024-03-31 or "
+                                 "2024-03-31T23:59:59+00:00") from None
+        return v
+
+    @model_validator(mode="after")
+    def _time_split_needs_cutoff(self) -> "DataConfig":
+        if self.split == "time" and self.cutoff is None:
+            raise ValueError("data.split=time needs data.cutoff; e.g. --split time --cutoff 2024-03-31 "
+                             "--horizon-days 30")
+        return self
+
+    @property
+    def cutoff_ts(self) -> int | None:
+        """The cutoff in unix seconds (a time without an offset is UTC; a date is its midnight UTC)."""
+        if self.cutoff is None:
+            return None
+        t = dt.datetime.fromisoformat(self.cutoff)
+        return int((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp())
+
+    @property
+    def buy_event_type(self) -> int | None:
+        """Event-type id of purchases (ids count from 1 in event_types' order), None when "buy" is not a type."""
+        return self.event_types.index("buy") + 1 if "buy" in self.event_types else None
+
+    @property
+    def horizon_s(self) -> int:
+        return int(round(self.horizon_days * 86400))
+
+    @property
+    def effective_stride(self) -> int:
+        return self.stride if self.stride is not None else max(1, self.max_len // 5)
