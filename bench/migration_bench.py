@@ -7,7 +7,8 @@ training seed `interest train --config tiny-cpu` (SASRec), `interest train --mod
 
 * the settings sweep on the VALIDATION users (drift_valid/: histories up to cutoff - horizon, truth = a planted
   migration inside that history): migration.window_days in {7, 14, 21, 30} x migration.divergence in {w2,
-  sym_kl}, and model.vae_categories on / off (a second vae run); the defaults are the best of these;
+  sym_kl}, and model.vae_categories off / on (a second vae run) at each window; the defaults are the best of
+  these;
 * for information, the change-point variant of both detectors on the test users: the largest divergence between
   the bags before and after any day boundary of the history (at least 2 events each side), not the fixed
   early / recent windows.
@@ -126,12 +127,13 @@ def main() -> int:
         for div in ("w2", "sym_kl"):
             sweep[f"window_days={wd:g} divergence={div}"] = got = scored(data, vae, "valid", wd, div)
             print(f"  window_days={wd:g} divergence={div}: {got[0]:.4f} ({got[1]} users)", flush=True)
-    no_cats = out / f"vae_{first}_items_only"
-    cli("train", "--data", str(data), "--output", str(no_cats), "--model", "vae", "--config", PRESET, "--set",
-        f"train.seed={first}", "--set", "model.vae_categories=false")
-    for name, run in (("vae_categories=true", vae), ("vae_categories=false", no_cats)):
-        sweep[name] = got = scored(data, run, "valid", 14.0, "w2")
-        print(f"  {name} (window 14 days, w2): {got[0]:.4f}", flush=True)
+    cats = out / f"vae_{first}_categories"
+    cli("train", "--data", str(data), "--output", str(cats), "--model", "vae", "--config", PRESET, "--set",
+        f"train.seed={first}", "--set", "model.vae_categories=true")
+    for wd in WINDOWS:
+        for name, run in (("vae_categories=false", vae), ("vae_categories=true", cats)):
+            sweep[f"{name} window_days={wd:g}"] = got = scored(data, run, "valid", wd, "w2")
+            print(f"  {name} window_days={wd:g} (w2): {got[0]:.4f}", flush=True)
     cp = change_point(data, vae)
     print(f"change point (test, information only): latent {cp['latent']:.4f}, category_js {cp['category_js']:.4f} "
           f"over {cp['n_users']} users")

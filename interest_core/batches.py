@@ -130,15 +130,15 @@ def read_head(files: list[str], columns: list[str], max_rows: int | None = None)
     parts, n = [], 0
     schema = pq.ParquetFile(files[0]).schema_arrow if files else None
     for f in files:
-        if n >= max_rows:
-            break
-        for rb in pq.ParquetFile(f).iter_batches(batch_size=min(max_rows, 65_536), columns=columns):
-            parts.append(rb.slice(0, max_rows - n))
-            n += parts[-1].num_rows
+        pf = pq.ParquetFile(f)
+        for g in range(pf.num_row_groups):  # explicitly one row group at a time: no reader that reads ahead
             if n >= max_rows:
                 break
+            t = pf.read_row_group(g, columns=columns, use_threads=False)
+            parts.append(t.slice(0, max_rows - n))
+            n += parts[-1].num_rows
     if parts:
-        return pa.Table.from_batches(parts)
+        return pa.concat_tables(parts)
     return pa.schema([schema.field(c) for c in columns]).empty_table() if schema else pa.table({})
 
 

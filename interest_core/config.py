@@ -73,9 +73,9 @@ class ModelConfig(_Strict):
     """vae: width of the encoder's and the decoder's hidden layer (the paper's 600)."""
     vae_beta: float = Field(0.2, ge=0.0)
     """vae: the KL term's weight after annealing (the paper's best beta on ML-20M)."""
-    vae_categories: bool = True
-    """vae: a bag holds its items' known categories too, and the decoder reconstructs both (the latent then
-    carries the category-level interests; chosen on the synthetic validation users, README: Interest migration)."""
+    vae_categories: bool = False
+    """vae: a bag holds its items' known categories too, and the decoder reconstructs both. Off: on the synthetic
+    validation users the items-only latent separated migrators better (README: Interest migration)."""
     vae_anneal_steps: int = Field(2000, ge=0)
     """vae: optimizer steps over which the KL weight rises linearly from 0 to vae_beta (0 = vae_beta throughout)."""
 

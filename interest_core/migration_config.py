@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class MigrationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    window_days: float = Field(14.0, gt=0)
+    window_days: float = Field(21.0, gt=0)
     """The recent window W: drift compares a user's events in the last W days before the end of observation with
     all earlier ones."""
     divergence: Literal["w2", "sym_kl"] = "w2"
