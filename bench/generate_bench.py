@@ -8,7 +8,6 @@ The budget is 10M events in <= 2 minutes on 2 cores with memory bounded by one c
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout without installing
 
 from interest.synthetic import generate  # noqa: E402
+from interest_core.memory import peak_rss_mb  # noqa: E402
 
 
 def main() -> int:
@@ -32,7 +32,7 @@ def main() -> int:
         summary = generate(args.out or tmp, users=args.users, items=args.items, events=args.events)
         seconds = time.perf_counter() - began
     n = summary["counts"]["events"]
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    peak_mib = peak_rss_mb()
     print(f"{n:,} events ({summary['counts']['users']:,} users, {summary['counts']['items']:,} items) in "
           f"{seconds:.1f}s = {n / seconds:,.0f} events/s; peak RSS {peak_mib:,.0f} MiB")
     return 0

@@ -1,4 +1,6 @@
 """The batch export's parts without Ray: segment fitting and summary, shard pairing, profile columns."""
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -147,3 +149,17 @@ def test_read_head_takes_the_first_rows_across_files_in_order(tmp_path):
         assert got.column("user_id").to_pylist() == everything.column("user_id").to_pylist()[:k]
         assert got.schema.names == ["user_id"]
     assert read_head(files, ["x"]).num_rows == 12
+
+
+def test_peak_rss_is_the_process_own_not_its_parent_at_fork():
+    # ru_maxrss survives fork + exec: a child of a 600 MB parent would report 600 MB; VmHWM is the child's own.
+    import subprocess
+    import sys
+
+    ballast = bytearray(600 * 2**20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: resident in this process
+    code = "from interest_core.memory import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                 cwd=Path(__file__).resolve().parent.parent).stdout)
+    assert 1 < child < 300, child
+    del ballast

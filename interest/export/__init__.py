@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from interest.profiles import ProfileScorer, settings_from
 from interest_core.batches import read_head, row_batches
 from interest_core.config import config_from_dict
 from interest_core.contract import EVAL_COLUMNS, load_manifest, split_files
+from interest_core.memory import peak_rss_mb
 from interest_core.modelargs import SEQUENCE_ARCHS
 
 from .batch import init_ray, write_profiles, write_reengage
@@ -61,11 +61,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     t0 = time.perf_counter()
     scorer = ProfileScorer(run_dir, data_dir, settings_from(cfg, horizon))
     model, max_len = scorer.model, scorer.max_len
+    peak_rss["model_loaded"] = peak_rss_mb()
     scale = decay_scores.hazard_scale(model, data_dir, horizon, max_len, e.batch_size, max_rows=SCALE_FIT_ROWS)
+    peak_rss["decay_calibrated"] = peak_rss_mb()
     # Segments: fit on a sample of users on the driver; every user is assigned inside the batch export.
     sample = read_head(split_files(data_dir, "test"), EVAL_COLUMNS, e.segment_sample).to_pydict()
     emb = np.concatenate([scorer.embed(part) for _, part in row_batches(sample, e.batch_size)] or
                          [np.zeros((0, model.args.dim), np.float32)])
+    peak_rss["sample_embedded"] = peak_rss_mb()
     segmenter, seg_record = fit_segments(emb, e.segments, e.max_segments, cfg.train.seed)
     settings = dataclasses.replace(scorer.s, hazard_scale=scale, segmenter=segmenter)
 
@@ -76,19 +79,19 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     import ray
 
     timings["fit_segments_s"] = time.perf_counter() - t0
-    peak_rss["before_ray"] = _peak_rss_mb()  # model, k-means sample and decay calibration loaded
+    peak_rss["before_ray"] = peak_rss_mb()  # model, k-means sample and decay calibration loaded
     started = init_ray(address, e.actors or 1)
     try:
         t0 = time.perf_counter()
         n_profiles = write_profiles(run_dir, data_dir, settings, out / "profiles", e.actors)
         timings["profiles_s"] = time.perf_counter() - t0
-        peak_rss["after_profiles"] = _peak_rss_mb()
+        peak_rss["after_profiles"] = peak_rss_mb()
         n_reengage = None
         if scale is not None and (data_dir / "decay_test").is_dir():
             t0 = time.perf_counter()
             n_reengage = write_reengage(run_dir, data_dir, settings, out / "reengage.parquet", e.actors)
             timings["reengage_s"] = time.perf_counter() - t0
-            peak_rss["after_reengage"] = _peak_rss_mb()
+            peak_rss["after_reengage"] = peak_rss_mb()
     finally:
         if started:
             ray.shutdown()
@@ -98,7 +101,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         last_ts = int(manifest["time_range"]["last_ts"])
         pq.write_table(summarize(out / "profiles", segmenter.cluster_centers_, last_ts), out / "segments.parquet")
     timings["segments_summary_s"] = time.perf_counter() - t0
-    peak_rss["after_segments"] = _peak_rss_mb()
+    peak_rss["after_segments"] = peak_rss_mb()
     items = pq.read_table(data_dir / "items")
     meta = json.loads((run_dir / "model" / "meta.json").read_text())
     model_out = out / "model"
@@ -115,16 +118,12 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         "profile_sample": sample_rows.to_pylist() if sample_rows is not None else [], "model": model_info,
         "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / max(timings["profiles_s"], 1e-9),
         # the driver's own peak (Ray's actors are other processes): flat in the number of users by design
-        "driver_peak_rss_mb": _peak_rss_mb(), "driver_peak_rss_mb_by_stage": peak_rss,
+        "driver_peak_rss_mb": peak_rss_mb(), "driver_peak_rss_mb_by_stage": peak_rss,
     }
     text = json.dumps(summary, indent=2, default=float)
     (out / "export.json").write_text(text)
     (run_dir / "export.json").write_text(text)
     return summary
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
