@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                                                             "vae", "--workers", "2", "--zero-stage", "2",
                                                             "--config", args.config, *epochs, *sets])))
     step("evaluate", lambda: evaluate.run(_parse("evaluate", ["--run", str(run_dir), "--latent", str(vae_dir)])))
-    step("export", lambda: export.run(_parse("export", ["--run", str(run_dir), "--output", str(out / "export")])))
+    step("export", lambda: export.run(_parse("export", ["--run", str(run_dir), "--output", str(out / "export"),
+                                                       "--latent", str(vae_dir)])))
     step("report", lambda: report.write_report(run_dir))
     print("demo: " + ", ".join(f"{k} {v:.0f}s" for k, v in stamps.items()) + f"; total {time.time() - t0:.0f}s")
     print(f"report: {run_dir / 'report.html'}")

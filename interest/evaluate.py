@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from interest.action_scores import action_metrics
 from interest.decay_scores import decay_metrics
-from interest.migration_scores import migration_metrics
+from interest.migration_scores import load_latent, migration_metrics
 from interest.profiles import ProfileScorer, settings_from
 from interest.tag_scores import tag_metrics
 from interest_core.baselines import Baselines
@@ -91,12 +91,7 @@ def _migration(model, cfg, data_dir: Path, num_items: int, latent_run: str | Pat
     latent = model if model.args.arch == "vae" else None
     sequence = None if latent is not None else model
     if latent_run is not None:
-        other, other_meta = load_model(latent_run)
-        if other.args.arch != "vae" or other.args.num_items != num_items:
-            raise ValueError(f"--latent {latent_run}: needs a run of `interest train --model vae` on the same data "
-                             f"(found a {other.args.arch} model over {other.args.num_items} item ids, this run has "
-                             f"{num_items})")
-        latent = other
+        latent = load_latent(latent_run, num_items)
     item_category = item_categories(data_dir, num_items)
     cats = pq.read_table(data_dir / "vocab" / "categories", columns=["category", "category_idx"]).to_pydict()
     names = category_names(cats["category"], cats["category_idx"])

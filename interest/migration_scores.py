@@ -14,12 +14,14 @@ z > migration.threshold_z. The migration time (latent change point) is estimated
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from interest.migration_map import latent_map
 from interest_core import drift
 from interest_core.batches import collate
 from interest_core.binary import auc
@@ -41,6 +43,18 @@ def truth_times(data_dir: str | Path) -> dict[str, int | None] | None:
         return None
     t = pq.read_table(path, columns=["user_id", "migration_ts"]).to_pydict()
     return dict(zip(t["user_id"], t["migration_ts"]))
+
+
+def load_latent(latent_run: str | Path, num_items: int):
+    """The MultVAE of a `--model vae` run over the same item ids (--latent), else a ValueError naming the fix."""
+    from ray_train.models.saved import load_model
+
+    model, _ = load_model(latent_run)
+    if model.args.arch != "vae" or model.args.num_items != num_items:
+        raise ValueError(f"--latent {latent_run}: needs a run of `interest train --model vae` on the same data "
+                         f"(found a {model.args.arch} model over {model.args.num_items} item ids, this run has "
+                         f"{num_items})")
+    return model
 
 
 def labels(rows: dict[str, list], idx: np.ndarray, truth: dict[str, int | None]) -> np.ndarray:
@@ -83,17 +97,20 @@ class DriftScorer:
             out.append(self.sequence.user_embedding(collate(part, L)).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.sequence.args.dim))
 
-    def score(self, rows: dict[str, list]) -> dict:
-        """{"windows", "category_js", "latent", "sequence"} (None where the model is missing) per scored user."""
+    def score(self, rows: dict[str, list], latent_stats: tuple[float, float] | None = None) -> dict:
+        """{"windows", "category_js", "latent", "latent_divergence", "sequence"} (None where the model is missing)
+        per scored user; latent = the divergence's z-score over these rows, or with latent_stats (mean, std) fitted
+        on a sample of the population (the batch export)."""
         w = drift.cut(rows["items"], rows["ts"], rows["end_ts"], self.cfg.window_days * drift.DAY_S)
         js = np.array([drift.js_divergence(drift.category_distribution(e, self.item_category),
                                            drift.category_distribution(r, self.item_category))
                        for e, r in zip(w.early, w.recent)])
-        out = {"windows": w, "category_js": js, "latent": None, "sequence": None}
+        out = {"windows": w, "category_js": js, "latent": None, "latent_divergence": None, "sequence": None}
         if self.latent is not None and len(w.rows):
             me, le = self.posteriors(w.early)
             mr, lr = self.posteriors(w.recent)
-            out["latent"] = drift.zscore(drift.DIVERGENCES[self.cfg.divergence](me, le, mr, lr))
+            out["latent_divergence"] = drift.DIVERGENCES[self.cfg.divergence](me, le, mr, lr)
+            out["latent"] = drift.zscore(out["latent_divergence"], latent_stats)
         if self.sequence is not None and len(w.rows):
             ends = w.split_at + np.array([len(r) for r in w.recent])
             out["sequence"] = drift.cosine_distance(self.states(rows, w.rows, w.split_at),
@@ -129,6 +146,42 @@ def flag_score(scored: dict) -> str:
     return next(name for name in SCORES if scored[name] is not None)
 
 
+@dataclass(frozen=True)
+class FlagRule:
+    """How a scored user becomes `migrated`: score > threshold, where score is the first available of SCORES (the
+    latent one a z-score with latent_stats), itself z-scored with z_stats when the threshold is a z
+    (migration.threshold_z: data without truth)."""
+    score: str
+    threshold: float
+    chosen_on: str  # "validation F1" | "migration.threshold_z"
+    latent_stats: tuple[float, float] | None = None  # (mean, std) of the latent divergence over the test users
+    z_stats: tuple[float, float] | None = None
+    valid_f1: float | None = None
+
+    def flags(self, scored: dict) -> np.ndarray:
+        v = scored[self.score]
+        return (v if self.z_stats is None else drift.zscore(v, self.z_stats)) > self.threshold
+
+    def record(self) -> dict:
+        out = {"value": self.threshold, "chosen_on": self.chosen_on}
+        return out | ({"valid_f1": self.valid_f1} if self.chosen_on == "validation F1" else {})
+
+
+def fit_rule(scorer: DriftScorer, test: dict, cfg: MigrationConfig, truth: dict | None,
+             valid_rows: dict[str, list] | None) -> FlagRule:
+    """The flag rule for scored test rows (`test`: DriftScorer.score, all users or a sample): the threshold with the
+    best F1 on the valid drift rows when there is truth, else migration.threshold_z on the flag score's z-score."""
+    name = flag_score(test)
+    latent = drift.moments(test["latent_divergence"]) if test["latent_divergence"] is not None else None
+    if truth is not None and valid_rows is not None:
+        valid = scorer.score(valid_rows)
+        y = labels(valid_rows, valid["windows"].rows, truth)
+        if len(y):
+            threshold, f1 = drift.best_threshold(valid[name], y)
+            return FlagRule(name, threshold, "validation F1", latent, None, f1)
+    return FlagRule(name, cfg.threshold_z, "migration.threshold_z", latent, drift.moments(test[name]))
+
+
 def category_paths(rows: dict[str, list], scored: dict, flagged: np.ndarray, item_category: np.ndarray,
                    names: list, top: int) -> list[dict]:
     """The most frequent (dominant category early -> dominant category recent) among flagged users, changes only."""
@@ -153,23 +206,17 @@ def migration_metrics(data_dir: str | Path, cfg: MigrationConfig, item_category:
     truth = truth_times(data_dir)
     test_rows = read_drift_split(data_dir, "test")
     test = scorer.score(test_rows)
-    name = flag_score(test)
+    rule = fit_rule(scorer, test, cfg, truth, read_drift_split(data_dir, "valid") if truth is not None else None)
+    name = rule.score
     out: dict = {"window_days": cfg.window_days, "divergence": cfg.divergence, "flag_score": name,
-                 "n_users": int(len(test["windows"].rows)), "auc": None, "time_within_7d": None}
+                 "n_users": int(len(test["windows"].rows)), "auc": None, "time_within_7d": None,
+                 "threshold": rule.record()}
     if truth is not None:
-        valid_rows = read_drift_split(data_dir, "valid")
-        valid = scorer.score(valid_rows)
-        y_valid = labels(valid_rows, valid["windows"].rows, truth)
-        threshold, f1 = drift.best_threshold(valid[name], y_valid) if len(y_valid) else (cfg.threshold_z, None)
-        out["threshold"] = {"value": threshold, "chosen_on": "validation F1", "valid_f1": f1}
         y = labels(test_rows, test["windows"].rows, truth)
         out["n_migrated"] = int(y.sum())
         out["auc"] = {s: (auc(test[s], y) if test[s] is not None and 0 < y.sum() < len(y) else None)
                       for s in SCORES}
-    else:
-        threshold = cfg.threshold_z
-        out["threshold"] = {"value": threshold, "chosen_on": "migration.threshold_z"}
-    flagged = (test[name] if truth is not None else drift.zscore(test[name])) > threshold
+    flagged = rule.flags(test)
     out["n_flagged"] = int(flagged.sum())
     if truth is not None and len(y):
         tp = flagged & (y == 1)
@@ -181,6 +228,7 @@ def migration_metrics(data_dir: str | Path, cfg: MigrationConfig, item_category:
             planted = np.array([truth[test_rows["user_id"][i]] for i in idx])
             out["time_within_7d"] = float((np.abs(est - planted) <= 7 * drift.DAY_S).mean())
             out["n_true_positives"] = int(tp.sum())
+    out["latent_map"] = latent_map(scorer, test_rows, test, flagged, y if truth is not None else None, truth, seed=0)
     out["paths"] = category_paths(test_rows, test, flagged, item_category, category_names, cfg.top_paths)
     hist, edges = np.histogram(test[name], bins=30) if len(test[name]) else (np.zeros(0), np.zeros(0))
     out["histogram"] = {"score": name, "counts": hist.tolist(), "edges": edges.tolist()}

@@ -19,6 +19,7 @@ import torch
 
 from interest import decay_scores
 from interest.action_scores import p_next
+from interest.migration_profiles import MIGRATION_FIELDS, MigrationProfiler, MigrationSettings
 from interest_core import decay
 from interest_core.batches import collate
 from interest_core.contract import FIRST_ITEM_ID, INTEREST_CATEGORIES
@@ -46,6 +47,7 @@ PROFILE_SCHEMA = pa.schema([
     pa.field("p_buy_next", _f64),  # P(the next event is a buy), null without a next-action head or buy type
     pa.field("segment", _i32),  # k-means segment of the embedding (null when the export fits none)
     *DECAY_FIELDS,  # the decay head's view as of the cutoff (null without a decay head or a decay_test row)
+    *MIGRATION_FIELDS,  # interest migration (null without drift rows or events in both windows)
 ])
 
 
@@ -61,6 +63,7 @@ class ProfileSettings:
     reengage_below: float = 0.5
     hazard_scale: float | None = None  # fitted on decay_valid (decay.fit_hazard_scale); None = no decay outputs
     segmenter: Any = None  # a fitted scikit-learn KMeans (predict) or None
+    migration: MigrationSettings | None = None  # fitted on the driver (migration_profiles.fit_settings)
 
 
 def settings_from(cfg, horizon_days: float, hazard_scale: float | None = None, segmenter: Any = None,
@@ -99,6 +102,8 @@ class ProfileScorer:
                                             num_items)
         self._item_tag = torch.from_numpy(self.levels.item_tag)  # (levels, V) for category_mass
         self.max_len = self.model.args.max_len
+        self.migration = MigrationProfiler(data_dir, settings.migration, self.model, settings.batch_size) \
+            if settings.migration is not None else None
 
     @torch.no_grad()
     def embed(self, rows: dict[str, list]) -> np.ndarray:
@@ -106,9 +111,11 @@ class ProfileScorer:
         return self.model.user_embedding(collate(full_history(rows, self.max_len), self.max_len)).numpy()
 
     @torch.no_grad()
-    def profiles(self, rows: dict[str, list], decay_rows: dict[str, list] | None = None) -> pa.Table:
-        """Test rows (columns as read) -> PROFILE_SCHEMA rows, in the same order. decay_rows: decay_test rows of
-        (at least) the same users, any order; users without one get null decay fields."""
+    def profiles(self, rows: dict[str, list], decay_rows: dict[str, list] | None = None,
+                 drift_rows: dict[str, list] | None = None) -> pa.Table:
+        """Test rows (columns as read) -> PROFILE_SCHEMA rows, in the same order. decay_rows / drift_rows:
+        decay_test / drift_test rows of (at least) the same users, any order; users without one get null decay /
+        migration fields."""
         full = full_history(rows, self.max_len)
         batch = collate(full, self.max_len)
         hidden = self.model.encode(batch)
@@ -144,7 +151,9 @@ class ProfileScorer:
             "p_buy_next": pa.array(p_buy if p_buy is not None else [None] * n, _f64),
             "segment": pa.array(seg if seg is not None else [None] * n, _i32),
         }
-        return pa.table(cols | dec, schema=PROFILE_SCHEMA)
+        mig = self.migration.fields(rows["user_id"], drift_rows) if self.migration is not None else {
+            f.name: pa.nulls(n, f.type) for f in MIGRATION_FIELDS}
+        return pa.table(cols | dec | mig, schema=PROFILE_SCHEMA)
 
     def tags(self, rows: dict[str, list], probs: torch.Tensor | None, beta: float
              ) -> list[list[tuple[list[str], list[float]]]]:

@@ -101,11 +101,18 @@ def symmetric_kl(m1: np.ndarray, lv1: np.ndarray, m2: np.ndarray, lv2: np.ndarra
 DIVERGENCES = {"w2": gaussian_w2, "sym_kl": symmetric_kl}
 
 
-def zscore(x: np.ndarray) -> np.ndarray:
-    """(x - mean) / std over the population (0 when every value is equal)."""
+def moments(x: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of a population (0, 0 when it is empty)."""
     x = np.asarray(x, dtype=np.float64)
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+    return (float(x.mean()), float(x.std())) if len(x) else (0.0, 0.0)
+
+
+def zscore(x: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
+    """(x - mean) / std with the population's own moments, or those given (fitted on another sample); 0 when the
+    std is 0."""
+    x = np.asarray(x, dtype=np.float64)
+    mean, sd = moments(x) if stats is None else stats
+    return (x - mean) / sd if sd > 0 else np.zeros_like(x)
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -76,3 +76,31 @@ def test_zscore_and_cosine_distance():
     a = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     b = np.array([[0.0, 2.0], [2.0, 2.0], [1.0, 0.0]])
     assert np.allclose(drift.cosine_distance(a, b), [1.0, 0.0, 1.0])
+
+
+def test_flag_rule_without_truth_is_a_z_threshold_that_does_not_depend_on_the_batch():
+    from interest.migration_scores import fit_rule
+    from interest_core.migration_config import MigrationConfig
+
+    rng = np.random.default_rng(0)
+    seq = np.r_[rng.normal(0.2, 0.05, 500), [0.9, 0.95]]  # two clear outliers
+    scored = {"latent": None, "latent_divergence": None, "sequence": seq, "category_js": rng.random(502)}
+    rule = fit_rule(None, scored, MigrationConfig(threshold_z=3.0), truth=None, valid_rows=None)
+    assert rule.score == "sequence" and rule.chosen_on == "migration.threshold_z" and rule.latent_stats is None
+    flags = rule.flags(scored)
+    assert flags[-2:].all() and flags.sum() == ((seq - seq.mean()) / seq.std() > 3).sum()
+    # the export applies the rule batch by batch: the same users are flagged whatever the batching
+    halves = [rule.flags({"sequence": part}) for part in (seq[:200], seq[200:])]
+    assert (np.concatenate(halves) == flags).all()
+
+
+def test_trajectory_windows_slide_back_from_the_end_and_skip_empty_ones():
+    from interest.migration_map import window_bags
+
+    ts = np.array([1, 2, 10, 11, 30], dtype=np.int64) * DAY
+    items = np.array([2, 3, 4, 5, 6])
+    bags, days = window_bags(ts, items, 31 * DAY, window_s=6 * DAY, step_s=3 * DAY)
+    # windows (end - 6 d, end] for end = 31, 28, ..., > the first event at day 1; oldest first, empty ones left out
+    # ends 4, 7, 10, 13, 16 hold events; 19, 22, 25, 28 none; 31 holds the last event
+    assert [b.tolist() for b in bags] == [[2, 3], [3], [4], [4, 5], [5], [6]]
+    assert days == [27.0, 24.0, 21.0, 18.0, 15.0, 0.0]

@@ -60,15 +60,16 @@ def test_segment_summary_streams_the_profiles(tmp_path):
     assert s0["representative_items"][0] == "i2" and len(s0["centroid"]) == 3
 
 
-def test_test_and_decay_shards_pair_by_partition(tmp_path):
-    for split, parts in (("test", [0, 1, 3]), ("decay_test", [1, 0])):
+def test_test_decay_and_drift_shards_pair_by_partition(tmp_path):
+    for split, parts in (("test", [0, 1, 3]), ("decay_test", [1, 0]), ("drift_test", [3, 1])):
         (tmp_path / split).mkdir()
         for p in parts:
             (tmp_path / split / f"part-{p:05d}-abc.c000.snappy.parquet").write_text("")
     pairs = file_pairs(tmp_path)
     name = lambda f: f.rsplit("/", 1)[-1][:10] if f else ""  # noqa: E731
-    assert [(name(p["test"]), name(p["decay"])) for p in pairs] == [
-        ("part-00000", "part-00000"), ("part-00001", "part-00001"), ("part-00003", "")]
+    assert [(name(p["test"]), name(p["decay"]), name(p["drift"])) for p in pairs] == [
+        ("part-00000", "part-00000", ""), ("part-00001", "part-00001", "part-00001"),
+        ("part-00003", "", "part-00003")]
 
 
 def _ids(n, rng):
@@ -76,24 +77,32 @@ def _ids(n, rng):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_merge_join_gives_every_test_batch_exactly_its_users_decay_rows(tmp_path, seed):
+def test_merge_join_gives_every_test_batch_exactly_its_users_side_rows(tmp_path, seed):
     rng = np.random.default_rng(seed)
     test_ids = _ids(int(rng.integers(1, 300)), rng)
-    decay_ids = sorted(set(_ids(int(rng.integers(0, 300)), rng)) | set(rng.choice(test_ids, len(test_ids) // 2)))
     pq.write_table(pa.table({"user_id": test_ids, "v": range(len(test_ids))}), tmp_path / "t.parquet",
                    row_group_size=int(rng.integers(1, 50)))
-    pq.write_table(pa.table({"user_id": decay_ids}), tmp_path / "d.parquet", row_group_size=int(rng.integers(1, 50)))
-    got_test, got_decay = [], {}
-    pairs = merge_join(sorted_batches(str(tmp_path / "t.parquet"), ["user_id", "v"], int(rng.integers(1, 40))),
-                       sorted_batches(str(tmp_path / "d.parquet"), ["user_id"], int(rng.integers(1, 40))))
-    for test, dec in pairs:
+    side_ids = []
+    for name in ("decay", "drift"):  # two sides, each with other users and some of the test users
+        side_ids.append(sorted(set(_ids(int(rng.integers(0, 300)), rng)) |
+                               set(rng.choice(test_ids, len(test_ids) // 2))))
+        pq.write_table(pa.table({"user_id": side_ids[-1]}), tmp_path / f"{name}.parquet",
+                       row_group_size=int(rng.integers(1, 50)))
+    got_test, got = [], [{}, {}]
+    joined = merge_join(sorted_batches(str(tmp_path / "t.parquet"), ["user_id", "v"], int(rng.integers(1, 40))),
+                        *(sorted_batches(str(tmp_path / f"{name}.parquet"), ["user_id"], int(rng.integers(1, 40)))
+                          for name in ("decay", "drift")), None)
+    for test, *sides, none in joined:
+        assert none is None
         ids = test.column("user_id").to_pylist()
         got_test += ids
-        for u in (dec.column("user_id").to_pylist() if dec is not None else []):
-            assert u in ids and u not in got_decay  # only this batch's users, each once
-            got_decay[u] = True
+        for side, seen in zip(sides, got):
+            for u in (side.column("user_id").to_pylist() if side is not None else []):
+                assert u in ids and u not in seen  # only this batch's users, each once
+                seen[u] = True
     assert got_test == test_ids
-    assert sorted(got_decay) == sorted(set(test_ids) & set(decay_ids))
+    for ids, seen in zip(side_ids, got):
+        assert sorted(seen) == sorted(set(test_ids) & set(ids))
 
 
 def test_sorted_batches_accepts_one_row_batches_and_rejects_unsorted_files(tmp_path):

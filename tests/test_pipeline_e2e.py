@@ -196,7 +196,8 @@ def test_next_action_is_scored_on_held_out_events_against_its_baselines(demo):
 def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
     """The demo trains a Mult-VAE run beside the sequence model (`interest train --model vae`) and evaluates the
     sequence run with `--latent`: metrics.json["migration"] holds the three drift scores' AUCs against the planted
-    migrations, the flag and its paths; the next-item segments gain `migrated`; the report shows the section."""
+    migrations, the flag and its paths; the next-item segments gain `migrated`; the report shows the section; the
+    export (`--latent`) writes the migration fields of every profile."""
     out, stdout = demo
     vae = json.loads((out / "vae" / "run.json").read_text())
     assert vae["model"] == "vae" and vae["best_valid_score"] > 0
@@ -210,9 +211,20 @@ def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
     assert m["paths"] and all(p["from"] != p["to"] and p["users"] > 0 for p in m["paths"])
     segments = json.loads((out / "run" / "metrics.json").read_text())["segments"]
     assert 0 < segments["migrated"]["full"]["n_users"] <= m["n_flagged"]  # flagged users with a test target
+    # the export (`--latent`) flags exactly the evaluated segment's users, with the same rule
+    exp = pq.read_table(out / "export" / "profiles").to_pydict()
+    flagged = [i for i, f in enumerate(exp["migrated"]) if f]
+    assert len(flagged) == segments["migrated"]["full"]["n_users"]
+    assert all(exp["migration_time"][i] is not None and exp["drift_latent"][i] > 0 and exp["categories_after"][i]
+               for i in flagged)
+    scored = [i for i, f in enumerate(exp["migrated"]) if f is not None]
+    assert all(exp["drift_sequence"][i] is not None and exp["drift_category_js"][i] is not None for i in scored)
+    rule = json.loads((out / "export" / "export.json").read_text())["migration"]["flag"]
+    assert rule["score"] == "latent" and rule["threshold"] == pytest.approx(m["threshold"]["value"], rel=1e-6)
     assert "interest migration AUC latent" in stdout
     html = (out / "run" / "report.html").read_text()
     assert "Interest migration" in html and (out / "run" / "plots" / "migration_drift.png").exists()
+    assert m["latent_map"]["trajectories"] and (out / "run" / "plots" / "migration_latent_map.png").exists()
     # the vae run is evaluated like any run: next-item under the same protocols, its own latent migration score
     proc = subprocess.run([sys.executable, "-m", "interest.cli", "evaluate", "--run", str(out / "vae")],
                           capture_output=True, text=True, timeout=600)

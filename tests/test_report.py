@@ -41,7 +41,12 @@ def migration_block() -> dict:
             "threshold": {"value": 0.98, "chosen_on": "validation F1", "valid_f1": 0.68}, "n_migrated": 115,
             "n_flagged": 105, "precision": 0.7238, "recall": 0.6609, "n_true_positives": 76,
             "paths": [{"from": "Cat05/Sub30", "to": "Cat09/Sub47", "users": 3}, {"from": "A", "to": "B", "users": 1}],
-            "histogram": {"score": "latent", "counts": [5, 3, 1], "edges": [-1.0, 0.0, 1.0, 2.0]}}
+            "histogram": {"score": "latent", "counts": [5, 3, 1], "edges": [-1.0, 0.0, 1.0, 2.0]},
+            "latent_map": {"early": [[0.1, 0.2], [-1.0, 0.5], [0.3, -0.7]], "recent": [[1.1, 0.9], [0.2, 0.1]],
+                           "explained_variance": [0.21, 0.12], "window_days": 14.0, "step_days": 4.6667,
+                           "trajectories": [{"points": [[-1.0, 0.5], [0.0, 0.6], [1.2, 0.8]],
+                                             "days_before_end": [9.33, 4.67, 0.0], "estimated_days_before_end": 6.0,
+                                             "planted_days_before_end": 5.5}]}}
 
 
 def action_block() -> dict:
@@ -212,7 +217,8 @@ def test_full_report(tmp_path):
     # plots: every referenced image exists and is a real PNG
     srcs = _img_srcs(text)
     assert {Path(s).stem for s in srcs} == ({"loss", "valid", "baselines", "segments", "throughput"} | DECAY_PLOTS
-                                             | ACTION_PLOTS | {"segments_map", "migration_drift", "migration_paths"})
+                                             | ACTION_PLOTS | {"segments_map", "migration_drift", "migration_paths",
+                                                                "migration_latent_map"})
     for src in srcs:
         png = run_dir / src
         assert png.parent == run_dir / "plots"

@@ -1,7 +1,8 @@
 """`interest export --run RUN --output DIR`: user profiles, segments and model files for downstream use.
 
 DIR/profiles/         Parquet parts, one row per user with a test row (interest.profiles.PROFILE_SCHEMA), written
-                      by Ray Data actors (interest.export.batch)
+                      by Ray Data actors (interest.export.batch); with drift rows, the interest-migration fields
+                      (interest.migration_profiles; drift_latent and migration_time with --latent)
 DIR/segments.parquet  one row per k-means segment (interest.export.segments.SEGMENT_SCHEMA)
 DIR/reengage.parquet  decay head only: users likely to lapse, with items to win them back (interest.reengage)
 DIR/model/            the model for serving without Spark or Ray (interest.model_files): model.safetensors,
@@ -22,6 +23,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from interest import decay_scores
+from interest.migration_profiles import FIT_ROWS
+from interest.migration_profiles import fit_settings as fit_migration
 from interest.model_files import write_model_files
 from interest.profiles import ProfileScorer, settings_from
 from interest_core.batches import read_head, row_batches
@@ -39,8 +42,10 @@ SAMPLE_COLUMNS = ["user_id", "n_events", "interest_tags", "top_item_ids", "p_buy
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = None, segments: int | str | None = None,
-               reengage_below: float | None = None, address: str | None = None) -> dict:
-    """Writes DIR (module docstring); returns export.json's content. None arguments take the run's export config."""
+               reengage_below: float | None = None, address: str | None = None,
+               latent_run: str | Path | None = None) -> dict:
+    """Writes DIR (module docstring); returns export.json's content. None arguments take the run's export config;
+    latent_run: a `--model vae` run on the same data, whose posteriors give the profiles' drift_latent."""
     run_dir, out = Path(run_dir).resolve(), Path(out_dir).resolve()
     run = json.loads((run_dir / "run.json").read_text())
     data_dir = Path(run["data_dir"])
@@ -70,7 +75,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
                          [np.zeros((0, model.args.dim), np.float32)])
     peak_rss["sample_embedded"] = peak_rss_mb()
     segmenter, seg_record = fit_segments(emb, e.segments, e.max_segments, cfg.train.seed)
-    settings = dataclasses.replace(scorer.s, hazard_scale=scale, segmenter=segmenter)
+    migration = fit_migration(data_dir, cfg.migration, model, latent_run, e.batch_size)
+    peak_rss["migration_fitted"] = peak_rss_mb()
+    settings = dataclasses.replace(scorer.s, hazard_scale=scale, segmenter=segmenter, migration=migration)
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("profiles", "profiles.parquet", "reengage.parquet", "segments.parquet"):
@@ -113,7 +120,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     summary = {
         "output": str(out), "profiles": n_profiles, "reengage": n_reengage, "segments": seg_record,
         "hazard_scale": scale, "settings": {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
-                                            if f.name != "segmenter"},
+                                            if f.name not in ("segmenter", "migration")},
+        "migration": None if migration is None else {
+            "flag": dataclasses.asdict(migration.rule), "latent_run": migration.latent_run,
+            "window_days": migration.cfg.window_days, "fitted_on_rows": FIT_ROWS},
         "embedding_map": embedding_map(emb, labels, cfg.train.seed) if segmenter is not None else None,
         "profile_sample": sample_rows.to_pylist() if sample_rows is not None else [], "model": model_info,
         "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / max(timings["profiles_s"], 1e-9),
@@ -137,6 +147,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reengage-below", type=float, default=None,
                    help="re-engagement list: users whose P(active within the horizon) is below this (default: "
                         "export.reengage_below), e.g. --reengage-below 0.3")
+    p.add_argument("--latent", default=None,
+                   help="a run of `interest train --model vae` on the same data: the profiles gain its latent drift "
+                        "and migration time, and the migrated flag uses it, e.g. --latent runs/vae")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: $RAY_ADDRESS, else a new local instance), e.g. --address auto")
 
@@ -149,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         if not segments.isdigit() or int(segments) < 1:
             raise SystemExit(f"--segments {segments}: give a positive number of segments or auto, e.g. 8")
         segments = int(segments)
-    s = export_run(args.run, args.output, args.top_k, segments, args.reengage_below, args.address)
+    s = export_run(args.run, args.output, args.top_k, segments, args.reengage_below, args.address, args.latent)
     out = Path(s["output"])
     seg = s["segments"]
     print(f"export: {s['profiles']:,} user profiles -> {out / 'profiles'}; {seg['k'] or 0} segments "

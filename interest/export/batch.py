@@ -3,8 +3,8 @@ model once and turns its files into rows (profiles: interest.profiles; re-engage
 as Parquet by Ray Data.
 
 The ETL hash-partitions every split by user into data.num_files parts and sorts each part by user_id
-(spark_jobs.etl._write), so test part i and decay_test part i hold the same users in the same order: a task is such
-a pair of files, merge-joined inside the actor one record batch at a time. The driver sees file names, footers and
+(spark_jobs.etl._write), so test part i, decay_test part i and drift_test part i hold the same users in the same
+order: a task is such a triple of files, merge-joined inside the actor one record batch at a time. The driver sees file names, footers and
 the re-engagement list as a k-way merge of the actors' sorted part files (a batch per part); never all users.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from interest.profiles import ProfileScorer, ProfileSettings
-from interest_core.contract import DECAY_COLUMNS, EVAL_COLUMNS, split_files
+from interest_core.contract import DECAY_COLUMNS, DRIFT_COLUMNS, EVAL_COLUMNS, split_files
 
 from .merge import merge_sorted
 
@@ -33,14 +33,18 @@ MERGE_ROWS = 65_536  # rows the driver's merge of the runs buffers, split evenly
 
 
 def file_pairs(data_dir: str | Path) -> list[dict[str, str]]:
-    """[{"test": file, "decay": file of the same users or ""}] over the test split's files."""
+    """[{"test": file, "decay": decay_test file of the same users or "", "drift": drift_test file or ""}] over the
+    test split's files."""
     def part(f: str) -> str:
         m = _PART.search(Path(f).name)
         return m.group(1) if m else Path(f).name
 
-    decay = {part(f): f for f in split_files(data_dir, "decay_test")} \
-        if (Path(data_dir) / "decay_test").is_dir() else {}
-    return [{"test": f, "decay": decay.get(part(f), "")} for f in split_files(data_dir, "test")]
+    def parts(split: str) -> dict[str, str]:
+        return {part(f): f for f in split_files(data_dir, split)} if (Path(data_dir) / split).is_dir() else {}
+
+    decay, drift = parts("decay_test"), parts("drift_test")
+    return [{"test": f, "decay": decay.get(part(f), ""), "drift": drift.get(part(f), "")}
+            for f in split_files(data_dir, "test")]
 
 
 def sorted_batches(path: str, columns: list[str], batch_size: int) -> Iterator[pa.Table]:
@@ -57,35 +61,45 @@ def sorted_batches(path: str, columns: list[str], batch_size: int) -> Iterator[p
         yield pa.Table.from_batches([rb])
 
 
-def merge_join(test_batches: Iterator[pa.Table], decay_batches: Iterator[pa.Table] | None
-               ) -> Iterator[tuple[pa.Table, pa.Table | None]]:
-    """(test batch, the decay rows of its users) for inputs sorted by user_id; holds at most one test batch and the
-    decay rows up to its last user plus one decay batch."""
-    buffer = None
-    for test in test_batches:
-        if decay_batches is None or not test.num_rows:
-            yield test, None
-            continue
-        hi = test.column("user_id")[-1]
-        while buffer is None or not buffer.num_rows or pc.max(buffer.column("user_id")).as_py() <= hi.as_py():
-            nxt = next(decay_batches, None)
+class SortedSide:
+    """A user_id-sorted stream of batches, handed out per test batch (ascending users): holds the rows up to the
+    test batch's last user plus one batch."""
+
+    def __init__(self, batches: Iterator[pa.Table]):
+        self.batches, self.buffer = batches, None
+
+    def rows_for(self, test: pa.Table) -> pa.Table | None:
+        hi = test.column("user_id")[-1].as_py()
+        while self.buffer is None or not self.buffer.num_rows or pc.max(self.buffer.column("user_id")).as_py() <= hi:
+            nxt = next(self.batches, None)
             if nxt is None:
                 break
-            buffer = nxt if buffer is None else pa.concat_tables([buffer, nxt])
-        if buffer is None:
-            yield test, None
-            continue
-        ids = buffer.column("user_id")
-        yield test, buffer.filter(pc.is_in(ids, value_set=test.column("user_id").combine_chunks()))
-        buffer = buffer.filter(pc.greater(ids, hi))
+            self.buffer = nxt if self.buffer is None else pa.concat_tables([self.buffer, nxt])
+        if self.buffer is None:
+            return None
+        ids = self.buffer.column("user_id")
+        rows = self.buffer.filter(pc.is_in(ids, value_set=test.column("user_id").combine_chunks()))
+        self.buffer = self.buffer.filter(pc.greater(ids, hi))
+        return rows
 
 
-def profile_file(scorer: ProfileScorer, test_file: str, decay_file: str = "") -> Iterator[pa.Table]:
+def merge_join(test_batches: Iterator[pa.Table], *sides: Iterator[pa.Table] | None
+               ) -> Iterator[tuple[pa.Table, ...]]:
+    """(test batch, each side's rows of its users or None) for inputs sorted by user_id (a side of None: none)."""
+    cursors = [SortedSide(b) if b is not None else None for b in sides]
+    for test in test_batches:
+        yield (test, *(c.rows_for(test) if c is not None and test.num_rows else None for c in cursors))
+
+
+def profile_file(scorer: ProfileScorer, test_file: str, decay_file: str = "", drift_file: str = ""
+                 ) -> Iterator[pa.Table]:
     """The profiles of one test file's users, a scoring batch at a time."""
     size = scorer.s.batch_size
     decay = sorted_batches(decay_file, DECAY_COLUMNS, size) if decay_file else None
-    for test, dec in merge_join(sorted_batches(test_file, EVAL_COLUMNS, size), decay):
-        yield scorer.profiles(test.to_pydict(), dec.to_pydict() if dec is not None else None)
+    drift = sorted_batches(drift_file, DRIFT_COLUMNS, size) if drift_file and scorer.migration is not None else None
+    for test, dec, dri in merge_join(sorted_batches(test_file, EVAL_COLUMNS, size), decay, drift):
+        yield scorer.profiles(test.to_pydict(), dec.to_pydict() if dec is not None else None,
+                              dri.to_pydict() if dri is not None else None)
 
 
 class ProfileActor:
@@ -95,8 +109,8 @@ class ProfileActor:
         self.scorer = ProfileScorer(run_dir, data_dir, settings)
 
     def __call__(self, batch: dict) -> Iterator[pa.Table]:
-        for test_file, decay_file in zip(batch["test"], batch["decay"]):
-            yield from profile_file(self.scorer, str(test_file), str(decay_file))
+        for test_file, decay_file, drift_file in zip(batch["test"], batch["decay"], batch["drift"]):
+            yield from profile_file(self.scorer, str(test_file), str(decay_file), str(drift_file))
 
 
 class ReengageActor:

@@ -51,6 +51,37 @@ def _draw_paths(paths: list) -> Callable[[Any], bool]:
     return draw
 
 
+def _draw_latent_map(m: dict) -> Callable[[Any], bool]:
+    def draw(fig: Any) -> bool:
+        early, recent = m.get("early"), m.get("recent")
+        paths = [t for t in m.get("trajectories") or [] if isinstance(t, dict) and t.get("points")]
+        if not isinstance(early, list) or not isinstance(recent, list) or not early:
+            return False
+        ax = fig.add_subplot()
+        for pts, color, label in ((early, "#b8b8b8", "users, early window"), (recent, "#e3c9a0", "users, recent window")):
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, color=color, alpha=0.6, label=label,
+                       linewidths=0)
+        for n, t in enumerate(paths):
+            xs, ys = [p[0] for p in t["points"]], [p[1] for p in t["points"]]
+            color = PALETTE[n % len(PALETTE)]
+            ax.plot(xs, ys, color=color, linewidth=1.3, alpha=0.9)
+            ax.scatter(xs[:1], ys[:1], color=color, marker="o", s=28, zorder=3)
+            ax.scatter(xs[-1:], ys[-1:], color=color, marker=">", s=40, zorder=3)
+            est, days = _num(t.get("estimated_days_before_end")), t.get("days_before_end") or []
+            if est is not None and days:  # the first window ending at or after the estimated migration
+                k = next((i for i, d in enumerate(days) if (_num(d) or 0) <= est), len(days) - 1)
+                ax.scatter([xs[k]], [ys[k]], color="black", marker="x", s=36, zorder=4,
+                           label="estimated migration" if n == 0 else None)
+        _style(ax)
+        var = [(_num(v) or 0) * 100 for v in (m.get("explained_variance") or [0, 0])[:2]]
+        ax.set_xlabel(f"latent PC 1 ({var[0]:.0f}% of variance)")
+        ax.set_ylabel(f"latent PC 2 ({var[1]:.0f}%)" if len(var) > 1 else "latent PC 2")
+        ax.set_title("Latent interests: migrators' paths (o start, > end)", fontsize=11, loc="left")
+        ax.legend(fontsize=7, loc="best", markerscale=1.5)
+        return True
+    return draw
+
+
 def _section_migration(metrics: dict, plots: _Plots) -> str:
     out = ['<h2 id="migration">Interest migration</h2>']
     m = metrics.get("migration")
@@ -75,6 +106,13 @@ def _section_migration(metrics: dict, plots: _Plots) -> str:
     plots.make("migration_drift", _draw_histogram(_dict(m.get("histogram")), thr_value), size=(5.6, 3.8))
     out.append(plots.html("migration_drift", "Users by drift score; the dashed line is the migrated flag's "
                           "threshold.") or "")
+    lmap = _dict(m.get("latent_map"))
+    if lmap:
+        plots.make("migration_latent_map", _draw_latent_map(lmap), size=(6.0, 4.6))
+        out.append(plots.html("migration_latent_map", "Mult-VAE posterior means projected on their first two principal "
+                              f"components: users' early and recent windows, and {len(lmap.get('trajectories') or [])}"
+                              f" flagged migrators' windows of {_fmt_metric(lmap.get('window_days'))} days sliding by "
+                              f"{_fmt_metric(lmap.get('step_days'))}, oldest to newest.") or "")
     paths = m.get("paths") if isinstance(m.get("paths"), list) else []
     plots.make("migration_paths", _draw_paths(paths), size=(6.4, 0.6 + 0.28 * max(len(paths), 1)))
     out.append(plots.html("migration_paths", "Flagged users by their most frequent category in the early window and in "
