@@ -66,22 +66,14 @@ def change_point(data: Path, vae_run: Path) -> dict:
     scorer = DriftScorer(ic, MigrationConfig(), latent=vae)
     w = scorer.score(rows)["windows"]
     y = labels(rows, w.rows, truth_times(data))
-    bags, owner, js = [], [], []
-    for j, i in enumerate(w.rows):
-        ts, it = np.asarray(rows["ts"][i]), np.asarray(rows["items"][i])
-        keep = ts <= rows["end_ts"][i]
-        ts, it = ts[keep], it[keep]
-        for k in drift.change_candidates(ts, 32):
-            if 2 <= k <= len(ts) - 2:
-                bags += [it[:k], it[k:]]
-                owner.append(j)
-                js.append(drift.js_divergence(drift.category_distribution(it[:k], ic),
-                                              drift.category_distribution(it[k:], ic)))
+    bags, owner, _ = scorer.candidate_splits(rows, w.rows)  # the migration time's candidates
+    js = [drift.js_divergence(drift.category_distribution(before, ic), drift.category_distribution(after, ic))
+          for before, after in zip(bags[0::2], bags[1::2])]
     m, lv = scorer.posteriors(bags)
     w2 = drift.gaussian_w2(m[0::2], lv[0::2], m[1::2], lv[1::2])
     best_w2, best_js = np.zeros(len(y)), np.zeros(len(y))
-    np.maximum.at(best_w2, np.asarray(owner, dtype=np.int64), w2)
-    np.maximum.at(best_js, np.asarray(owner, dtype=np.int64), np.asarray(js))
+    np.maximum.at(best_w2, owner, w2)
+    np.maximum.at(best_js, owner, np.asarray(js))
     return {"latent": auc(best_w2, y), "category_js": auc(best_js, y), "n_users": len(y)}
 
 

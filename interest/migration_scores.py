@@ -117,9 +117,12 @@ class DriftScorer:
                                                     self.states(rows, w.rows, ends))
         return out
 
-    def migration_times(self, rows: dict[str, list], idx: np.ndarray) -> np.ndarray:
-        """Estimated migration time (unix s) of rows idx: the first event after the latent change point; -1 when
-        the history has no day boundary."""
+    def candidate_splits(self, rows: dict[str, list], idx: np.ndarray
+                         ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Every candidate change point of rows idx (drift.change_candidates over the events up to end_ts): the
+        bags before and after it, interleaved [before_0, after_0, before_1, ...]; its owner (position in idx); and
+        its time, the midpoint of the gap between the last event before and the first after (the planted change
+        lies somewhere in that gap: the midpoint is the estimate with the smallest worst-case error)."""
         bags, owner, at = [], [], []
         for j, i in enumerate(idx):
             ts = np.asarray(rows["ts"][i], dtype=np.int64)
@@ -128,13 +131,18 @@ class DriftScorer:
             for k in drift.change_candidates(ts, self.cfg.change_candidates):
                 bags += [items[:k], items[k:]]
                 owner.append(j)
-                at.append(ts[k])
+                at.append((ts[k - 1] + ts[k]) // 2)
+        return bags, np.asarray(owner, dtype=np.int64), np.asarray(at, dtype=np.int64)
+
+    def migration_times(self, rows: dict[str, list], idx: np.ndarray) -> np.ndarray:
+        """Estimated migration time (unix s) of rows idx: the candidate split (candidate_splits) whose before and
+        after bags have the most distant latent posteriors; -1 when the history has no day boundary."""
+        bags, owner, at = self.candidate_splits(rows, idx)
         out = np.full(len(idx), -1, dtype=np.int64)
         if not bags:
             return out
         m, lv = self.posteriors(bags)
         d = drift.DIVERGENCES[self.cfg.divergence](m[0::2], lv[0::2], m[1::2], lv[1::2])
-        owner, at = np.asarray(owner), np.asarray(at)
         best = np.full(len(idx), -np.inf)
         for o, t, v in zip(owner, at, d):
             if v > best[o]:

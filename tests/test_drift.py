@@ -104,3 +104,16 @@ def test_trajectory_windows_slide_back_from_the_end_and_skip_empty_ones():
     # ends 4, 7, 10, 13, 16 hold events; 19, 22, 25, 28 none; 31 holds the last event
     assert [b.tolist() for b in bags] == [[2, 3], [3], [4], [4, 5], [5], [6]]
     assert days == [27.0, 24.0, 21.0, 18.0, 15.0, 0.0]
+
+
+def test_candidate_splits_cut_at_day_boundaries_and_time_them_mid_gap():
+    from interest.migration_scores import DriftScorer
+    from interest_core.migration_config import MigrationConfig
+
+    rows = {"ts": [[1 * DAY, 1 * DAY + 5, 3 * DAY, 9 * DAY, 20 * DAY], [4 * DAY, 4 * DAY + 1]],
+            "items": [[2, 3, 4, 5, 6], [7, 8]], "end_ts": [10 * DAY, 5 * DAY]}  # row 0's last event is after its end
+    scorer = DriftScorer(np.zeros(10, np.int64), MigrationConfig(change_candidates=8))
+    bags, owner, at = scorer.candidate_splits(rows, np.array([0, 1]))
+    assert owner.tolist() == [0, 0]  # row 1 spans one day: no candidate
+    assert [b.tolist() for b in bags] == [[2, 3], [4, 5], [2, 3, 4], [5]]
+    assert at.tolist() == [(1 * DAY + 5 + 3 * DAY) // 2, 6 * DAY]
