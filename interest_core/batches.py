@@ -142,6 +142,13 @@ def read_head(files: list[str], columns: list[str], max_rows: int | None = None)
     return pa.schema([schema.field(c) for c in columns]).empty_table() if schema else pa.table({})
 
 
+def iter_batches(files: list[str], columns: list[str], batch_size: int = 8_192) -> Iterator[pa.RecordBatch]:
+    """Record batches of Parquet files in their order, one file and one row group at a time: no reader that reads
+    ahead (a dataset scanner reads several files ahead, so its memory grew with the files' number and size)."""
+    for f in files:
+        yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+
+
 def train_row_groups(data_dir: str | Path, seed: int, columns: list[str] | None = None) -> Iterator[pa.Table]:
     """The train split's row groups in a seeded random order, one table each: a bounded, unbiased sample of
     windows for whoever reads only part of the split (the decay refit, the next-action transition baseline)."""

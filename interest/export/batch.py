@@ -29,6 +29,7 @@ from .merge import merge_sorted
 _PART = re.compile(r"part-(\d+)")
 REENGAGE_ORDER = [("activity_at_risk", "descending"), ("user_id", "ascending")]  # the list's ranking
 RUN_ROWS = 100_000  # re-engagement candidates an actor sorts into one run (part file)
+RUN_ROW_GROUP = 4_096  # rows per row group of a run: the merge's reader of a part decodes one row group at a time
 MERGE_ROWS = 65_536  # rows the driver's merge of the runs buffers, split evenly over the runs
 
 
@@ -139,7 +140,7 @@ class ReengageActor:
 
 def _write_run(tables: list[pa.Table], path: str) -> pa.Table:
     table = pa.concat_tables(tables).sort_by(REENGAGE_ORDER)
-    pq.write_table(table, path)
+    pq.write_table(table, path, row_group_size=RUN_ROW_GROUP)
     return pa.table({"part": [path], "rows": [table.num_rows]})
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
+
+from interest_core.batches import iter_batches
 
 SILHOUETTE_SAMPLE = 5_000
 TOP_CATEGORIES = 5
@@ -70,7 +71,7 @@ def summarize(profiles_dir: Path, centroids: np.ndarray, data_last_ts: int) -> p
     recs: list[Counter] = [Counter() for _ in range(k)]
     cols = ["segment", "n_events", "last_event_ts", "buy_share", "p_buy_next", "churn_risk", "interest_tags",
             "interest_weights", "top_item_ids"]
-    for rb in pads.dataset(str(profiles_dir), format="parquet").to_batches(columns=cols):
+    for rb in iter_batches(sorted(str(f) for f in Path(profiles_dir).glob("*.parquet")), cols):
         b = rb.to_pydict()
         for i, s in enumerate(b["segment"]):
             if s is None:
