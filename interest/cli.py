@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from interest_core.verbosity import set_verbose
+
 # name -> (module with add_arguments(parser) and run(args), help, example)
 COMMANDS = {
     "demo": ("interest.demo", "run the whole pipeline on synthetic data: generate, etl, train, evaluate, export, report",
@@ -34,6 +36,10 @@ COMMANDS = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; the arguments of `command` only (None: every command's, e.g. for a test of all examples)."""
     parser = argparse.ArgumentParser(prog="interest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Spark, Ray, Ray Train, Ray Data and DeepSpeed logs and warnings (default: "
+                             "stages, progress and results only; INTEREST_VERBOSE=1 does the same), e.g. "
+                             "interest --verbose train --data data/shards --output runs/r1")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text, example) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=f"{help_text}.\n\nexample:\n  {example}",
@@ -46,9 +52,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # The top-level parser has no options but -h, so the first positional word is the command.
+    # The top-level parser's options are flags (-h, --verbose), so the first positional word is the command.
     command = next((a for a in argv if not a.startswith("-")), "")
     args = build_parser(command if command in COMMANDS else "").parse_args(argv)
+    set_verbose(args.verbose)
     module = importlib.import_module(args._module)
     try:
         return module.run(args)

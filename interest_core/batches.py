@@ -93,8 +93,9 @@ def _user_columns(rows: Any, names: list[str]) -> dict[str, torch.Tensor]:
     for name in USER_COLUMNS:
         if name in names:
             col = rows[name]
-            out[name] = torch.from_numpy(np.asarray(col.to_numpy() if isinstance(col, (pa.Array, pa.ChunkedArray))
-                                                    else col, dtype=np.int64))
+            # a copy: Arrow's zero-copy arrays are read-only, which torch warns about
+            out[name] = torch.from_numpy(np.array(col.to_numpy() if isinstance(col, (pa.Array, pa.ChunkedArray))
+                                                  else col, dtype=np.int64))
     return out
 
 

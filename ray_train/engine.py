@@ -15,6 +15,7 @@ from importlib import resources
 import torch
 
 from interest_core.config import TrainConfig
+from ray_train.logs import library_stdout
 
 
 def ensure_accelerator_env() -> None:
@@ -96,7 +97,8 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, to
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, train.warmup_ratio, train.min_lr_ratio, train.lr_schedule,
                              train.warmup_max_steps))
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                           config=ds_cfg, dist_init_required=False)
+    with library_stdout():  # DeepSpeed announces the CPU communication op it built on every rank
+        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
+                                               config=ds_cfg, dist_init_required=False)
     use_weights_only_loading(engine)
     return engine, ds_cfg

@@ -27,6 +27,7 @@ from interest_core.modelargs import ModelArgs, model_args_for_data
 from interest_core.scoring import new_accumulators, score_hazards, score_rows
 from ray_train.data import arrow_train_collate
 from ray_train.engine import build_engine, ensure_accelerator_env
+from ray_train.logs import quiet_libraries
 from ray_train.models import build_model
 from ray_train.reporting import Reporter
 
@@ -169,6 +170,7 @@ def train_loop_per_worker(config: dict) -> None:
     job = Job.from_dict(config)
     cfg = config_from_dict(job.config)
     ensure_accelerator_env()
+    quiet_libraries()
     import ray.train
 
     ctx = ray.train.get_context()

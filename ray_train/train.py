@@ -22,6 +22,7 @@ from interest_core.contract import load_manifest
 from interest_core.modelargs import ARCHS, count_params, model_args_for_data
 from ray_train.data import train_dataset
 from ray_train.loop import Job, select_key, steps_per_epoch, train_loop_per_worker
+from ray_train.logs import quiet_libraries, ray_init_kwargs, train_log_level
 from ray_train.progress import driver_progress
 
 
@@ -60,9 +61,10 @@ def init_ray(cfg: Config, address: str | None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS")
     # Ray Train 2.60 patches print() in workers to tee into its logger, which shows every progress line twice.
     # DS_ACCELERATOR is not forced here: each worker picks cpu only when it has no CUDA device (engine.py).
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}
+    env = {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     if address:
-        ray.init(address=address, runtime_env=env, log_to_driver=True)
+        ray.init(address=address, **ray_init_kwargs(env, local=False))
+        quiet_libraries()
         return False
     # On small machines training workers would take every CPU and Ray Data's read tasks would starve (seen:
     # 2 workers on 2 cores hang), so the local instance gets more logical CPUs than there are cores.
@@ -70,14 +72,15 @@ def init_ray(cfg: Config, address: str | None) -> bool:
     num_cpus = cfg.train.ray_num_cpus or int(max(os.cpu_count() or 1, need))
     # The dashboard process serves Ray's State API; without it Ray Train 2.60's PlacementGroupCleaner fails its
     # once-a-second controller check and logs a warning each time. It listens on loopback only.
-    ray.init(num_cpus=num_cpus, runtime_env=env, include_dashboard=True, dashboard_host="127.0.0.1",
-             log_to_driver=True)
+    ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+             **ray_init_kwargs(env, local=True))
+    quiet_libraries()
     return True
 
 
 def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, progress_board: str | None = None):
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     # Ray Data progress bars interleave with training logs on the driver; the progress lines say enough.
@@ -97,7 +100,8 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
                                                checkpoint_score_attribute=select_key(cfg),
                                                checkpoint_score_order="max"),
-            failure_config=FailureConfig(max_failures=cfg.train.max_failures)),
+            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            logging_config=LoggingConfig(log_level=train_log_level())),
         datasets={"train": train_ds},
     )
 

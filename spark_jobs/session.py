@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+from interest_core.verbosity import verbose
+
+QUIET_LOG4J = Path(__file__).resolve().parent / "log4j2-quiet.properties"
 
 
 def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, driver_memory: str = "4g",
@@ -22,6 +27,8 @@ def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, drive
                        .config("spark.memory.offHeap.size", offheap_memory))
         # Local Python workers must run the driver's interpreter (the venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if not verbose():  # errors only on the console; the JVM reads it at start, before any setLogLevel
+            builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={QUIET_LOG4J}")
     spark = (builder
              .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
              .config("spark.sql.session.timeZone", "UTC")
@@ -29,5 +36,5 @@ def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, drive
              .config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true")
              .getOrCreate())
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel("WARN" if verbose() else "ERROR")
     return spark

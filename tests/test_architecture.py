@@ -91,13 +91,12 @@ def test_every_readme_command_parses():
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```\n(.*?)```", text, flags=re.S)
     lines = [ln.split("  #")[0].strip() for b in blocks for ln in b.splitlines()]
-    found = [re.search(r"(?:^|\s)(interest (\w+).*)$", ln) for ln in lines]
-    commands = [m.group(1) for m in found if m and m.group(2) in COMMANDS]
+    found = [re.search(r"(?:^|\s)(interest (?:--verbose )?(\w+).*)$", ln) for ln in lines]
+    commands = [(m.group(1), m.group(2)) for m in found if m and m.group(2) in COMMANDS]
     assert len(commands) >= 10, commands
-    for line in commands:
-        argv = shlex.split(line)[1:]
-        assert argv[0] in COMMANDS, line
-        build_parser(argv[0]).parse_args(argv)
+    for line, name in commands:
+        args = build_parser(name).parse_args(shlex.split(line)[1:])
+        assert args.command == name, line
 
 
 @pytest.mark.slow
@@ -138,3 +137,8 @@ def test_wheel_install_finds_its_package_data(tmp_path):
                          "print(deepspeed_config(TrainConfig(zero_stage=3), 2, False)['zero_optimization']['stage'])"],
                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert ds.returncode == 0 and ds.stdout.strip() == "3", ds.stderr
+    quiet = subprocess.run([str(py), "-c", "from ray_train.logs import RAY_DATA_QUIET\n"
+                            "from spark_jobs.session import QUIET_LOG4J\n"
+                            "print(RAY_DATA_QUIET.is_file(), QUIET_LOG4J.is_file(), RAY_DATA_QUIET, QUIET_LOG4J)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert quiet.returncode == 0 and quiet.stdout.startswith("True True") and str(venv) in quiet.stdout, quiet

@@ -16,18 +16,34 @@ def demo(tmp_path_factory):
                            "--items", "600", "--events", "40000", "--epochs", "4"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, proc.stdout
+    return out, proc.stdout, proc.stderr
 
 
 def test_demo_prints_report_path(demo):
-    out, stdout = demo
+    out, stdout, _ = demo
     assert f"report: {out / 'run' / 'report.html'}" in stdout
     html = (out / "run" / "report.html").read_text()
     assert "popularity" in html and "<img" in html
 
 
+# Library chatter a quiet (not --verbose) run must not show; each was on the demo's console before it was quietened.
+CHATTER = ("Using Spark's default log4j profile", "Setting default log level", "WARN Utils", "NativeCodeLoader",
+           "Token authentication is enabled", "Started a local Ray instance", "Execution plan of Dataset",
+           "execution finished in", "Progress bars disabled", "Checkpoint successfully created",
+           "Reporting training result", "Requesting resources", "Setting up process group", "built successfully",
+           "UserWarning", "FutureWarning", "DeprecationWarning", " INFO ")
+
+
+def test_demo_is_quiet_by_default(demo):
+    """Stages, progress lines and results only (interest --verbose shows the libraries' logs)."""
+    _, stdout, stderr = demo
+    noisy = [line for line in (stdout + stderr).splitlines() if any(c in line for c in CHATTER)]
+    assert not noisy, noisy[:10]
+    assert "[interest] step" in stdout + stderr and "== demo: train" in stdout  # progress and stages stay
+
+
 def test_manifest_reconciles(demo):
-    out, _ = demo
+    out, *_ = demo
     m = json.loads((out / "data" / "manifest.json").read_text())
     c = m["counts"]
     assert c["rows_in"] == c["rows_valid"] + c["rows_quarantined"]
@@ -37,7 +53,7 @@ def test_manifest_reconciles(demo):
 
 
 def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
-    out, _ = demo
+    out, *_ = demo
     m = json.loads((out / "run" / "metrics.json").read_text())
     for key in ("protocol", "valid", "test", "segments", "baselines", "decay", "event_type", "throughput"):
         assert key in m
@@ -61,7 +77,7 @@ def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
 
 
 def test_export_has_a_profile_per_test_user_segments_and_model_files(demo):
-    out, _ = demo
+    out, *_ = demo
     profiles = pq.read_table(out / "export" / "profiles")
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert profiles.num_rows == manifest["rows"]["test"] and len(list((out / "export" / "profiles").glob("*.parquet")))
@@ -88,7 +104,7 @@ def test_export_has_a_profile_per_test_user_segments_and_model_files(demo):
 
 def test_interest_tags_find_the_planted_interests(demo):
     """metrics.json["tags"]: the profiles' tags against the generator's planted interests, with baselines."""
-    out, _ = demo
+    out, *_ = demo
     t = json.loads((out / "run" / "metrics.json").read_text())["tags"]
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert t["n_users"] == manifest["rows"]["test"] and t["levels"] == 2
@@ -99,7 +115,7 @@ def test_interest_tags_find_the_planted_interests(demo):
 
 def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path):
     """The README's `interest recommend` on the demo's export, with raw item ids as a caller has them."""
-    out, _ = demo
+    out, *_ = demo
     events = pq.read_table(out / "synthetic" / "events", columns=["user_id", "item_id", "event_type", "ts"])
     rows = events.slice(0, 400).to_pylist()
     users = sorted({r["user_id"] for r in rows})[:2]
@@ -120,7 +136,7 @@ def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path):
 def test_decay_reaches_metrics_report_and_export(demo, tmp_path):
     """The demo's time split trains the survival head: metrics.json["decay"] against its baselines, the report's
     plots, profile columns, and `interest export --reengage-below` as a user runs it."""
-    out, _ = demo
+    out, *_ = demo
     d = json.loads((out / "run" / "metrics.json").read_text())["decay"]
     assert {"horizon_days", "n_users", "auc", "brier", "ece", "baselines", "reliability", "survival"} <= set(d)
     assert set(d["baselines"]) == {"recency", "frequency", "bgnbd"}
@@ -156,7 +172,7 @@ def test_saved_model_carries_the_refitted_decay_head(demo):
     from interest_core.batches import collate, read_decay_split
     from ray_train.models.saved import load_model
 
-    out, _ = demo
+    out, *_ = demo
     refit = json.loads((out / "run" / "run.json").read_text())["decay_refit"]
     assert refit["positions"] > 0 and refit["valid_users"] > 0 and set(refit["candidates"]) == {"state+counts",
                                                                                                 "counts"}
@@ -180,7 +196,7 @@ def test_next_action_is_scored_on_held_out_events_against_its_baselines(demo):
     """metrics.json["event_type"] from action_test/ (the events in (C, C + H] under the demo's time split): a
     head that learned (log loss below the type frequencies), per-type AUC keyed by real type names, and the
     profiles' p_buy_next."""
-    out, _ = demo
+    out, *_ = demo
     e = json.loads((out / "run" / "metrics.json").read_text())["event_type"]
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     assert e["n_targets"] > 100 and e["n_targets"] == sum(
@@ -198,7 +214,7 @@ def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
     sequence run with `--latent`: metrics.json["migration"] holds the three drift scores' AUCs against the planted
     migrations, the flag and its paths; the next-item segments gain `migrated`; the report shows the section; the
     export (`--latent`) writes the migration fields of every profile."""
-    out, stdout = demo
+    out, stdout, _ = demo
     vae = json.loads((out / "vae" / "run.json").read_text())
     assert vae["model"] == "vae" and vae["best_valid_score"] > 0
     m = json.loads((out / "run" / "metrics.json").read_text())["migration"]

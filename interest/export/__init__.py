@@ -75,6 +75,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
                          [np.zeros((0, model.args.dim), np.float32)])
     peak_rss["sample_embedded"] = peak_rss_mb()
     segmenter, seg_record = fit_segments(emb, e.segments, e.max_segments, cfg.train.seed)
+    peak_rss["segments_fitted"] = peak_rss_mb()
     migration = fit_migration(data_dir, cfg.migration, model, latent_run, e.batch_size)
     peak_rss["migration_fitted"] = peak_rss_mb()
     settings = dataclasses.replace(scorer.s, hazard_scale=scale, segmenter=segmenter, migration=migration)

@@ -9,7 +9,6 @@ the re-engagement list as a k-way merge of the actors' sorted part files (a batc
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from interest.profiles import ProfileScorer, ProfileSettings
 from interest_core.contract import DECAY_COLUMNS, DRIFT_COLUMNS, EVAL_COLUMNS, split_files
+from ray_train.logs import quiet_libraries, ray_init_kwargs
 
 from .merge import merge_sorted
 
@@ -153,19 +153,19 @@ def init_ray(address: str | None, actors: int) -> bool:
     if ray.is_initialized():
         return False
     if address:
-        ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING)
+        ray.init(address=address, **ray_init_kwargs({}, local=False))
+        quiet_libraries()
         return False
-    ray.init(num_cpus=max(os.cpu_count() or 1, actors + 2), include_dashboard=False, log_to_driver=True,
-             logging_level=logging.WARNING)
+    ray.init(num_cpus=max(os.cpu_count() or 1, actors + 2), include_dashboard=False, **ray_init_kwargs({}, local=True))
+    quiet_libraries()
     return True
 
 
 def _map(items: list[dict], actor: type, run_dir: Path, data_dir: Path, settings: ProfileSettings,
          actors: int | None):
     import ray
-    import ray.data  # noqa: F401 - configures its loggers on import; quieten them after
+    import ray.data
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # execution plans and "finished" notes
     gpus = int(ray.cluster_resources().get("GPU", 0))  # whole GPUs: one actor holds one
     n = actors or (gpus if gpus >= 1 else max(1, int(ray.cluster_resources().get("CPU", 1)) - 1))
     if gpus >= 1:
