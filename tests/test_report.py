@@ -119,7 +119,8 @@ def write_export(run_dir: Path) -> None:
                                 "explained_variance": [0.4, 0.2]},
               "profile_sample": [{"user_id": "ab" * 32, "n_events": 12, "interest_tags": ["Shoes/Running"],
                                   "top_item_ids": ["i1", "i7"], "p_buy_next": 0.0123, "segment": 0,
-                                  "churn_risk": 0.5}]}
+                                  "churn_risk": 0.5, "migrated": True, "categories_before": ["Shoes/Running"],
+                                  "categories_after": ["Baby/Strollers"]}]}
     (run_dir / "export.json").write_text(json.dumps(export))
 
 
@@ -422,6 +423,7 @@ def test_profiles_section_shows_tags_segments_map_and_a_sample(tmp_path):
     assert "0.6789" in section and "0.0345" in section and "level 2" in section     # tags vs baselines
     assert "k=2: 0.3100" in section and "Shoes/Running" in section and "Toys&lt;b&gt;" in section
     assert "abababababab…" in section and "ab" * 32 not in section                   # pseudonyms, shortened
+    assert "yes (Shoes/Running → Baby/Strollers)" in section                         # the migration fields
     assert (run_dir / "plots" / "segments_map.png").exists()
     (run_dir / "export.json").unlink()
     text = report.write_report(run_dir).read_text(encoding="utf-8")

@@ -38,7 +38,8 @@ from .segments import embedding_map, fit_segments, summarize
 
 SCALE_FIT_ROWS = 200_000  # decay_valid users the hazard calibration is fitted on
 PROFILE_SAMPLE = 10
-SAMPLE_COLUMNS = ["user_id", "n_events", "interest_tags", "top_item_ids", "p_buy_next", "segment", "churn_risk"]
+SAMPLE_COLUMNS = ["user_id", "n_events", "interest_tags", "top_item_ids", "p_buy_next", "segment", "churn_risk",
+                  "migrated", "categories_before", "categories_after"]
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = None, segments: int | str | None = None,

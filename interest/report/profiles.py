@@ -97,9 +97,21 @@ def _section_profiles(metrics: dict | None, export: dict | None, plots: _Plots) 
     if isinstance(sample, list) and sample:
         body = [[_esc(str(r.get("user_id", ""))[:12] + "…"), _fmt_int(r.get("n_events")),
                  _esc(", ".join(r.get("interest_tags") or [])), _esc(", ".join((r.get("top_item_ids") or [])[:5])),
-                 _fmt_metric(r.get("p_buy_next")), _fmt_int(r.get("segment")), _fmt_metric(r.get("churn_risk"))]
+                 _fmt_metric(r.get("p_buy_next")), _fmt_int(r.get("segment")), _fmt_metric(r.get("churn_risk")),
+                 _migration_cell(r)]
                 for r in sample if isinstance(r, dict)]
         out.append("<p>A sample of profiles (pseudonyms, shortened):</p>")
         out.append(_table(["user", "events", "interest tags", "top recommendations", "P(buy next)", "segment",
-                           "churn risk"], body))
+                           "churn risk", "migrated (before → after)"], body))
     return "".join(out)
+
+
+def _migration_cell(r: dict) -> str:
+    """The profile's migration flag, with its top category before and after when flagged; n/a without drift rows."""
+    flag = r.get("migrated")
+    if flag is None:
+        return "n/a"
+    if not flag:
+        return "no"
+    before, after = (r.get("categories_before") or [""])[0], (r.get("categories_after") or [""])[0]
+    return _esc(f"yes ({before} → {after})")
