@@ -170,7 +170,8 @@ def test_ray_job_submit_against_a_local_head(shards, tmp_path):
                 break
             time.sleep(2)
         assert probe.returncode == 0, probe.stdout + probe.stderr
-        for _ in range(30):  # the head answers `job list` before its job agent is up ("No available agent")
+        for _ in range(75):  # the head answers `job list` before its job agent is up ("No available agent"; up to
+            # 5 minutes on a loaded 2-core machine)
             job = subprocess.run(
                 [f"{venv_bin}/ray", "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir",
                  str(REPO), "--", "python", "-m", "ray_train.train", "--data", str(shards), "--output", str(out),
