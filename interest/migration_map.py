@@ -38,6 +38,8 @@ def latent_map(scorer, rows: dict[str, list], scored: dict, flags: np.ndarray, p
     scorer: a DriftScorer; scored: its score(rows); flags / positives: per scored user (positives None: no truth)."""
     from sklearn.decomposition import PCA
 
+    from interest.migration_scores import observed  # imports this module: read at call time
+
     w = scored["windows"]
     if scorer.latent is None or len(w.rows) < 3:
         return None
@@ -55,10 +57,8 @@ def latent_map(scorer, rows: dict[str, list], scored: dict, flags: np.ndarray, p
     paths = []
     for j, est in zip(chosen, estimated):
         i = w.rows[j]
-        ts = np.asarray(rows["ts"][i], dtype=np.int64)
-        ts = ts[ts <= rows["end_ts"][i]]
-        bags, days = window_bags(ts, np.asarray(rows["items"][i][:len(ts)], dtype=np.int64), rows["end_ts"][i],
-                                 window_s, window_s / 3)
+        ts, items = observed(rows, i)
+        bags, days = window_bags(ts, items, rows["end_ts"][i], window_s, window_s / 3)
         if not bags:
             continue
         means, _ = scorer.posteriors(bags)

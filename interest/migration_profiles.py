@@ -43,14 +43,20 @@ class MigrationSettings:
     latent_run: str | None  # a `--model vae` run on the same data (its posteriors give drift_latent)
 
 
+def drift_scorer(data_dir: str | Path, cfg: MigrationConfig, sequence, latent_run: str | Path | None,
+                 batch_size: int) -> DriftScorer:
+    """The export's scorer: the run's sequence model, and --latent's MultVAE when given."""
+    num_items = sequence.args.num_items
+    latent = load_latent(latent_run, num_items) if latent_run else None
+    return DriftScorer(item_categories(data_dir, num_items), cfg, latent, sequence, batch_size)
+
+
 class MigrationProfiler:
     """Drift rows of a batch of users -> MIGRATION_FIELDS, with the driver's flag rule."""
 
     def __init__(self, data_dir: str | Path, settings: MigrationSettings, sequence, batch_size: int):
-        num_items = sequence.args.num_items
         self.s = settings
-        latent = load_latent(settings.latent_run, num_items) if settings.latent_run else None
-        self.scorer = DriftScorer(item_categories(data_dir, num_items), settings.cfg, latent, sequence, batch_size)
+        self.scorer = drift_scorer(data_dir, settings.cfg, sequence, settings.latent_run, batch_size)
         cats = pq.read_table(Path(data_dir) / "vocab" / "categories", columns=["category", "category_idx"])
         self.names = category_names(*cats.to_pydict().values())
 
@@ -92,9 +98,7 @@ def fit_settings(data_dir: str | Path, cfg: MigrationConfig, sequence, latent_ru
     data_dir = Path(data_dir)
     if not (data_dir / "drift_test").is_dir():
         return None
-    num_items = sequence.args.num_items
-    latent = load_latent(latent_run, num_items) if latent_run else None
-    scorer = DriftScorer(item_categories(data_dir, num_items), cfg, latent, sequence, batch_size)
+    scorer = drift_scorer(data_dir, cfg, sequence, latent_run, batch_size)
     test = scorer.score(read_head(split_files(data_dir, "drift_test"), DRIFT_COLUMNS, fit_rows).to_pydict())
     truth = truth_times(data_dir)
     valid = read_head(split_files(data_dir, "drift_valid"), DRIFT_COLUMNS, fit_rows).to_pydict() \

@@ -57,6 +57,13 @@ def load_latent(latent_run: str | Path, num_items: int):
     return model
 
 
+def observed(rows: dict[str, list], i: int) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps, items) of drift row i up to its end of observation."""
+    ts = np.asarray(rows["ts"][i], dtype=np.int64)
+    ts = ts[ts <= rows["end_ts"][i]]
+    return ts, np.asarray(rows["items"][i][:len(ts)], dtype=np.int64)
+
+
 def labels(rows: dict[str, list], idx: np.ndarray, truth: dict[str, int | None]) -> np.ndarray:
     """1 where the planted migration falls inside the user's observed history (an event on each side)."""
     out = np.zeros(len(idx), dtype=np.int64)
@@ -125,9 +132,7 @@ class DriftScorer:
         lies somewhere in that gap: the midpoint is the estimate with the smallest worst-case error)."""
         bags, owner, at = [], [], []
         for j, i in enumerate(idx):
-            ts = np.asarray(rows["ts"][i], dtype=np.int64)
-            ts = ts[ts <= rows["end_ts"][i]]
-            items = np.asarray(rows["items"][i][:len(ts)], dtype=np.int64)
+            ts, items = observed(rows, i)
             for k in drift.change_candidates(ts, self.cfg.change_candidates):
                 bags += [items[:k], items[k:]]
                 owner.append(j)
