@@ -1,7 +1,9 @@
 """`interest demo`: the whole product on the embedded default, on synthetic data.
 
 generate -> Spark local[*] ETL -> local Ray, 2 workers, DeepSpeed ZeRO-2 on the CPU accelerator: the sequence
-model (--model) and the Mult-VAE latent interest model (interest migration) -> evaluate -> export -> report. Pseudonymizes with the public insecure demo key (announced), which is fine for synthetic users.
+model (--model) with the content tower (item category, brand, price bucket and title text through the packaged
+all-MiniLM-L6-v2; cold start) and the Mult-VAE latent interest model (interest migration) -> evaluate -> export ->
+report. Pseudonymizes with the public insecure demo key (announced), which is fine for synthetic users.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 START, DAYS, HORIZON_DAYS = "2024-01-01", 60, 7
+DEMO_ITEM_FEATURES = ("category", "brand", "price", "text")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
     step("etl", lambda: etl.run(_parse("etl", ["--input", str(synth), "--format", "synthetic", "--output", str(data),
                                                "--config", args.config, "--allow-insecure-demo-key", *split, *sets])))
     epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
+    # The content tower: new items (the synthetic catalog's late arrivals) are ranked by their content.
+    content = ["--set", f"model.item_features=[{','.join(DEMO_ITEM_FEATURES)}]",
+               "--set", f"train.text_cache_dir={out / 'text_cache'}"]
     step("train", lambda: train.run(_parse("train", ["--data", str(data), "--output", str(run_dir), "--model",
                                                      args.model, "--workers", "2", "--zero-stage", "2", "--config",
-                                                     args.config, *epochs, *sets])))
+                                                     args.config, *epochs, *content, *sets])))
     step("train latent", lambda: train.run(_parse("train", ["--data", str(data), "--output", str(vae_dir), "--model",
                                                             "vae", "--workers", "2", "--zero-stage", "2",
                                                             "--config", args.config, *epochs, *sets])))

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from interest.action_scores import action_metrics
+from interest.cold_start import ablation, cold_start_section, run_text_embeddings
 from interest.decay_scores import decay_metrics
 from interest.migration_scores import load_latent, migration_metrics
 from interest.profiles import ProfileScorer, settings_from
@@ -35,8 +36,10 @@ def write_negatives(path: Path, rows: dict, negatives: np.ndarray) -> None:
                              "negatives": [list(map(int, r)) for r in negatives]}), path)
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, latent_run: str | Path | None = None) -> dict:
-    """latent_run: a run of --model vae on the same data, whose posteriors give a sequence run the latent drift."""
+def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, latent_run: str | Path | None = None,
+                 compare: list[str | Path] | None = None) -> dict:
+    """latent_run: a run of --model vae on the same data, whose posteriors give a sequence run the latent drift;
+    compare: evaluated runs on the same data with other item representations (metrics.json["ablation"])."""
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text())
     data_dir = Path(data_dir or run["data_dir"])
@@ -66,12 +69,18 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, latent
     out["segments"] = {}
     for seg in sorted({g for p in PROTOCOLS for g in segments_acc[p] if g != "all"}):
         out["segments"][seg] = {p: segments_acc[p].get(seg, {}) for p in PROTOCOLS}
-    base = Baselines(data_dir, num_items, cfg.eval.recent_popularity_days, WindowRule.from_manifest(manifest))
-    out["baselines"] = {}
+    base = Baselines(data_dir, num_items, cfg.eval.recent_popularity_days, WindowRule.from_manifest(manifest),
+                     text=run_text_embeddings(run, data_dir, num_items), seed=cfg.eval.negatives_seed)
+    out["baselines"], base_segments = {}, {}
+    segs = lambda i: row_segments(test_rows, i, cfg.data.cold_user_max_events, event_types)  # noqa: E731
     for name, scorer in base.scorers().items():
         accs = new_accumulators(cfg.eval.ks)
-        score_rows(scorer, test_rows, accs, negatives=test_negatives, **common)
-        out["baselines"][name] = {p: r.get("all", {}) for p, r in results(accs).items()}
+        score_rows(scorer, test_rows, accs, negatives=test_negatives, segments=segs, **common)
+        res = results(accs)
+        out["baselines"][name] = {p: r.get("all", {}) for p, r in res.items()}
+        base_segments[name] = res["full"]
+    out["cold_start"] = cold_start_section(segments_acc["full"], base_segments, manifest)
+    out["ablation"] = ablation(run_dir, run, out, compare) if compare else None
     # null under leave-one-out: the decay head needs a known end of observation (split=time)
     out["decay"] = decay_metrics(model, data_dir, manifest["split"]["horizon_days"], max_len, cfg.eval.batch_size)
     out["tags"] = None  # only data with planted interests (synthetic) has a truth to measure tags against
@@ -115,10 +124,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent", default=None,
                    help="a run of `interest train --model vae` on the same data: its posteriors give the latent "
                         "interest-migration score, e.g. --latent runs/vae")
+    p.add_argument("--compare", action="append", default=[], metavar="RUN",
+                   help="an evaluated run on the same data with another item representation, for the ablation table "
+                        "(repeatable), e.g. --compare runs/id_only")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = evaluate_run(args.run, args.data, args.latent)
+    out = evaluate_run(args.run, args.data, args.latent, args.compare)
     metric = config_from_dict(json.loads((Path(args.run) / "run.json").read_text())["config"]).eval.select
     k = metric.split("@")[1]
     t, b = out["test"]["full"], out["baselines"]["popularity"]["full"]
@@ -137,6 +149,12 @@ def run(args: argparse.Namespace) -> int:
         t, f = out["tags"], out["tags"]["baselines"]["frequency"]
         print(f"evaluate: interest tags precision@3 {t['precision@3']:.4f} against the planted interests of "
               f"{t['n_users']:,} users (most frequent categories {f['precision@3']:.4f})")
+    cold, hr = out["cold_start"]["cold_items"], f"hr@{50 if 50 in out['protocol']['k'] else max(out['protocol']['k'])}"
+    if cold["users"]:
+        s = cold["scorers"]
+        names = [n for n in ("content_knn", "recent_popularity", "random") if n in s]
+        print(f"evaluate: cold items {hr} {s['model'][hr]:.4f} over {cold['users']:,} users ("
+              + ", ".join(f"{n} {s[n][hr]:.4f}" for n in names) + ")")
     if out["migration"] and out["migration"]["auc"]:
         m = out["migration"]
         aucs = ", ".join(f"{k} {v:.4f}" for k, v in m["auc"].items() if v is not None)

@@ -65,10 +65,16 @@ def write_model_files(model: Any, meta: dict, items_table: pa.Table, out_dir: Pa
             info["onnx_error"] = "".join(traceback.format_exception_only(exc)).strip()[-2000:]
     finally:
         model.train(was_training)
-    names = [n for n, t in model.state_dict(keep_vars=True).items() if t is model.item_emb]
+    with torch.no_grad():
+        item_emb = model.item_emb
+    names = [n for n, t in model.state_dict(keep_vars=True).items() if t is item_emb]
     with safetensors.safe_open(str(out_dir / "model.safetensors"), framework="numpy") as f:
-        tensor = next(n for n in names if n in f.keys())
-    info |= {"item_embedding": {"file": "model.safetensors", "tensor": tensor, "shape": list(model.item_emb.shape)},
+        tensor = next((n for n in names if n in f.keys()), None)
+    file = "model.safetensors"
+    if tensor is None:  # the content tower computes the item rows: store them as a tensor of their own
+        file, tensor = "item_embedding.safetensors", "item_embedding"
+        safetensors.torch.save_file({tensor: item_emb.detach().contiguous()}, str(out_dir / file))
+    info |= {"item_embedding": {"file": file, "tensor": tensor, "shape": list(item_emb.shape)},
              "weights": "model.safetensors", "torch_version": torch.__version__}
     (out_dir / "export.json").write_text(json.dumps(info, indent=2))
     return info

@@ -24,7 +24,10 @@ from interest_core.windows import WindowRule
 class Baselines:
     """Scorers over the whole catalog from the training shards, the item table and the item graph."""
 
-    def __init__(self, data_dir: Path, num_items: int, recent_days: float, rule: WindowRule):
+    def __init__(self, data_dir: Path, num_items: int, recent_days: float, rule: WindowRule,
+                 text: np.ndarray | None = None, seed: int = 0):
+        """text: (num_items, TEXT_DIM) L2-normalized item text embeddings (interest_core.item_features.text_matrix)
+        for the content-kNN baseline; seed: the uniform random ranking's."""
         items = pq.read_table(data_dir / "items", columns=["item_idx", "train_count", "category_idx"]).to_pydict()
         idx = np.asarray(items["item_idx"], dtype=np.int64)
         self.pop = np.zeros(num_items, dtype=np.float64)
@@ -42,16 +45,31 @@ class Baselines:
         self.num_items = num_items
         # A tiny popularity term breaks ties without changing any ordering the main score makes.
         self.tiebreak = torch.from_numpy(self.pop / (self.pop.max() + 1) * 1e-6)
+        self.text = None if text is None else torch.from_numpy(np.asarray(text, dtype=np.float32))
+        self.seed = seed
 
     def scorers(self) -> dict[str, Scorer]:
         pop = torch.from_numpy(self.pop)
         recent = torch.from_numpy(self.recent)
-        return {
+        gen = torch.Generator().manual_seed(self.seed)
+        out = {
             "popularity": lambda b: pop.expand(b["items"].shape[0], -1).clone(),
             "recent_popularity": lambda b: (recent + self.tiebreak).expand(b["items"].shape[0], -1).clone(),
             "cooccurrence": self._cooccurrence,
             "repeat_last_category": self._repeat_category,
+            # every item equally likely: hr@K = K / catalog size in expectation, the floor for cold items
+            "random": lambda b: torch.rand(b["items"].shape[0], self.num_items, generator=gen, dtype=torch.float64),
         }
+        if self.text is not None:
+            out["content_knn"] = self._content_knn
+        return out
+
+    def _content_knn(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cosine between each item's text embedding and the mean text embedding of the user's history."""
+        items = b["items"]  # (B, L)
+        hist = self.text[items] * (items > OOV_ID).unsqueeze(-1)  # (B, L, T)
+        user = torch.nn.functional.normalize(hist.sum(1), dim=1)  # (B, T)
+        return (user @ self.text.T).double() + self.tiebreak  # (B, V)
 
     def _cooccurrence(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         items = b["items"]  # (B, L), most recent last

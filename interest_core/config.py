@@ -78,12 +78,28 @@ class ModelConfig(_Strict):
     validation users the items-only latent separated migrators better (README: Interest migration)."""
     vae_anneal_steps: int = Field(2000, ge=0)
     """vae: optimizer steps over which the KL weight rises linearly from 0 to vae_beta (0 = vae_beta throughout)."""
+    item_features: list[Literal["category", "brand", "price", "text"]] = []
+    """Content tower (sasrec, hstu): an item's representation, at the input and in the output layer, is its ID
+    embedding (items with training events only) plus embeddings of these features from items/: category, brand
+    (hashed into brand_buckets), price bucket, and text = a learned projection of the item's frozen
+    all-MiniLM-L6-v2 sentence embedding (title, description, category, brand; needs the [text] extra). Items never
+    seen in training are then ranked by their content. [] = ID only."""
+    brand_buckets: int = Field(4096, ge=1)
+    """Content tower: brands are hashed into this many embedding rows (no brand vocabulary to keep in sync)."""
+    id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Content tower, training only: the share of item occurrences whose ID embedding is dropped, so the model
+    also learns to rank items from their content alone (as it must for items without training events)."""
 
     @model_validator(mode="after")
     def _vae_full_softmax(self) -> "ModelConfig":
         if self.arch == "vae" and self.loss == "sampled":
             raise ValueError("model.arch=vae is a multinomial likelihood over the whole catalog: model.loss=sampled "
                              "does not apply; use model.loss=auto or full")
+        if self.arch == "vae" and self.item_features:
+            raise ValueError(f"model.item_features={self.item_features} is the sequence models' content tower; "
+                             "model.arch=vae reads item ids (and model.vae_categories): set model.item_features=[]")
+        if len(set(self.item_features)) != len(self.item_features):
+            raise ValueError(f"model.item_features={self.item_features} repeats a feature")
         return self
 
 
@@ -135,10 +151,13 @@ class TrainConfig(_Strict):
     the bar when the driver's stderr is a terminal, lines otherwise (logs, `ray job submit`)."""
     log_every_steps: int = Field(20, ge=1)
     """Progress line and loss-curve point every N optimizer steps."""
+    text_cache_dir: str | None = None
+    """Where the item text embeddings are cached (Parquet keyed by item id and text hash; shared by runs and
+    catalog snapshots, only new or changed texts are encoded). None = RUN/text_cache."""
 
 
 class EvalConfig(_Strict):
-    ks: list[int] = [5, 10, 20]
+    ks: list[int] = [5, 10, 20, 50]
     """Cut-offs K of every reported metric (hr@K, ndcg@K, mrr@K)."""
     sampled_negatives: int = Field(100, ge=1)
     negatives_seed: int = 2024

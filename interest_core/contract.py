@@ -34,12 +34,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 6  # 2: train rows carry first_target; equal timestamps keep the input's order
+SCHEMA_VERSION = 7  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
 #    first_ts; decay_valid/ decay_test/ rows
 # 4: action_test/ windows (the next-action evaluation's held-out events)
 # 5: valid/test rows carry the whole history's time-decayed interest categories (interest tags)
 # 6: drift_valid/ drift_test/ rows (interest migration); planted/ carries migration_ts
+# 7: items/ carries description (the text the content tower embeds besides the title); manifest split.cold_items
 
 INTEREST_CATEGORIES = 20  # interest_categories / interest_weights kept per eval row
 
@@ -117,6 +118,7 @@ ITEMS_SCHEMA = pa.schema([
     pa.field("price", pa.float64()),
     pa.field("price_bucket", pa.int32()),  # 0 = unknown, b = price in [2^(b-1), 2^b)
     pa.field("title", pa.string()),
+    pa.field("description", pa.string()),  # other catalog text: genres and year (RecBole .item), a description column
     pa.field("first_seen_ts", pa.int64()),
     pa.field("train_count", pa.int64()),  # occurrences in the training part of every history
 ])

@@ -62,6 +62,11 @@ class DataConfig(BaseModel):
     """Most recent events per user in drift_valid/ and drift_test/, the history interest migration reads."""
     cold_user_max_events: int = Field(3, ge=1)
     """Users whose history has at most this many events form the cold-user segment."""
+    cold_items: float = Field(0.0, ge=0.0, lt=1.0)
+    """Zero-shot protocol (`interest etl --cold-items F`): this fraction of the item vocabulary (chosen by a hash
+    of the item id, so reruns hold out the same items) loses every training event: its items keep their ids, their
+    catalog rows and their place in valid/test histories and targets, but no training window, training count or
+    graph edge. Test rows whose target is such an item form the cold_items segment. 0 = off."""
 
     @field_validator("cutoff", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from interest_core.config import Config
 from interest_core.decay import NUM_DECAY_BUCKETS
+from interest_core.item_features import ITEM_FEATURES, NUM_PRICE_BUCKETS, TEXT_DIM
 
 DECAY_FEATURES = 4  # inputs of the decay head besides the hidden state (ray_train/models/heads.py)
 
@@ -46,7 +47,11 @@ class ModelArgs:
     vae_hidden: int = 600  # vae: hidden width of encoder and decoder (dim = latent size)
     vae_beta: float = 0.2  # vae: KL weight after annealing
     vae_anneal_steps: int = 2000  # vae: steps of the linear KL warm-up from 0
-    num_categories: int = 0  # vae: category vocabulary incl. 0 = unknown; > 0 puts categories in the bag too
+    num_categories: int = 0  # category vocabulary incl. 0 = unknown when the model reads categories (vae bags,
+    #                          the content tower's "category"), else 0
+    item_features: tuple[str, ...] = ()  # content tower: subset of ("category", "brand", "price", "text")
+    brand_buckets: int = 0  # content tower "brand": hashed brand rows (0 when brands are not read)
+    id_dropout: float = 0.0  # content tower: share of item occurrences trained without their ID embedding
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
@@ -81,6 +86,15 @@ class ModelArgs:
                              "expected relu or gelu, and ffn_mult >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout}: expected 0 <= dropout < 1")
+        self.item_features = tuple(self.item_features)
+        unknown = set(self.item_features) - set(ITEM_FEATURES)
+        if unknown or (self.item_features and self.arch == "vae"):
+            raise ValueError(f"item_features={self.item_features}: expected a subset of {ITEM_FEATURES}, "
+                             "for the sequence models only")
+        if "category" in self.item_features and self.num_categories < 2:
+            raise ValueError("item_features has category but the data has no categories (num_categories < 2)")
+        if "brand" in self.item_features and self.brand_buckets < 1:
+            raise ValueError("item_features has brand: brand_buckets must be >= 1")
 
 
 def resolve_loss(cfg: Config, num_items: int) -> str:
@@ -118,8 +132,11 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                      buy_event_type=cfg.data.buy_event_type or 0, decay_max_gap_s=float(decay_max_gap_s),
                      event_type_input=varied, activation_checkpointing=cfg.train.activation_checkpointing,
                      vae_hidden=m.vae_hidden, vae_beta=m.vae_beta, vae_anneal_steps=m.vae_anneal_steps,
-                     num_categories=num_categories if m.arch == "vae" and m.vae_categories and num_categories > 1
-                     else 0)
+                     num_categories=num_categories if num_categories > 1 and (
+                         (m.arch == "vae" and m.vae_categories) or "category" in m.item_features) else 0,
+                     item_features=tuple(m.item_features),
+                     brand_buckets=m.brand_buckets if "brand" in m.item_features else 0,
+                     id_dropout=m.id_dropout if m.item_features else 0.0)
 
 
 def event_types_seen(manifest: dict) -> int | None:
@@ -171,9 +188,19 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
     if a.decay_loss_weight > 0:  # MLP (D + DECAY_FEATURES) -> D -> K on the hidden state and decay_features
         head += (d + DECAY_FEATURES + 1) * d + (d + 1) * NUM_DECAY_BUCKETS
     dense = 2 * d + a.n_layers * block + 2 * d + head  # embedding LayerNorm, blocks, final LayerNorm, heads
+    embeddings += sum(content_params(a).values())  # the content tower builds item rows like a table
     if non_embedding:
         return dense
     return dense + embeddings + a.n_layers * block_tables + head_tables
+
+
+def content_params(a: ModelArgs) -> dict[str, int]:
+    """The content tower's parameters: "tables" (category, brand, price-bucket embeddings) and "text" (the
+    TEXT_DIM -> D projection, a dense layer applied once per catalog item per step)."""
+    f, d = a.item_features, a.dim
+    tables = (a.num_categories * ("category" in f) + (a.brand_buckets + 1) * ("brand" in f)
+              + NUM_PRICE_BUCKETS * ("price" in f)) * d
+    return {"tables": tables, "text": TEXT_DIM * d if "text" in f else 0}
 
 
 def flops_per_token(a: ModelArgs) -> int:
@@ -186,7 +213,8 @@ def flops_per_token(a: ModelArgs) -> int:
                                 and are left out)
       + 12 * n_layers * D * T   attention: Q K^T and A V are D * T multiply-adds each per token at context T
                                 = max_len (2 * 2 forward, x3 with backward; causal masking not discounted)
-    Embedding lookups (items, event types, positions, time, HSTU bias tables) cost no FLOPs.
+    Embedding lookups (items, event types, positions, time, HSTU bias tables) cost no FLOPs. Left out: the content
+    tower's text projection, 6 * num_items * TEXT_DIM * D per optimizer step (not per token) with the full softmax.
     vae (a bag of max_len items is one row): per item of the bag, its share of the row's dense layers and the
     decoder's V x H output layer (the encoder's V x H input layer is an embedding-bag lookup).
     """

@@ -87,7 +87,9 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, to
     if train.zero_stage == 3 and hasattr(model, "item_emb"):
         # The tied output layer reads the item embedding outside the embedding module's own forward; ZeRO-3
         # must gather it for the whole model forward.
-        deepspeed.zero.register_external_parameter(model, model.embed.item.weight)
+        item = model.embed.item  # the ID table, or the content tower whose parameters build the item rows
+        for p in ([item.weight] if isinstance(item, torch.nn.Embedding) else item.parameters()):
+            deepspeed.zero.register_external_parameter(model, p)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.dim() < 2 or "norm" in name or "embed" in name else decay).append(p)

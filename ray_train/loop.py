@@ -23,6 +23,7 @@ from interest_core.batches import read_decay_split, read_eval_split
 from interest_core.binary import auc, brier
 from interest_core.config import Config, config_from_dict
 from interest_core.contract import item_categories
+from interest_core.item_features import item_arrays, text_matrix
 from interest_core.modelargs import ModelArgs, model_args_for_data
 from interest_core.scoring import new_accumulators, score_hazards, score_rows
 from ray_train.data import arrow_train_collate
@@ -48,6 +49,8 @@ class Job:
     manifest: dict
     progress_board: str | None = None
     """Name of the driver's ProgressBoard actor when it draws a progress bar (rank 0 then posts, not prints)."""
+    text_cache: str | None = None
+    """The item text embeddings' cache, filled by the driver (ray_train/text_embed.py) when the model reads text."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
@@ -179,8 +182,11 @@ def train_loop_per_worker(config: dict) -> None:
     torch.manual_seed(cfg.train.seed + rank)
     args = model_args_for_data(cfg, job.manifest)
     model = build_model(args)
-    if args.num_categories:  # the vae's bags hold their items' categories
+    if args.arch == "vae" and args.num_categories:  # the vae's bags hold their items' categories
         model.set_item_categories(item_categories(job.data_dir, args.num_items))
+    if args.item_features:  # the content tower's per-item features
+        text = text_matrix(job.data_dir, job.text_cache, args.num_items)[0] if "text" in args.item_features else None
+        model.set_item_arrays(item_arrays(job.data_dir, args.num_items, args.brand_buckets, text))
     n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
     every = validation_interval(cfg, n_steps)
     total = n_steps * cfg.train.epochs

@@ -88,7 +88,7 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
     train_ds = train_dataset(data_dir, cfg, manifest["rows"]["train"], cfg.train.workers)
     job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest,
-              progress_board=progress_board)
+              progress_board=progress_board, text_cache=str(text_cache_dir(cfg, run_dir)))
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=job.__dict__,
@@ -106,7 +106,31 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
     )
 
 
-def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, t0: float, started: str) -> dict:
+def text_cache_dir(cfg: Config, run_dir: Path) -> Path:
+    return Path(cfg.train.text_cache_dir) if cfg.train.text_cache_dir else run_dir / "text_cache"
+
+
+def prepare_content(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict) -> dict | None:
+    """The content tower's inputs that need a job of their own: the item text embeddings (ray_train/text_embed.py),
+    encoded once into the cache the workers read. None when the model reads no item features."""
+    features = cfg.model.item_features
+    if not features:
+        return None
+    info: dict = {"item_features": list(features)}
+    if "text" in features:
+        from ray_train.text_embed import ensure_text_embeddings
+
+        t0 = time.time()
+        _, text = ensure_text_embeddings(data_dir, text_cache_dir(cfg, run_dir), manifest["vocab"]["num_items"])
+        info["text"] = text | {"seconds": round(time.time() - t0, 3)}
+        print(f"train: item text embeddings ({text['model']}): {text['items_with_text']:,} items, "
+              f"{text['encoded']:,} encoded, {text['reused']:,} from the cache ({info['text']['seconds']:.0f}s)",
+              flush=True)
+    return info
+
+
+def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, t0: float, started: str,
+             content: dict | None = None) -> dict:
     """Copies the best checkpoint's model files to RUN/model and writes run.json, history.json, steps.json."""
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
@@ -143,6 +167,7 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
         "manifest": {k: manifest[k] for k in ("counts", "rows", "vocab", "split")},
         "defaults_used": _defaults_used(cfg),
         "decay_refit": refit,
+        "content": content,
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=2))
     return run
@@ -224,10 +249,11 @@ def run(args: argparse.Namespace) -> int:
 
     started_ray = init_ray(cfg, args.address)
     try:
+        content = prepare_content(cfg, data_dir, run_dir, manifest)
         n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
         with driver_progress(cfg.train.progress, n_steps * cfg.train.epochs) as board:
             result = build_trainer(cfg, data_dir, run_dir, manifest, board).fit()
-        info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started)
+        info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started, content)
     finally:
         if started_ray:
             ray.shutdown()

@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from interest_core.config import Config, load_config  # noqa: E402
-from interest_core.contract import SCHEMA_VERSION, num_event_types  # noqa: E402
+from interest_core.contract import OOV_ID, SCHEMA_VERSION, num_event_types  # noqa: E402
 from interest_core.windows import WindowRule  # noqa: E402
 from spark_jobs import graph, ingest, items, pseudonymize, sequences, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
@@ -55,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cutoff", default=None, help="split=time cutoff (UTC ISO), e.g. --cutoff 2024-03-01")
     p.add_argument("--horizon-days", type=float, default=None, help="decay label horizon, e.g. --horizon-days 7")
     p.add_argument("--max-len", type=int, default=None, help="training window length, e.g. --max-len 50")
+    p.add_argument("--cold-items", type=float, default=None, metavar="FRACTION",
+                   help="hold out this fraction of items from training (zero-shot evaluation), e.g. --cold-items 0.1")
     p.add_argument("--config", default=None, help="preset name or YAML file, e.g. --config tiny-cpu")
     p.add_argument("--set", action="append", default=[], dest="overrides",
                    help="override a config key, e.g. --set data.min_item_count=5 (repeatable)")
@@ -68,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides = list(args.overrides)
     for flag, key in [("split", "split"), ("cutoff", "cutoff"), ("horizon_days", "horizon_days"),
-                      ("max_len", "max_len")]:
+                      ("max_len", "max_len"), ("cold_items", "cold_items")]:
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"data.{key}={value}")
@@ -225,8 +227,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
 
     seqs = sequences.index_sequences(lists, item_index, d.event_types,
                                      broadcast_items=n_vocab_rows <= d.broadcast_max_items)
-    split = sequences.split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    split = sequences.split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s)
+    split = sequences.hold_out_items(split, d.cold_items).persist(StorageLevel.MEMORY_AND_DISK)
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
     buy = d.buy_event_type
@@ -268,6 +270,9 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     vocab.event_type_vocab(spark, d.event_types).coalesce(1).write.mode("overwrite").parquet(
         str(tmp / "vocab" / "event_types"))
     max_item = item_vocab.agg(F.max("item_idx")).first()[0] or 1
+    cold_items = (item_vocab.where((F.col("item_idx") > OOV_ID) & sequences.held_out_item(F.col("item_idx"),
+                                                                                          d.cold_items)).count()
+                  if d.cold_items > 0 else 0)
     n_cats = cats.count()
     users_with_test = split.where(F.col("test_target").isNotNull()).count()
     for df in (counts_df, item_vocab, cats, split, train_counts) + ((catalog,) if catalog is not None else ()):
@@ -297,7 +302,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
                   "items_in_vocab": int(max_item) - 1},
         "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
                   "cutoff_ts": d.cutoff_ts, "valid_cutoff_ts": decay_ends.get("decay_valid"),
-                  "max_len": rule.max_len, "stride": rule.stride},
+                  "max_len": rule.max_len, "stride": rule.stride,
+                  "cold_items": {"fraction": d.cold_items, "items_held_out": int(cold_items)}},
         "time_range": {"first_ts": int(agg["first_ts"]), "last_ts": int(agg["last_ts"])},
         "files": {s: d.num_files for s in written},
         "stage_seconds": st.seconds,

@@ -218,8 +218,9 @@ def _read_generic(spark: SparkSession, input_path: str, column_map: dict[str, st
 
 
 def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str | None) -> DataFrame | None:
-    """Item catalog as item_id, category, brand, price, title (strings/doubles), or None when absent."""
-    cols = ["item_id", "category", "brand", "price", "title"]
+    """Item catalog as item_id, category, brand, price, title, description (strings/doubles), or None when absent.
+    A RecBole .item file's description is its genres and its release year ("Animation, Children's, Comedy; 1995")."""
+    cols = ["item_id", "category", "brand", "price", "title", "description"]
     if fmt == "synthetic" and items_path is None:
         candidate = Path(input_path) / "items.parquet"
         items_path = str(candidate) if candidate.exists() else None
@@ -238,10 +239,13 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
         df = df.toDF(*[c.split(":")[0] for c in df.columns])
         genre = next((c for c in df.columns if c in ("genre", "category", "categories", "class")), None)
         title = next((c for c in df.columns if c in ("movie_title", "title")), None)
+        year = next((c for c in df.columns if c in ("release_year", "year")), None)
+        parts = ([F.array_join(F.split(F.col(genre), " "), ", ")] if genre else []) + ([F.col(year)] if year else [])
         return df.select(F.col("item_id").cast("string"),
                          (F.split(F.col(genre), " ")[0] if genre else F.lit(None)).cast("string").alias("category"),
                          F.lit(None).cast("string").alias("brand"), F.lit(None).cast("double").alias("price"),
-                         (F.col(title) if title else F.lit(None)).cast("string").alias("title"))
+                         (F.col(title) if title else F.lit(None)).cast("string").alias("title"),
+                         (F.concat_ws("; ", *parts) if parts else F.lit(None)).cast("string").alias("description"))
     reader = spark.read.parquet(items_path) if items_path.endswith(".parquet") or Path(items_path).is_dir() \
         else spark.read.option("header", True).csv(items_path)
     present = [c for c in cols if c in reader.columns]
@@ -273,4 +277,5 @@ def _retailrocket_items(spark: SparkSession, files: list[str]) -> DataFrame:
     latest = (props.where(F.col("property") == "categoryid")
               .groupBy("itemid").agg(F.max_by("value", F.col("timestamp").cast("long")).alias("category")))
     return latest.select(F.col("itemid").alias("item_id"), "category", F.lit(None).cast("string").alias("brand"),
-                         F.lit(None).cast("double").alias("price"), F.lit(None).cast("string").alias("title"))
+                         F.lit(None).cast("double").alias("price"), F.lit(None).cast("string").alias("title"),
+                         F.lit(None).cast("string").alias("description"))

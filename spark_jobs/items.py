@@ -17,7 +17,7 @@ def catalog_from_events(events: DataFrame) -> DataFrame:
         F.mode("category", deterministic=True).alias("category"),
         F.lit(None).cast("string").alias("brand"),
         F.expr("percentile_approx(price, 0.5)").cast("double").alias("price"),
-        F.lit(None).cast("string").alias("title"))
+        F.lit(None).cast("string").alias("title"), F.lit(None).cast("string").alias("description"))
 
 
 def price_bucket(price) -> F.Column:
@@ -34,14 +34,14 @@ def item_features(vocab: DataFrame, catalog: DataFrame | None, categories: DataF
     else:
         df = df.select("*", *[F.lit(None).cast(t).alias(c) for c, t in
                               [("category", "string"), ("brand", "string"), ("price", "double"),
-                               ("title", "string")]])
+                               ("title", "string"), ("description", "string")]])
     df = df.join(categories, on="category", how="left")
     df = df.join(first_seen, on="item_id", how="left")
     df = df.join(train_counts, on="item_idx", how="left")
     return df.select(
         F.col("item_idx").cast("int"), "item_id", F.col("count").cast("long"), "category",
         F.coalesce(F.col("category_idx"), F.lit(0)).cast("int").alias("category_idx"), "brand",
-        F.col("price").cast("double"), price_bucket(F.col("price")).alias("price_bucket"), "title",
+        F.col("price").cast("double"), price_bucket(F.col("price")).alias("price_bucket"), "title", "description",
         F.col("first_seen_ts").cast("long"),
         F.coalesce(F.col("train_count"), F.lit(0)).cast("long").alias("train_count"),
     ).select(*ITEMS_COLUMNS)

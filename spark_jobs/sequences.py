@@ -101,6 +101,24 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
         .alias("action_from"))
 
 
+COLD_ITEMS_SEED = 20_241  # the hash seed of the cold-item holdout (a fixed choice: reruns hold out the same items)
+
+
+def held_out_item(item_idx: Column, fraction: float) -> Column:
+    """True for the items of the zero-shot holdout (data.cold_items): a hash of the item id below the fraction."""
+    bucket = F.pmod(F.xxhash64(item_idx.cast("int"), F.lit(COLD_ITEMS_SEED)), F.lit(1_000_000))
+    return bucket < F.lit(int(round(fraction * 1_000_000)))
+
+
+def hold_out_items(split: DataFrame, fraction: float) -> DataFrame:
+    """Removes the held-out items' events from train_ev (null when nothing is left), so they get no training window,
+    training count or graph edge; their valid/test targets and their places in histories stay. fraction 0 = off."""
+    if fraction <= 0:
+        return split
+    kept = F.filter("train_ev", lambda e: ~held_out_item(e["item_idx"], fraction))
+    return split.withColumn("train_ev", F.when(F.size(kept) >= 1, kept))
+
+
 def _column(x) -> Column:
     return x if isinstance(x, Column) else F.lit(x)
 

@@ -277,3 +277,37 @@ def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(tmp_path):
         cutoff - 30 * 86400}
     late = subprocess.run(cmd + ["--cutoff", "2024-05-01"], capture_output=True, text=True, timeout=600)
     assert late.returncode != 0 and "plus the horizon (30 days) is after the last event" in late.stderr
+
+
+def test_cli_cold_items_holds_items_out_of_training_only(spark, tmp_path):
+    """`interest etl ... --cold-items 0.2` parsed by the CLI's own parser: a fifth of the items lose every training
+    event (train_count 0, no training window, no graph edge) and keep their test targets."""
+    from interest.cli import build_parser
+    from interest.synthetic import generate
+    from spark_jobs.etl import config_from_args
+
+    generate(tmp_path / "synth", users=120, items=80, days=40, events=2500, seed=3)
+    args = build_parser("etl").parse_args(
+        ["etl", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output", str(tmp_path / "out"),
+         "--config", "tiny-cpu", "--allow-insecure-demo-key", "--cold-items", "0.2"])
+    cfg = config_from_args(args)
+    assert cfg.data.cold_items == 0.2
+    m = run_etl(spark, args, cfg)
+    held = m["split"]["cold_items"]
+    items = _rows(tmp_path / "out" / "items")
+    never_trained = {r["item_idx"] for r in items if r["train_count"] == 0}
+    assert held["fraction"] == 0.2 and 0.1 * len(items) <= held["items_held_out"] <= 0.3 * len(items)
+    assert len(never_trained) >= held["items_held_out"]
+    train_items = {i for r in _rows(tmp_path / "out" / "train") for i in r["items"]}
+    assert not train_items & never_trained
+    graph_items = {r["src"] for r in _rows(tmp_path / "out" / "graph")} | {r["dst"] for r in _rows(
+        tmp_path / "out" / "graph")}
+    assert not graph_items & never_trained
+    test = _rows(tmp_path / "out" / "test")
+    cold_targets = [r for r in test if r["target_is_cold_item"]]
+    assert cold_targets and all(r["target_item"] in never_trained for r in cold_targets)
+    with pytest.raises(SystemExit):
+        build_parser("etl").parse_args(["etl", "--input", "x", "--format", "synthetic", "--output", "y",
+                                        "--cold-items", "some"])
+    with pytest.raises(ValueError, match="cold_items"):
+        load_config("tiny-cpu", ["data.cold_items=1.5"])

@@ -81,7 +81,7 @@ def test_all_reduce_layout_sums_like_merge():
 def test_baselines_score_as_documented(tmp_path):
     # items 2..6; train counts make 3 the most popular; categories: 2,3 -> 1; 4,5,6 -> 2
     items = [{"item_idx": i, "item_id": str(i), "count": c, "category": None, "category_idx": cat, "brand": None,
-              "price": None, "price_bucket": 0, "title": None, "first_seen_ts": 0, "train_count": c}
+              "price": None, "price_bucket": 0, "title": None, "description": None, "first_seen_ts": 0, "train_count": c}
              for i, c, cat in [(2, 5, 1), (3, 9, 1), (4, 1, 2), (5, 2, 2), (6, 3, 2)]]
     (tmp_path / "items").mkdir()
     pq.write_table(pa.Table.from_pylist(items, schema=ITEMS_SCHEMA), tmp_path / "items" / "p.parquet")

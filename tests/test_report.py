@@ -165,6 +165,12 @@ def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 
         "event_type": action_block(),
         "migration": migration_block(),
         "tags": tags_block(),
+        "cold_start": cold_start_block(),
+        "ablation": {"data": "/data/x", "protocol": "full", "variants": {
+            "ID only": {"run": "/r/id", "all": {"ndcg@10": 0.1111, "hr@50": 0.4}, "cold_items": {"hr@50": 0.0007},
+                        "cold_users": {"hr@50": 0.21}},
+            "ID + category + text": {"run": "/r/c", "all": {"ndcg@10": 0.1234, "hr@50": 0.42},
+                                     "cold_items": {"hr@50": 0.5678}, "cold_users": {"hr@50": 0.25}}}},
         "throughput": {"train_seq_per_s": 5150.0, "ingest_rows_per_s": 250000.0},
     }
     metrics["segments"]["cold_items"]["full"]["ndcg@10"] = float("nan")   # NaN -> n/a
@@ -172,6 +178,15 @@ def make_run(run_dir: Path, data_dir: str = "/data/retailrocket", epochs: int = 
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     write_export(run_dir)
     return run_dir
+
+
+def cold_start_block() -> dict:
+    def seg(users, model, content):
+        m = lambda x: {f"{n}@{k}": x * k / 50 for k in (5, 10, 20, 50) for n in ("hr", "ndcg", "mrr")}  # noqa: E731
+        return {"users": users, "scorers": {"model": m(model) | {"n_users": users}, "content_knn": m(content),
+                                            "popularity": m(0.0), "recent_popularity": m(0.01), "random": m(0.0317)}}
+    return {"protocol": "full", "cold_items_fraction": 0.1, "cold_items": seg(321, 0.6923, 0.6516),
+            "cold_users": seg(1234, 0.4321, 0.3)}
 
 
 def _img_srcs(text: str) -> list[str]:
@@ -185,7 +200,9 @@ def test_full_report(tmp_path):
     text = out.read_text(encoding="utf-8")
 
     for section in ("Run summary", "Training curves", "Model vs baselines (test split)", "Segments (test split)",
-                    "Throughput", "Interest decay", "Next action", "Interest migration", "Metric definitions",
+                    "Throughput", "Interest decay", "Next action", "Interest migration", "Cold start",
+                    "Ablation (/data/x)", "content kNN (text)", "uniform random", "0.6923", "0.5678",
+                    "Metric definitions",
                     "Per-epoch history"):
         assert section in text, section
     for s in ("latent (Mult-VAE posteriors)", "0.8971", "0.9038", "0.8289", "validation F1"):
@@ -219,7 +236,7 @@ def test_full_report(tmp_path):
     srcs = _img_srcs(text)
     assert {Path(s).stem for s in srcs} == ({"loss", "valid", "baselines", "segments", "throughput"} | DECAY_PLOTS
                                              | ACTION_PLOTS | {"segments_map", "migration_drift", "migration_paths",
-                                                                "migration_latent_map"})
+                                                                "migration_latent_map", "cold_start"})
     for src in srcs:
         png = run_dir / src
         assert png.parent == run_dir / "plots"
@@ -252,6 +269,7 @@ def test_partial_and_broken_inputs(tmp_path):
     m["event_type"] = None
     m["tags"] = None
     m["migration"] = None
+    m["cold_start"] = None
     del m["baselines"]
     (run_dir / "export.json").write_text("{broken")
     m["test"]["full"]["ndcg@10"] = "oops"
@@ -264,6 +282,7 @@ def test_partial_and_broken_inputs(tmp_path):
     assert "Next-action evaluation: not available" in text
     assert "Interest-tag precision: not available" in text and "Profiles and segments: not available" in text
     assert "Interest-migration evaluation: not available" in text
+    assert "Cold-start evaluation (no test user in a cold segment): not available" in text
     srcs = {Path(s).stem for s in _img_srcs(text)}
     assert srcs == {"segments", "baselines"}  # no history/steps -> no loss, valid, throughput curves
 

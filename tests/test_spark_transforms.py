@@ -161,6 +161,25 @@ def test_leave_one_out_split_is_leakage_free(spark):
                    "u1": (None, None, None, None, None)}
 
 
+def test_cold_item_holdout_removes_only_training_events(spark):
+    rows = [("u1", t, i, 1, 1) for t, i in enumerate(range(2, 42))] + [("u2", t, i, 1, 1) for t, i in
+                                                                       enumerate(range(41, 1, -1))]
+    split = sequences.split_sequences(sequences.user_sequences(_indexed(spark, rows)), "leave-one-out")
+    held = {r.i for r in spark.range(2, 42).select(
+        F.col("id").alias("i"), sequences.held_out_item(F.col("id"), 0.3).alias("h")).collect() if r.h}
+    assert 4 <= len(held) <= 20  # about 30% of 40 items
+    cold = sequences.hold_out_items(split, 0.3).collect()
+    for before, after in zip(sorted(split.collect()), sorted(cold)):
+        train = [e["item_idx"] for e in after.train_ev]
+        assert train == [e["item_idx"] for e in before.train_ev if e["item_idx"] not in held]
+        assert after.test_hist == before.test_hist and after.test_target == before.test_target
+        assert after.valid_target == before.valid_target
+    assert sequences.hold_out_items(split, 0.0) is split
+    counts = {r.item_idx: r.train_count for r in sequences.item_train_counts(sequences.hold_out_items(split, 0.3))
+              .collect()}
+    assert not held & set(counts)
+
+
 def test_time_split_validates_before_the_cutoff_and_labels_decay(spark):
     # cutoff C = 100, horizon H = 50 -> V = 50: train <= 50, valid target in (50, 100], test target after 100
     ev = _indexed(spark, [("a", 10, 2, 1, 1), ("a", 20, 3, 1, 1), ("a", 60, 4, 1, 1), ("a", 120, 5, 1, 1),

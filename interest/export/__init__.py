@@ -27,7 +27,7 @@ from interest.migration_profiles import FIT_ROWS
 from interest.migration_profiles import fit_settings as fit_migration
 from interest.model_files import write_model_files
 from interest.profiles import ProfileScorer, settings_from
-from interest_core.batches import read_head, row_batches
+from interest_core.batches import iter_batches, read_head, row_batches
 from interest_core.config import config_from_dict
 from interest_core.contract import EVAL_COLUMNS, load_manifest, split_files
 from interest_core.memory import peak_rss_mb
@@ -128,6 +128,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
             "window_days": migration.cfg.window_days, "fitted_on_rows": FIT_ROWS},
         "embedding_map": embedding_map(emb, labels, cfg.train.seed) if segmenter is not None else None,
         "profile_sample": sample_rows.to_pylist() if sample_rows is not None else [], "model": model_info,
+        "content": content_summary(run, items, profile_files),
         "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / max(timings["profiles_s"], 1e-9),
         # the driver's own peak (Ray's actors are other processes): flat in the number of users by design
         "driver_peak_rss_mb": peak_rss_mb(), "driver_peak_rss_mb_by_stage": peak_rss,
@@ -136,6 +137,27 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     (out / "export.json").write_text(text)
     (run_dir / "export.json").write_text(text)
     return summary
+
+
+def content_summary(run: dict, items, profile_files: list[str]) -> dict:
+    """How the item representation reaches the profiles: the run's content features and the recommendations of items
+    without training events (new items, the --cold-items holdout), which only content can rank."""
+    idx = items.column("item_idx").to_numpy()
+    unseen = np.zeros(int(idx.max()) + 1 if len(idx) else 1, dtype=bool)
+    unseen[idx] = items.column("train_count").to_numpy() == 0
+    slots = cold = 0
+    cold_items: set[int] = set()
+    for b in iter_batches(profile_files, ["top_items"]):
+        top = b.column(0).flatten().to_numpy()
+        slots += len(top)
+        hit = top[unseen[top]]
+        cold += len(hit)
+        cold_items.update(hit.tolist())
+    return {"item_features": (run.get("content") or {}).get("item_features", []),
+            "text_model": ((run.get("content") or {}).get("text") or {}).get("model"),
+            "items_without_training_events": int(unseen.sum()), "recommended_slots": slots,
+            "cold_item_share_of_recommendations": cold / slots if slots else None,
+            "cold_items_recommended": len(cold_items)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -286,7 +286,7 @@ def _metric_table(rows_in: list[tuple[str, Any, str]], bold_best: bool, counts: 
 
 NAV = (("summary", "Summary"), ("training", "Training"), ("evaluation", "Evaluation"), ("baselines", "Baselines"),
        ("segments", "Segments"), ("throughput", "Throughput"), ("decay", "Decay"), ("event-type", "Event type"),
-       ("migration", "Migration"), ("profiles", "Profiles"),
+       ("migration", "Migration"), ("cold-start", "Cold start"), ("profiles", "Profiles"),
        ("definitions", "Definitions"))
 
 

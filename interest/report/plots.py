@@ -14,7 +14,7 @@ from .page import PROTOCOL_LABELS, _dict, _esc, _metric_label, _not_available, _
 
 PLOT_NAMES = ("loss", "valid", "baselines", "segments", "throughput", "decay_survival", "decay_reliability",
               "decay_half_life", "action_roc", "action_confusion", "segments_map",
-              "migration_drift", "migration_latent_map", "migration_paths")
+              "migration_drift", "migration_latent_map", "migration_paths", "cold_start")
 MODEL_COLOR = "#d62728"
 PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"]
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .rates import SECONDS_PER_DAY, SESSION_SPAN_S, WARM_ITEM_HISTORY_DAYS, Rates
+from .words import subcategory_words
 
 
 @dataclass
@@ -63,15 +64,19 @@ def _sub_cdf(weight: np.ndarray, slot_sub: np.ndarray, sub_start: np.ndarray) ->
     return slot_sub + (cum - before[slot_sub]) / total[slot_sub]
 
 
-def _item_titles(rng: np.random.Generator, item_sub: np.ndarray, brands: list[str], n_sub: int,
+def _item_titles(rng: np.random.Generator, item_sub: np.ndarray, brands: list[str], sub_top: np.ndarray,
                  r: Rates) -> list[str]:
+    """Brand, the sub-category's real words (words.py) and 3-6 pseudo-words from the sub-category's vocabulary."""
+    n_sub = len(sub_top)
     size = r.vocabulary_per_subcategory
     vocabulary = np.array(_pseudo_words(rng, n_sub * size), dtype=object).reshape(n_sub, size)
     n_words = rng.integers(r.title_words[0], r.title_words[1] + 1, len(item_sub))
     # Distinct words per title: the first n of a random permutation of the sub-category's vocabulary.
     picks = np.argsort(rng.random((len(item_sub), size)), axis=1)[:, : r.title_words[1]]
     words = vocabulary[item_sub[:, None], picks].tolist()
-    return [" ".join([brand, *row[:k]]) for brand, row, k in zip(brands, words, n_words.tolist())]
+    phrase = subcategory_words(sub_top)
+    return [" ".join([brand, phrase[s], *row[:k]])
+            for brand, s, row, k in zip(brands, item_sub.tolist(), words, n_words.tolist())]
 
 
 def _build_catalog(rng: np.random.Generator, n_items: int, days: float, r: Rates) -> _Catalog:
@@ -119,7 +124,7 @@ def _build_catalog(rng: np.random.Generator, n_items: int, days: float, r: Rates
     brand_names = np.array([w.capitalize() for w in _pseudo_words(rng, n_top * r.brands_per_category)], dtype=object)
     brand = brand_names[sub_top[item_sub] * r.brands_per_category + rng.integers(0, r.brands_per_category, n_items)]
     brands = brand.tolist()
-    titles = _item_titles(rng, item_sub, brands, n_sub, r)
+    titles = _item_titles(rng, item_sub, brands, sub_top, r)
     return _Catalog(
         sub_names=sub_names, n_top=n_top, sub_start=sub_start, slot_item=slot_item, slot_sub=slot_sub,
         cdf_all=_sub_cdf(np.where(slot_cold, weight * r.cold_item_boost, weight), slot_sub, sub_start),

@@ -23,6 +23,7 @@ from interest_core.modelargs import NUM_TIME_BUCKETS, ModelArgs, flops_per_token
 from .buckets import time_since_previous
 from .heads import DecayHead, NextEventTypeHead
 from .hstu import HSTUBlock
+from .item_tower import ItemTower
 from .losses import full_softmax_loss, sampled_softmax_loss
 from .sasrec import SASRecBlock
 
@@ -48,7 +49,9 @@ class Embeddings(nn.Module):
 
     def __init__(self, args: ModelArgs):
         super().__init__()
-        self.item = nn.Embedding(args.num_items, args.dim, padding_idx=PAD_ID)
+        # args.item_features: the content tower (item_tower.py) in place of the ID table, at input and output
+        self.item = ItemTower(args) if args.item_features else nn.Embedding(args.num_items, args.dim,
+                                                                          padding_idx=PAD_ID)
         # None when the data has one event type: its embedding would be a constant.
         self.event_type = (nn.Embedding(args.num_event_types, args.dim, padding_idx=PAD_ID)
                            if args.event_type_input else None)
@@ -97,8 +100,14 @@ class InterestModel(nn.Module):
 
     @property
     def item_emb(self) -> torch.Tensor:
-        """(num_items, D) input item embedding, shared with the output layer."""
+        """(num_items, D) input item embedding, shared with the output layer (the content tower's item rows when
+        the model reads item features)."""
         return self.embed.item.weight
+
+    def set_item_arrays(self, arrays) -> None:
+        """The content tower's per-item features (interest_core.item_features.item_arrays); no-op without one."""
+        if isinstance(self.embed.item, ItemTower):
+            self.embed.item.set_item_arrays(arrays)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         items, ts = batch["items"], batch["ts"]
@@ -153,6 +162,9 @@ class InterestModel(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Embedding))
+            tower = self.embed.item
+            if isinstance(tower, ItemTower) and tower.text is not None:  # builds item rows like a table
+                n -= tower.text.weight.numel()
         return n
 
     def flops_per_token(self) -> int:
