@@ -5,13 +5,14 @@ For each data set the bench runs the product's own commands:
     interest etl ... --cold-items 0.1              (a tenth of the items lose every training event)
     interest train ...                             (ID only)
     interest train ... --set model.item_features=[...]   (ID + content; the text cache is shared by the runs)
-    interest evaluate --run CONTENT --compare ID   (metrics.json["cold_start"] and ["ablation"])
+    interest train ... --set model.graph_hops=2          (ID + graph), and both
+    interest evaluate --run BOTH --compare ID --compare CONTENT --compare GRAPH   (["cold_start"], ["ablation"])
 
 and prints, per variant, test NDCG@10 over all users and HR@50 on the cold segments (cold_items: targets held out of
 training, full ranking over all items; cold_users), beside the uniform random ranking, popularity, recent popularity
 and the content-kNN baseline (cosine between an item's text embedding and the mean embedding of the user's
 history). Targets (issue: cold start): synthetic cold items HR@50 >= 10x random and above recent popularity;
-MovieLens-100K >= 3x random and above content kNN; ID + content NDCG@10 >= ID only on both.
+MovieLens-100K >= 3x random and above content kNN; ID + content + graph NDCG@10 >= ID only on both.
 
     .venv/bin/python bench/cold_start_bench.py [--datasets synthetic ml100k] [--seeds 42] [--cold-items 0.1]
 """
@@ -60,6 +61,7 @@ def main() -> int:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[42])
     p.add_argument("--cold-items", type=float, default=0.1)
+    p.add_argument("--graph-hops", type=int, default=2, help="model.graph_hops of the +graph variants")
     p.add_argument("--out", default="/tmp/interest_cold_start")
     p.add_argument("--set", action="append", default=[], dest="overrides", help="training override, every variant")
     a = p.parse_args()
@@ -73,7 +75,9 @@ def main() -> int:
         m = json.loads((data / "manifest.json").read_text())
         print(f"{name}: {m['split']['cold_items']['items_held_out']} of {m['vocab']['items_in_vocab']} items held out "
               f"of training (--cold-items {a.cold_items})", flush=True)
-        variants = {"id": [], "content": ["--set", f"model.item_features=[{','.join(features)}]"]}
+        content = ["--set", f"model.item_features=[{','.join(features)}]"]
+        graph = ["--set", f"model.graph_hops={a.graph_hops}"]
+        variants = {"id": [], "content": content, "graph": graph, "both": content + graph}
         sets = [x for o in a.overrides for x in ("--set", o)]
         rows = []
         for seed in a.seeds:
@@ -83,9 +87,11 @@ def main() -> int:
                 cli("train", "--data", str(data), "--output", str(run), "--config", preset, "--set",
                     f"train.seed={seed}", "--set", f"train.text_cache_dir={out / 'text_cache'}", *extra, *sets)
                 runs[v] = run
-            cli("evaluate", "--run", str(runs["id"]))
-            cli("evaluate", "--run", str(runs["content"]), "--compare", str(runs["id"]))
-            met = json.loads((runs["content"] / "metrics.json").read_text())
+            for v in ("id", "content", "graph"):
+                cli("evaluate", "--run", str(runs[v]))
+            cli("evaluate", "--run", str(runs["both"]), *[x for v in ("id", "content", "graph")
+                                                          for x in ("--compare", str(runs[v]))])
+            met = json.loads((runs["both"] / "metrics.json").read_text())
             cs, ab = met["cold_start"], met["ablation"]["variants"]
             row = {"seed": seed, "ablation": ab, "cold_start": cs}
             rows.append(row)

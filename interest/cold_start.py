@@ -38,10 +38,13 @@ def cold_start_section(model_segments: dict, baseline_segments: dict[str, dict],
 
 
 def representation(run: dict) -> str:
-    """A run's item representation, the ablation's row name: "ID only" or "ID + category + ... + text"."""
-    features = (run.get("content") or {}).get("item_features") or run.get("config", {}).get("model", {}).get(
-        "item_features") or []
-    return "ID only" if not features else "ID + " + " + ".join(features)
+    """A run's item representation, the ablation's row name: "ID only", "ID + category + ... + text",
+    "ID + graph (2 hops)", ..."""
+    model = run.get("config", {}).get("model", {})
+    parts = list((run.get("content") or {}).get("item_features") or model.get("item_features") or [])
+    if model.get("graph_hops"):
+        parts.append(f"graph ({model['graph_hops']} hop{'s' if model['graph_hops'] > 1 else ''})")
+    return "ID only" if not parts else "ID + " + " + ".join(parts)
 
 
 def ablation(run_dir: Path, run: dict, metrics: dict, compare: list[str | Path]) -> dict:

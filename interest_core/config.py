@@ -34,8 +34,9 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    arch: Literal["sasrec", "hstu", "vae"] = "sasrec"
-    """Backbone: SASRec causal self-attention, HSTU pointwise attention with relative bias, or vae: a Mult-VAE
+    arch: Literal["sasrec", "hstu", "gru", "vae"] = "sasrec"
+    """Backbone: SASRec causal self-attention, HSTU pointwise attention with relative bias, gru: a GRU4Rec-style
+    recurrent network (n_layers GRU layers of width dim), or vae: a Mult-VAE
     latent interest model over the bag of a window's items (Liang et al. 2018; dim = the latent size)."""
     dim: int = Field(64, ge=8)
     """Embedding / hidden size."""
@@ -86,6 +87,13 @@ class ModelConfig(_Strict):
     seen in training are then ranked by their content. [] = ID only."""
     brand_buckets: int = Field(4096, ge=1)
     """Content tower: brands are hashed into this many embedding rows (no brand vocabulary to keep in sync)."""
+    graph_hops: int = Field(0, ge=0, le=3)
+    """Item-graph fusion (sasrec, hstu, gru): item rows gain a LightGCN-style mean of 1..graph_hops propagation
+    steps over the ETL's top-K co-occurrence graph (graph/, training events only), added through a learned gate,
+    at the input and in the output layer. 0 = off."""
+    graph_sample: int | None = Field(None, ge=1)
+    """Item-graph fusion, training only: neighbours sampled per item per step (None = all data.graph_top_k), for
+    large catalogs."""
     id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Content tower, training only: the share of item occurrences whose ID embedding is dropped, so the model
     also learns to rank items from their content alone (as it must for items without training events)."""
@@ -95,6 +103,9 @@ class ModelConfig(_Strict):
         if self.arch == "vae" and self.loss == "sampled":
             raise ValueError("model.arch=vae is a multinomial likelihood over the whole catalog: model.loss=sampled "
                              "does not apply; use model.loss=auto or full")
+        if self.arch == "vae" and self.graph_hops:
+            raise ValueError("model.graph_hops is the sequence models' item-graph fusion; set model.graph_hops=0 "
+                             "for model.arch=vae")
         if self.arch == "vae" and self.item_features:
             raise ValueError(f"model.item_features={self.item_features} is the sequence models' content tower; "
                              "model.arch=vae reads item ids (and model.vae_categories): set model.item_features=[]")
@@ -208,6 +219,10 @@ ARCH_RECIPES: dict[str, dict[str, Any]] = {
                "model.scale_embeddings": False, "train.adam_beta2": 0.999},
     # Mult-VAE: dropout is the encoder's input dropout (0.5 in the paper); the feed-forward keys are unused
     "vae": {"model.dropout": 0.5, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
+            "model.scale_embeddings": False, "train.adam_beta2": 0.999},
+    # GRU4Rec: the widely used reference trainer's dropout 0.3 on the event embeddings (and between GRU layers);
+    # the feed-forward and LayerNorm-placement keys are unused
+    "gru": {"model.dropout": 0.3, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
             "model.scale_embeddings": False, "train.adam_beta2": 0.999},
     "hstu": {"model.dropout": 0.2, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
              "model.scale_embeddings": True, "train.adam_beta2": 0.98},

@@ -113,3 +113,17 @@ def item_arrays(data_dir: str | Path, num_items: int, brand_buckets: int,
     out.brand[idx] = [brand_bucket(b, brand_buckets) for b in t["brand"]]
     out.price[idx] = np.clip(np.asarray(t["price_bucket"], dtype=np.int64), 0, NUM_PRICE_BUCKETS - 1)
     return out
+
+
+def graph_arrays(data_dir: str | Path, num_items: int, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ETL's top-K co-occurrence graph (graph/) as (num_items, top_k) neighbour ids (0 = no neighbour, by rank)
+    and weights: the item-graph fusion's CSR with exactly top_k slots per row."""
+    t = pq.read_table(Path(data_dir) / "graph", columns=["src", "dst", "weight", "rank"])
+    src, dst = t.column("src").to_numpy(), t.column("dst").to_numpy()
+    rank = t.column("rank").to_numpy().astype(np.int64) - 1
+    keep = rank < top_k
+    nbr = np.zeros((num_items, top_k), dtype=np.int64)
+    w = np.zeros((num_items, top_k), dtype=np.float32)
+    nbr[src[keep], rank[keep]] = dst[keep]
+    w[src[keep], rank[keep]] = t.column("weight").to_numpy()[keep]
+    return nbr, w

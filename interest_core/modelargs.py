@@ -24,8 +24,8 @@ def action_embedding_dim(dim: int) -> int:
 
 NUM_TIME_BUCKETS = 32  # floor(log2(1 + dt seconds)) clamped to 31: bucket 31 starts at 2^31 s (68 years)
 NUM_POS_BUCKETS = 32  # HSTU relative-position buckets: exact below 16, log-spaced up to max_len
-ARCHS = ("sasrec", "hstu", "vae")
-SEQUENCE_ARCHS = ("sasrec", "hstu")  # the transformer backbones; "vae" is the Mult-VAE bag model
+ARCHS = ("sasrec", "hstu", "gru", "vae")
+SEQUENCE_ARCHS = ("sasrec", "hstu", "gru")  # the sequence backbones; "vae" is the Mult-VAE bag model
 
 
 @dataclass
@@ -43,7 +43,7 @@ class ModelArgs:
     scale_embeddings: bool = True  # item embeddings * sqrt(dim)
     position_anchor: str = "end"  # position ids count from the sequence's "end" (0 = most recent) or "start"
     event_type_input: bool = True  # embed each event's type (off when the data has one type only)
-    arch: str = "sasrec"  # "sasrec" | "hstu" | "vae"
+    arch: str = "sasrec"  # "sasrec" | "hstu" | "gru" | "vae"
     vae_hidden: int = 600  # vae: hidden width of encoder and decoder (dim = latent size)
     vae_beta: float = 0.2  # vae: KL weight after annealing
     vae_anneal_steps: int = 2000  # vae: steps of the linear KL warm-up from 0
@@ -52,6 +52,9 @@ class ModelArgs:
     item_features: tuple[str, ...] = ()  # content tower: subset of ("category", "brand", "price", "text")
     brand_buckets: int = 0  # content tower "brand": hashed brand rows (0 when brands are not read)
     id_dropout: float = 0.0  # content tower: share of item occurrences trained without their ID embedding
+    graph_hops: int = 0  # item-graph fusion: propagation steps over the top-K graph (0 = off)
+    graph_top_k: int = 20  # neighbour slots per item (the ETL's data.graph_top_k)
+    graph_sample: int | None = None  # training: neighbours sampled per item per step (None = all K)
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
@@ -95,6 +98,9 @@ class ModelArgs:
             raise ValueError("item_features has category but the data has no categories (num_categories < 2)")
         if "brand" in self.item_features and self.brand_buckets < 1:
             raise ValueError("item_features has brand: brand_buckets must be >= 1")
+        if self.graph_hops and (self.arch == "vae" or self.graph_top_k < 1):
+            raise ValueError(f"graph_hops={self.graph_hops}: the item-graph fusion needs a sequence model and "
+                             f"graph_top_k >= 1 (got arch={self.arch}, graph_top_k={self.graph_top_k})")
 
 
 def resolve_loss(cfg: Config, num_items: int) -> str:
@@ -136,7 +142,8 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                          (m.arch == "vae" and m.vae_categories) or "category" in m.item_features) else 0,
                      item_features=tuple(m.item_features),
                      brand_buckets=m.brand_buckets if "brand" in m.item_features else 0,
-                     id_dropout=m.id_dropout if m.item_features else 0.0)
+                     id_dropout=m.id_dropout if m.item_features else 0.0,
+                     graph_hops=m.graph_hops, graph_top_k=cfg.data.graph_top_k, graph_sample=m.graph_sample)
 
 
 def event_types_seen(manifest: dict) -> int | None:
@@ -177,6 +184,8 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
     if a.arch == "sasrec":
         # 2 LayerNorms, qkv (D x 3D), out proj (D x D), FFN D x F and F x D, all with biases
         block, block_tables = 4 * d * d + 2 * d * f + 9 * d + f, 0
+    elif a.arch == "gru":  # per layer: input and hidden weights (3D x D each) and their biases (3D each)
+        block, block_tables = 6 * d * d + 6 * d, 0
     else:
         # LayerNorm in, uvqk (D x 4D), LayerNorm on A V, out proj (D x D); relative bias tables per head
         block, block_tables = 5 * d * d + 9 * d, (NUM_POS_BUCKETS + NUM_TIME_BUCKETS) * a.n_heads
@@ -195,12 +204,14 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
 
 
 def content_params(a: ModelArgs) -> dict[str, int]:
-    """The content tower's parameters: "tables" (category, brand, price-bucket embeddings) and "text" (the
-    TEXT_DIM -> D projection, a dense layer applied once per catalog item per step)."""
+    """The item representation's parameters besides the ID table: "tables" (category, brand, price-bucket
+    embeddings), "text" (the TEXT_DIM -> D projection) and "graph" (the item-graph fusion's 2D -> D gate): the last
+    two are dense layers applied once per catalog item per step, counted with the tables."""
     f, d = a.item_features, a.dim
     tables = (a.num_categories * ("category" in f) + (a.brand_buckets + 1) * ("brand" in f)
               + NUM_PRICE_BUCKETS * ("price" in f)) * d
-    return {"tables": tables, "text": TEXT_DIM * d if "text" in f else 0}
+    return {"tables": tables, "text": TEXT_DIM * d if "text" in f else 0,
+            "graph": (2 * d + 1) * d if a.graph_hops else 0}
 
 
 def flops_per_token(a: ModelArgs) -> int:
@@ -222,4 +233,5 @@ def flops_per_token(a: ModelArgs) -> int:
         dense, out = count_params(a, non_embedding=True), (a.vae_hidden + 1) * (a.num_items + a.num_categories)
         return 6 * (dense + out) // a.max_len
     candidates = a.num_items if a.loss == "full" else a.num_negatives
-    return 6 * count_params(a, non_embedding=True) + 6 * a.dim * candidates + 12 * a.n_layers * a.dim * a.max_len
+    attention = 12 * a.n_layers * a.dim * a.max_len if a.arch != "gru" else 0  # a GRU has no attention
+    return 6 * count_params(a, non_embedding=True) + 6 * a.dim * candidates + attention

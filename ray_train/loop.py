@@ -23,7 +23,7 @@ from interest_core.batches import read_decay_split, read_eval_split
 from interest_core.binary import auc, brier
 from interest_core.config import Config, config_from_dict
 from interest_core.contract import item_categories
-from interest_core.item_features import item_arrays, text_matrix
+from interest_core.item_features import graph_arrays, item_arrays, text_matrix
 from interest_core.modelargs import ModelArgs, model_args_for_data
 from interest_core.scoring import new_accumulators, score_hazards, score_rows
 from ray_train.data import arrow_train_collate
@@ -187,6 +187,8 @@ def train_loop_per_worker(config: dict) -> None:
     if args.item_features:  # the content tower's per-item features
         text = text_matrix(job.data_dir, job.text_cache, args.num_items)[0] if "text" in args.item_features else None
         model.set_item_arrays(item_arrays(job.data_dir, args.num_items, args.brand_buckets, text))
+    if args.graph_hops:  # the item-graph fusion's top-K neighbours
+        model.set_item_graph(*graph_arrays(job.data_dir, args.num_items, args.graph_top_k))
     n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
     every = validation_interval(cfg, n_steps)
     total = n_steps * cfg.train.epochs

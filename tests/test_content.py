@@ -114,3 +114,84 @@ def test_the_packaged_text_encoder_puts_related_titles_closer():
                           "stainless steel garden hose"])
     assert e.shape == (3, TEXT_DIM) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
+
+
+# ------------------------------------------------------------------------------------------------ item-graph fusion
+
+
+def graph_args(**kw) -> ModelArgs:
+    base = dict(num_items=V, num_event_types=3, max_len=8, dim=D, n_layers=1, n_heads=2, dropout=0.0, graph_hops=2,
+                graph_top_k=3)
+    return ModelArgs(**{**base, **kw})
+
+
+def ring_graph(k=3):
+    """Item v's neighbours: v+1, v+2, v+3 (ids 2..V-1 wrapping), weights 3, 2, 1; items 25.. have none."""
+    nbr = np.zeros((V, k), dtype=np.int64)
+    w = np.zeros((V, k), dtype=np.float32)
+    for v in range(2, 25):
+        nbr[v] = [(v - 2 + j) % 23 + 2 for j in (1, 2, 3)]
+        w[v] = [3, 2, 1]
+    return nbr, w
+
+
+def test_graph_fusion_adds_the_gated_neighbourhood_and_leaves_isolated_items_alone():
+    torch.manual_seed(0)
+    model = InterestModel(graph_args()).eval()
+    model.set_item_graph(*ring_graph())
+    rows = model.embed.item.weight
+    fused = model.item_emb
+    assert torch.equal(fused[25:], rows[25:])  # no edges: unchanged
+    # by hand: two hops of the row-normalized graph, their mean, the gate
+    nbr, w = ring_graph()
+    a = torch.zeros(V, V)
+    for v in range(2, 25):
+        a[v, torch.as_tensor(nbr[v])] = torch.as_tensor(w[v] / w[v].sum())
+    agg = (a @ rows + a @ (a @ rows)) / 2
+    gate = torch.sigmoid(model.graph.gate(torch.cat([rows, agg], 1)))
+    torch.testing.assert_close(fused, rows + gate * agg)
+    batch = {"items": torch.tensor([[0, 3, 5, 4]]), "event_types": torch.tensor([[0, 1, 1, 1]]),
+             "ts": torch.tensor([[0, 10, 20, 30]]), "targets": torch.tensor([[0, 5, 4, 6]]),
+             "target_event_types": torch.tensor([[0, 1, 1, 1]])}
+    model.train()
+    model.loss(batch)[0].backward()
+    assert model.graph.gate.weight.grad.abs().sum() > 0
+    # item 9 is nobody's input or target here, but item 6's neighbourhood reaches it: its row learns from the graph
+    assert model.embed.item.weight.grad[9].abs().sum() > 0
+
+
+def test_graph_neighbour_sampling_only_in_training():
+    torch.manual_seed(0)
+    model = InterestModel(graph_args(graph_sample=1))
+    model.set_item_graph(*ring_graph())
+    model.eval()
+    full = model.item_emb.detach()
+    model.train()
+    torch.manual_seed(3)
+    sampled = model.item_emb.detach()
+    assert not torch.allclose(full, sampled) and torch.equal(full[25:], sampled[25:])
+
+
+@pytest.mark.parametrize("arch", ["sasrec", "gru"])
+def test_analytic_param_count_with_the_graph(arch):
+    args = graph_args(arch=arch, item_features=("category",), num_categories=5)
+    model = InterestModel(args)
+    assert count_params(args) == model.num_params()
+    assert count_params(args, non_embedding=True) == model.num_params(non_embedding=True)
+
+
+def test_graph_arrays_read_the_etl_graph(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from interest_core.item_features import graph_arrays
+
+    (tmp_path / "graph").mkdir()
+    pq.write_table(pa.table({"src": pa.array([2, 2, 3], pa.int32()), "dst": pa.array([3, 4, 2], pa.int32()),
+                             "weight": [2.0, 0.5, 2.0], "rank": pa.array([1, 2, 1], pa.int32())}),
+                   tmp_path / "graph" / "part-0.parquet")
+    nbr, w = graph_arrays(tmp_path, 6, 2)
+    assert nbr.tolist() == [[0, 0], [0, 0], [3, 4], [2, 0], [0, 0], [0, 0]]
+    assert w[2].tolist() == [2.0, 0.5] and w[3].tolist() == [2.0, 0.0]
+    nbr1, _ = graph_arrays(tmp_path, 6, 1)
+    assert nbr1[:, 0].tolist() == [0, 0, 3, 2, 0, 0]

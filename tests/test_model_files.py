@@ -162,3 +162,33 @@ def test_torchscript_fallback_when_onnx_export_fails(tmp_path, monkeypatch):
     ref_emb, ref_top = torch_reference(model, histories)
     assert np.abs(rec.embed(*rec.inputs(histories)) - ref_emb).max() < 1e-4
     assert [items for items, _ in rec.recommend(histories)] == ref_top
+
+
+@pytest.mark.parametrize("kw", [dict(arch="gru"), dict(item_features=("category", "price", "text"), num_categories=4)])
+def test_gru_and_content_tower_export_to_onnx(tmp_path, kw):
+    """The GRU backbone's rotations and the content tower's item rows survive the export: the ONNX encoder matches
+    PyTorch and the served item table is the model's."""
+    from interest_core.item_features import TEXT_DIM, ItemArrays
+
+    args = ModelArgs(num_items=NUM_ITEMS, num_event_types=len(EVENT_TYPES), max_len=MAX_LEN, dim=16, n_layers=2,
+                     n_heads=2, dropout=0.0, num_negatives=16, **kw)
+    torch.manual_seed(0)
+    model = InterestModel(args).eval()
+    if args.item_features:
+        rng = np.random.default_rng(0)
+        seen = np.arange(NUM_ITEMS) < 40  # the last ten items never trained: content only
+        model.set_item_arrays(ItemArrays(seen=seen, category=rng.integers(0, 4, NUM_ITEMS), brand=np.zeros(NUM_ITEMS,
+                              dtype=np.int64), price=rng.integers(0, 32, NUM_ITEMS),
+                              text=rng.normal(size=(NUM_ITEMS, TEXT_DIM)).astype(np.float32)))
+    meta = {"model_args": asdict(args), "epoch": 1,
+            "vocab": {"num_items": NUM_ITEMS, "num_event_types": len(EVENT_TYPES), "event_types": EVENT_TYPES}}
+    items = pa.table({"item_idx": pa.array(list(ITEM_IDS.values()), pa.int32()), "item_id": list(ITEM_IDS),
+                      "category": ["c"] * len(ITEM_IDS)})
+    info = write_model_files(model, meta, items, tmp_path)
+    assert info["format"] == "onnx" and info["max_abs_diff"] < 1e-4, info
+    served = OnnxRecommender(tmp_path)
+    with torch.no_grad():
+        np.testing.assert_allclose(served.item_emb, model.item_emb.numpy(), rtol=0, atol=1e-6)
+    histories = make_histories(6, MAX_LEN + 3, seed=1)
+    emb, _ = torch_reference(model, histories)
+    np.testing.assert_allclose(served.embed(*served.inputs(histories)), emb, rtol=1e-4, atol=1e-5)

@@ -21,11 +21,11 @@ from ray_train.models.hstu import (
 )
 from ray_train.models.model import attention_mask
 
-ARCHS = ["sasrec", "hstu"]
+ARCHS = ["sasrec", "hstu", "gru"]
 # every backbone variant the config can build: (arch, ModelArgs overrides)
 VARIANTS = [("sasrec", {}), ("hstu", {}), ("sasrec", {"norm": "post", "scale_embeddings": False, "ffn_mult": 4,
                                                       "ffn_activation": "gelu"}), ("sasrec", {"position_anchor": "start"}),
-            ("hstu", {"position_anchor": "start"})]
+            ("hstu", {"position_anchor": "start"}), ("gru", {}), ("gru", {"n_layers": 1})]
 NUM_ITEMS, NUM_TYPES = 40, 5
 
 
@@ -91,7 +91,7 @@ def test_model_args_validation():
     with pytest.raises(ValueError, match="auto"):
         tiny_args(loss="auto")
     with pytest.raises(ValueError, match="arch"):
-        tiny_args(arch="gru")
+        tiny_args(arch="lstm")
 
 
 def test_sequence_longer_than_max_len_is_an_error():
@@ -138,9 +138,9 @@ def test_causal(arch, kw):
     # and in gradients: position t's output does not depend on the embeddings after it
     x = torch.randn(2, 10, 16, requires_grad=True)
     valid = batch["items"][:2] != PAD_ID
-    block = model.blocks[0]
     w = torch.randn(16)  # a random read-out: a post-norm block's outputs sum to a constant over the features
-    (block(x, attention_mask(valid), batch["ts"][:2])[:, t] * w).sum().backward()
+    out = model.gru(x, valid) if arch == "gru" else model.blocks[0](x, attention_mask(valid), batch["ts"][:2])
+    (out[:, t] * w).sum().backward()
     assert (x.grad[:, t + 1 :] == 0).all() and x.grad[:, t].abs().sum() > 0
 
 

@@ -102,6 +102,28 @@ def test_export_has_a_profile_per_test_user_segments_and_model_files(demo):
     assert "Interests, profiles and segments" in html and (out / "run" / "plots" / "segments_map.png").exists()
 
 
+def test_cold_items_are_ranked_by_content_in_evaluation_report_and_export(demo):
+    """The demo's model reads item content: the synthetic catalog's late items (no training event) are ranked far
+    above the uniform random ranking, appear in the report, and reach the exported profiles and item rows."""
+    out, *_ = demo
+    run = json.loads((out / "run" / "run.json").read_text())
+    assert run["content"]["item_features"] == ["category", "brand", "price", "text"]
+    assert run["content"]["text"]["items_with_text"] == run["manifest"]["vocab"]["items_in_vocab"]
+    assert (out / "text_cache").is_dir()
+    cs = json.loads((out / "run" / "metrics.json").read_text())["cold_start"]
+    cold = cs["cold_items"]
+    assert cold["users"] > 0 and {"model", "random", "popularity", "recent_popularity", "content_knn"} <= set(
+        cold["scorers"])
+    s = cold["scorers"]
+    assert s["model"]["hr@50"] > 3 * s["random"]["hr@50"], s
+    html = (out / "run" / "report.html").read_text()
+    assert "Cold start" in html and (out / "run" / "plots" / "cold_start.png").exists()
+    summary = json.loads((out / "export" / "export.json").read_text())
+    assert summary["content"]["item_features"] == run["content"]["item_features"]
+    assert summary["content"]["cold_items_recommended"] > 0
+    assert summary["model"]["item_embedding"]["file"] == "item_embedding.safetensors"
+
+
 def test_interest_tags_find_the_planted_interests(demo):
     """metrics.json["tags"]: the profiles' tags against the generator's planted interests, with baselines."""
     out, *_ = demo

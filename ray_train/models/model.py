@@ -1,4 +1,5 @@
-"""InterestModel: embeddings -> SASRec or HSTU blocks -> final LayerNorm, trained on next-item at every position.
+"""InterestModel: embeddings -> SASRec or HSTU blocks (or a GRU) -> final LayerNorm, trained on next-item at every
+position.
 
 Batch (dict of tensors, all (B, L), left-padded so the most recent event sits at position L-1):
     items               int64  item ids, 0 = padding, 1 = OOV
@@ -22,7 +23,9 @@ from interest_core.modelargs import NUM_TIME_BUCKETS, ModelArgs, flops_per_token
 
 from .buckets import time_since_previous
 from .heads import DecayHead, NextEventTypeHead
+from .gru import GRUBackbone
 from .hstu import HSTUBlock
+from .item_graph import ItemGraph
 from .item_tower import ItemTower
 from .losses import full_softmax_loss, sampled_softmax_loss
 from .sasrec import SASRecBlock
@@ -62,7 +65,9 @@ class Embeddings(nn.Module):
         self.drop = nn.Dropout(args.dropout)
         self.scale = args.dim**0.5 if args.scale_embeddings else 1.0
 
-    def forward(self, items: torch.Tensor, event_types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+    def forward(self, items: torch.Tensor, event_types: torch.Tensor, ts: torch.Tensor,
+                table: torch.Tensor | None = None) -> torch.Tensor:
+        """table: the (V, D) item rows to read (the item-graph fusion's); None = look items up in self.item."""
         B, L = items.shape
         if L > self.pos.num_embeddings:
             raise ValueError(f"sequence length {L} > max_len {self.pos.num_embeddings}")
@@ -73,7 +78,7 @@ class Embeddings(nn.Module):
             # (L,) counted from the right end; not arange(L - 1, -1, -1): ONNX Runtime 1.31's Gather-to-Slice
             # fusion reads that range's end of -1 as "the last row" and embeds nothing (seen in the ONNX export)
             pos = (L - 1) - torch.arange(L, device=items.device)
-        x = self.item(items) * self.scale  # (B, L, D)
+        x = (self.item(items) if table is None else table[items]) * self.scale  # (B, L, D)
         if self.event_type is not None:
             x = x + self.event_type(event_types * valid)  # (B, L, D)
         x = x + self.pos(pos) + self.time(time_since_previous(ts, valid))  # (B, L, D)
@@ -86,9 +91,14 @@ class InterestModel(nn.Module):
         super().__init__()
         self.args = args
         self.embed = Embeddings(args)
-        block = {"sasrec": SASRecBlock, "hstu": HSTUBlock}[args.arch]
-        self.blocks = nn.ModuleList([block(args) for _ in range(args.n_layers)])
+        if args.arch == "gru":  # one multi-layer recurrent backbone instead of n_layers attention blocks
+            self.gru = GRUBackbone(args)
+            self.blocks = nn.ModuleList()
+        else:
+            block = {"sasrec": SASRecBlock, "hstu": HSTUBlock}[args.arch]
+            self.blocks = nn.ModuleList([block(args) for _ in range(args.n_layers)])
         self.norm = nn.LayerNorm(args.dim)
+        self.graph = ItemGraph(args) if args.graph_hops else None
         self.heads = nn.ModuleDict()
         if args.event_type_loss_weight > 0:
             self.heads["event_type"] = NextEventTypeHead(args.dim, args.num_event_types, args.event_type_loss_weight,
@@ -101,19 +111,30 @@ class InterestModel(nn.Module):
     @property
     def item_emb(self) -> torch.Tensor:
         """(num_items, D) input item embedding, shared with the output layer (the content tower's item rows when
-        the model reads item features)."""
-        return self.embed.item.weight
+        the model reads item features, fused with their graph neighbourhood when it reads the item graph)."""
+        rows = self.embed.item.weight
+        return rows if self.graph is None else self.graph(rows)
+
+    def set_item_graph(self, neighbors, weights) -> None:
+        """The item-graph fusion's (V, K) neighbours and weights (interest_core.item_features.graph_arrays)."""
+        if self.graph is not None:
+            self.graph.set_graph(neighbors, weights)
 
     def set_item_arrays(self, arrays) -> None:
         """The content tower's per-item features (interest_core.item_features.item_arrays); no-op without one."""
         if isinstance(self.embed.item, ItemTower):
             self.embed.item.set_item_arrays(arrays)
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def encode(self, batch: dict[str, torch.Tensor], table: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, D) states; table: the item rows when the caller has them (the loss reuses its output layer's)."""
         items, ts = batch["items"], batch["ts"]
         valid = items != PAD_ID  # (B, L)
         mask = attention_mask(valid)  # (B, 1, L, L)
-        x = self.embed(items, batch["event_types"], ts)  # (B, L, D)
+        if table is None and self.graph is not None:
+            table = self.item_emb  # the fused rows, computed once for the whole batch
+        x = self.embed(items, batch["event_types"], ts, table)  # (B, L, D)
+        if self.args.arch == "gru":
+            x = self.gru(x, valid)  # (B, L, D)
         for block in self.blocks:
             if self.args.activation_checkpointing and self.training:
                 x = checkpoint(block, x, mask, ts, use_reentrant=False)
@@ -139,13 +160,14 @@ class InterestModel(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Next-item loss at every position + sum of weighted head losses; stats are detached 0-dim tensors."""
-        hidden = self.encode(batch)  # (B, L, D)
+        table = self.item_emb  # (V, D), once per step: the input rows and the output layer
+        hidden = self.encode(batch, table if self.graph is not None else None)  # (B, L, D)
         targets = batch["targets"]  # (B, L)
         if self.args.loss == "full":
-            item_loss = full_softmax_loss(hidden, self.item_emb, targets)
+            item_loss = full_softmax_loss(hidden, table, targets)
         else:
             a = self.args
-            item_loss = sampled_softmax_loss(hidden, self.item_emb, targets, a.num_negatives, a.num_items)
+            item_loss = sampled_softmax_loss(hidden, table, targets, a.num_negatives, a.num_items)
         total = item_loss
         stats = {"item_loss": item_loss.detach(), "item_targets": (targets > OOV_ID).sum()}
         for head in self.heads.values():
@@ -165,6 +187,8 @@ class InterestModel(nn.Module):
             tower = self.embed.item
             if isinstance(tower, ItemTower) and tower.text is not None:  # builds item rows like a table
                 n -= tower.text.weight.numel()
+            if self.graph is not None:  # the graph gate too: applied per item row, not per token
+                n -= sum(p.numel() for p in self.graph.parameters())
         return n
 
     def flops_per_token(self) -> int:

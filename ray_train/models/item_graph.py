@@ -1,0 +1,60 @@
+"""Item-graph fusion: item representations gain a LightGCN-style aggregation over the ETL's top-K co-occurrence graph.
+
+    agg(v) = mean over hops h = 1..H of  A^h E (v),   A = the row-normalized top-K graph (weights = co-occurrence)
+    item(v) = E(v) + sigmoid(W [E(v); agg(v)]) * agg(v)
+
+E is the item table before fusion (the ID table or the content tower's rows). Like LightGCN, propagation has no
+weights or nonlinearity of its own; a learned gate decides per item and dimension how much of its neighbourhood to
+add, and the sequence encoder then reads the fused rows at its input and scores with them at its output. The graph
+is two (V, K) buffers (neighbour ids, 0 = none, and weights), a CSR with exactly K slots per row, so a worker holds
+V * K ids and weights and a hop costs V * K * D multiply-adds per optimizer step, whatever the batch. Items without
+edges (new items, the --cold-items holdout: the graph comes from training events only) get agg = 0 and keep E.
+Training with model.graph_sample = S < K uses S random neighbours of each item per step (re-normalized), the
+neighbour sampling that keeps a step's cost at V * S * D for large catalogs. Plain torch: no Ray / DeepSpeed here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from interest_core.modelargs import ModelArgs
+
+
+class ItemGraph(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        v, k, d = args.num_items, args.graph_top_k, args.dim
+        self.hops, self.sample = args.graph_hops, args.graph_sample
+        self.gate = nn.Linear(2 * d, d)
+        self.register_buffer("neighbors", torch.zeros(v, k, dtype=torch.long))
+        self.register_buffer("weights", torch.zeros(v, k))
+
+    def set_graph(self, neighbors: np.ndarray, weights: np.ndarray) -> None:
+        """(V, K) neighbour ids (0 = no neighbour) and non-negative weights, rows in any scale (normalized here)."""
+        if neighbors.shape != tuple(self.neighbors.shape) or weights.shape != neighbors.shape:
+            raise ValueError(f"graph arrays of shape {neighbors.shape} / {weights.shape} do not fit the model's "
+                             f"{tuple(self.neighbors.shape)} (num_items x data.graph_top_k)")
+        w = torch.as_tensor(np.asarray(weights, dtype=np.float32)) * torch.as_tensor(neighbors > 0)
+        with torch.no_grad():
+            self.neighbors.copy_(torch.as_tensor(neighbors, dtype=torch.long))
+            self.weights.copy_(w / w.sum(1, keepdim=True).clamp(min=1e-12))
+
+    def _adjacency(self) -> tuple[torch.Tensor, torch.Tensor]:
+        nbr, w = self.neighbors, self.weights
+        if self.training and self.sample and self.sample < nbr.shape[1]:
+            keep = torch.rand(w.shape, device=w.device).topk(self.sample, dim=1).indices  # (V, S) random slots
+            nbr, w = nbr.gather(1, keep), w.gather(1, keep)
+            w = w / w.sum(1, keepdim=True).clamp(min=1e-12)
+        return nbr, w
+
+    def forward(self, table: torch.Tensor) -> torch.Tensor:
+        """(V, D) item rows -> (V, D) fused rows."""
+        nbr, w = self._adjacency()
+        h, total = table, torch.zeros_like(table)
+        for _ in range(self.hops):
+            h = (w.unsqueeze(-1) * h[nbr]).sum(1)  # (V, D): one propagation step
+            total = total + h
+        agg = total / self.hops
+        gate = torch.sigmoid(self.gate(torch.cat([table, agg], dim=1)))  # (V, D)
+        return table + gate * agg
