@@ -11,7 +11,7 @@ and prints test NDCG@10 / HR@10 under the `full` and `full_exclude_seen` protoco
 model and seed, mean +- std over seeds, every baseline, the time to the best validation score and the training
 targets per second (targets that carry a loss, per wall second of training).
 
-    .venv/bin/python bench/quality_bench.py [--archs sasrec hstu vae] [--seeds 1 2 3] [--set key=value ...]
+    .venv/bin/python bench/quality_bench.py [--archs sasrec hstu gru vae] [--seeds 1 2 3] [--set key=value ...]
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _mean_std(xs: list[float]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--archs", nargs="+", default=["sasrec", "hstu"], choices=["sasrec", "hstu", "vae"])
+    p.add_argument("--archs", nargs="+", default=["sasrec", "hstu"], choices=["sasrec", "hstu", "gru", "vae"])
     p.add_argument("--seeds", nargs="+", type=int, default=[42])
     p.add_argument("--out", default="/tmp/interest_quality")
     p.add_argument("--config", default="base", help="preset under test (the defaults: base)")

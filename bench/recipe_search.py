@@ -20,7 +20,7 @@ from pathlib import Path
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="ETL output directory")
-    p.add_argument("--model", default="sasrec", choices=["sasrec", "hstu", "vae"])
+    p.add_argument("--model", default="sasrec", choices=["sasrec", "hstu", "gru", "vae"])
     p.add_argument("--config", default="base")
     p.add_argument("--out", default="/tmp/interest_recipes")
     p.add_argument("--variant", action="append", required=True, help="NAME=key=value,key=value")

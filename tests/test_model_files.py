@@ -164,7 +164,8 @@ def test_torchscript_fallback_when_onnx_export_fails(tmp_path, monkeypatch):
     assert [items for items, _ in rec.recommend(histories)] == ref_top
 
 
-@pytest.mark.parametrize("kw", [dict(arch="gru"), dict(item_features=("category", "price", "text"), num_categories=4)])
+@pytest.mark.parametrize("kw", [dict(arch="gru"), dict(item_features=("category", "price", "text"), num_categories=4),
+                                dict(graph_hops=2, graph_top_k=3)])
 def test_gru_and_content_tower_export_to_onnx(tmp_path, kw):
     """The GRU backbone's rotations and the content tower's item rows survive the export: the ONNX encoder matches
     PyTorch and the served item table is the model's."""
@@ -180,6 +181,9 @@ def test_gru_and_content_tower_export_to_onnx(tmp_path, kw):
         model.set_item_arrays(ItemArrays(seen=seen, category=rng.integers(0, 4, NUM_ITEMS), brand=np.zeros(NUM_ITEMS,
                               dtype=np.int64), price=rng.integers(0, 32, NUM_ITEMS),
                               text=rng.normal(size=(NUM_ITEMS, TEXT_DIM)).astype(np.float32)))
+    if args.graph_hops:
+        rng = np.random.default_rng(1)
+        model.set_item_graph(rng.integers(0, NUM_ITEMS, (NUM_ITEMS, 3)), rng.random((NUM_ITEMS, 3)))
     meta = {"model_args": asdict(args), "epoch": 1,
             "vocab": {"num_items": NUM_ITEMS, "num_event_types": len(EVENT_TYPES), "event_types": EVENT_TYPES}}
     items = pa.table({"item_idx": pa.array(list(ITEM_IDS.values()), pa.int32()), "item_id": list(ITEM_IDS),
