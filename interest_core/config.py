@@ -175,8 +175,10 @@ class EvalConfig(_Strict):
     recent_popularity_days: float = Field(7.0, gt=0)
     batch_size: int = Field(512, ge=1)
     """Users scored per batch in full-ranking evaluation."""
-    select_protocol: Literal["full", "full_exclude_seen"] = "full"
-    """Protocol whose validation `select` metric drives checkpoint selection and early stopping."""
+    select_protocol: Literal["full", "full_exclude_seen"] | None = None
+    """Protocol whose validation `select` metric drives checkpoint selection and early stopping; None = recipe: full
+    for the sequence models, full_exclude_seen for the Mult-VAE (a bag model reconstructs its input, so under full
+    its validation falls as it learns and early stopping would keep an untrained model; README: Training defaults)."""
     select: str = "ndcg@10"
     """Validation metric that selects the checkpoint and stops training early: hr@K, ndcg@K or mrr@K, K in ks."""
     max_valid_users: int | None = Field(50_000, ge=1)
@@ -216,16 +218,16 @@ class Config(_Strict):
 # embeddings), which beat the SASRec paper's block on MovieLens-100K validation (README: Recipe); HSTU: its paper's.
 ARCH_RECIPES: dict[str, dict[str, Any]] = {
     "sasrec": {"model.dropout": 0.5, "model.ffn_mult": 4, "model.ffn_activation": "gelu", "model.norm": "post",
-               "model.scale_embeddings": False, "train.adam_beta2": 0.999},
+               "model.scale_embeddings": False, "train.adam_beta2": 0.999, "eval.select_protocol": "full"},
     # Mult-VAE: dropout is the encoder's input dropout (0.5 in the paper); the feed-forward keys are unused
     "vae": {"model.dropout": 0.5, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
-            "model.scale_embeddings": False, "train.adam_beta2": 0.999},
+            "model.scale_embeddings": False, "train.adam_beta2": 0.999, "eval.select_protocol": "full_exclude_seen"},
     # GRU4Rec: the widely used reference trainer's dropout 0.3 on the event embeddings (and between GRU layers);
     # the feed-forward and LayerNorm-placement keys are unused
     "gru": {"model.dropout": 0.3, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
-            "model.scale_embeddings": False, "train.adam_beta2": 0.999},
+            "model.scale_embeddings": False, "train.adam_beta2": 0.999, "eval.select_protocol": "full"},
     "hstu": {"model.dropout": 0.2, "model.ffn_mult": 1, "model.ffn_activation": "relu", "model.norm": "pre",
-             "model.scale_embeddings": True, "train.adam_beta2": 0.98},
+             "model.scale_embeddings": True, "train.adam_beta2": 0.98, "eval.select_protocol": "full"},
 }
 
 
