@@ -109,6 +109,10 @@ class ModelConfig(_Strict):
         if self.arch == "vae" and self.item_features:
             raise ValueError(f"model.item_features={self.item_features} is the sequence models' content tower; "
                              "model.arch=vae reads item ids (and model.vae_categories): set model.item_features=[]")
+        if self.dim % self.n_heads:
+            options = ", ".join(str(h) for h in range(1, self.dim + 1) if self.dim % h == 0 and h <= 16)
+            raise ValueError(f"model.dim={self.dim} is not divisible by model.n_heads={self.n_heads}: choose "
+                             f"model.n_heads among {options} (or another model.dim)")
         if len(set(self.item_features)) != len(self.item_features):
             raise ValueError(f"model.item_features={self.item_features} repeats a feature")
         return self

@@ -44,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, manifest: dict) -> Config:
+    data_sets = [o for o in args.overrides if o.strip().startswith("data.")]
+    if data_sets:
+        raise ValueError(f"--set {data_sets[0]}: data.* settings are the ETL's; a run inherits them from the data's "
+                         f"manifest. Rerun `interest etl ... --set {data_sets[0]}` and train on its output")
     overrides = list(args.overrides)
     for flag, key in [("model", "model.arch"), ("workers", "train.workers"), ("zero_stage", "train.zero_stage"),
                       ("epochs", "train.epochs"), ("max_failures", "train.max_failures")]:
@@ -236,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
     data_dir, run_dir = Path(args.data).resolve(), Path(args.output).resolve()
     manifest = load_manifest(data_dir)
     cfg = config_from_args(args, manifest)
+    model_args_for_data(cfg, manifest)  # every model argument checked before Ray starts
+    steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)  # and the batch arithmetic
     check_resumable(run_dir, cfg, manifest)
     if cfg.train.mlflow_tracking_uri:
         try:

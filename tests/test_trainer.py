@@ -142,6 +142,24 @@ def test_refuses_unfinished_or_unknown_data(shards, tmp_path):
         load_manifest(broken)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--set", "data.max_len=30"], "data.* settings are the ETL's"),
+    (["--set", "model.n_heads=3"], "model.dim=32 is not divisible by model.n_heads=3"),
+    (["--set", "model.arch=vae", "--set", "model.item_features=[text]"], "model.item_features"),
+    (["--workers", "100000"], "cannot feed 100000 workers"),
+])
+def test_bad_settings_fail_before_ray_starts_naming_the_key(shards, tmp_path, capsys, flags, message):
+    """Through the CLI's own parsing: exit 2, one line naming the key and the fix, and no Ray instance started."""
+    import ray
+
+    from interest.cli import main
+
+    code = main(["train", "--data", str(shards), "--output", str(tmp_path / "r"), "--config", "tiny-cpu", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not ray.is_initialized() and not (tmp_path / "r").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
