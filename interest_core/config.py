@@ -235,6 +235,23 @@ ARCH_RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_uri(value: str) -> str:
+    """scheme://user:password@host/... -> scheme://***@host/...: credentials never reach a file, log or report."""
+    return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", value)
+
+
+def redacted(config: Any) -> Any:
+    """A config dict (or any JSON value) with the credentials of every URI in it redacted (redact_uri)."""
+    if isinstance(config, dict):
+        return {k: redacted(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [redacted(v) for v in config]
+    return redact_uri(config) if isinstance(config, str) else config
+
+
 def _apply_recipe(cfg: Config) -> Config:
     """Fills the keys left at None from the chosen backbone's recipe (explicit settings always win)."""
     for key, value in ARCH_RECIPES[cfg.model.arch].items():

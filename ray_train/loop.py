@@ -21,7 +21,7 @@ import torch.distributed as dist
 from interest_core import decay
 from interest_core.batches import read_decay_split, read_eval_split
 from interest_core.binary import auc, brier
-from interest_core.config import Config, config_from_dict
+from interest_core.config import Config, config_from_dict, redacted
 from interest_core.contract import item_categories
 from interest_core.item_features import graph_arrays, item_arrays, text_matrix
 from interest_core.modelargs import ModelArgs, model_args_for_data
@@ -143,7 +143,7 @@ def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config,
         if rank == 0:
             sd = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
             torch.save(sd, os.path.join(tmp, "model.pt"))
-            meta = {"model_args": asdict(args), "config": job.config, "step": state["step"],
+            meta = {"model_args": asdict(args), "config": redacted(job.config), "step": state["step"],
                     "epoch": state["history"][-1]["epoch"], "data_dir": job.data_dir,
                     "vocab": job.manifest["vocab"], "split": job.manifest["split"]}
             Path(tmp, "meta.json").write_text(json.dumps(meta, indent=2))

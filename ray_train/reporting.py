@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from interest_core.config import Config
+from interest_core.config import Config, redacted
 from ray_train.progress import validation_line
 
 
@@ -60,7 +60,7 @@ class _MLflow:
             mlflow.set_tracking_uri(uri)
             mlflow.set_experiment("interest-trainer")
             mlflow.start_run(run_name=run_name)
-            mlflow.log_params({f"{s}.{k}": v for s, sec in config.items() for k, v in sec.items()})
+            mlflow.log_params({f"{s}.{k}": v for s, sec in redacted(config).items() for k, v in sec.items()})
             self.mlflow = mlflow
 
     def log(self, metrics: dict, step: int) -> None:

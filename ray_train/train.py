@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from interest_core.config import Config, build_config, load_config
+from interest_core.config import Config, build_config, load_config, redacted
 from interest_core.contract import load_manifest
 from interest_core.modelargs import ARCHS, count_params, model_args_for_data
 from ray_train.data import train_dataset
@@ -155,7 +155,8 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
     args = model_args_for_data(cfg, manifest)
     refit = _refit_decay(cfg, data_dir, run_dir, manifest) if args.decay_loss_weight > 0 else None
     run = {
-        "data_dir": str(data_dir), "model": cfg.model.arch, "config": cfg.to_dict(), "num_params": count_params(args),
+        "data_dir": str(data_dir), "model": cfg.model.arch, "config": redacted(cfg.to_dict()),
+        "num_params": count_params(args),
         "world_size": cfg.train.workers, "zero_stage": cfg.train.zero_stage, "loss": args.loss,
         "wall_time_s": time.time() - t0, "started": started,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

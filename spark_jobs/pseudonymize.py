@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -43,8 +44,18 @@ def load_key(key_file: str | None = None, allow_insecure_demo_key: bool = False)
                     "(for a throwaway demo only: --allow-insecure-demo-key)")
 
 
-def key_id(key: bytes) -> str:
-    return hashlib.sha256(b"interest-trainer key id\x00" + key).hexdigest()[:16]
+def key_id(key: bytes, salt: str | None = None) -> str:
+    """"SALT$DIGEST": which key pseudonymized a data set, without letting anyone test candidate keys against a
+    table of precomputed ids (a fresh random salt per data set; key_matches recomputes with the stored salt)."""
+    salt = salt if salt is not None else secrets.token_hex(8)
+    digest = hmac.new(key, b"interest-trainer key id\x00" + salt.encode(), hashlib.sha256).hexdigest()[:16]
+    return f"{salt}${digest}"
+
+
+def key_matches(key: bytes, stored_id: str) -> bool:
+    """True when `key` is the key a manifest's key_id was made from."""
+    salt, _, _ = stored_id.partition("$")
+    return hmac.compare_digest(key_id(key, salt), stored_id)
 
 
 def hmac_column(col: Column, key: bytes) -> Column:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from interest_core.config import ConfigError, load_config
@@ -88,3 +90,15 @@ def test_export_segments_is_a_positive_number_or_auto():
     for bad in (0, -2, "many"):
         with pytest.raises(ValueError, match="segments"):
             ExportConfig(segments=bad)
+
+
+def test_credentials_in_uris_are_redacted_wherever_a_config_is_written():
+    from interest_core.config import redact_uri, redacted
+
+    assert redact_uri("https://alice:s3cret@mlflow.example.com:5000/x") == "https://***@mlflow.example.com:5000/x"
+    assert redact_uri("s3://AKIA:key@bucket/path") == "s3://***@bucket/path"
+    assert redact_uri("http://mlflow:5000") == "http://mlflow:5000" and redact_uri("a@b.c") == "a@b.c"
+    cfg = load_config("tiny-cpu", ["train.mlflow_tracking_uri=https://alice:s3cret@mlflow.example.com"]).to_dict()
+    out = redacted(cfg)
+    assert "s3cret" not in json.dumps(out) and out["train"]["mlflow_tracking_uri"] == "https://***@mlflow.example.com"
+    assert "s3cret" in json.dumps(cfg)  # the run itself keeps what it needs to connect

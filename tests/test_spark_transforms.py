@@ -109,6 +109,15 @@ def test_pseudonymize_is_keyed_hmac_and_key_stays_out_of_plans(spark):
     assert "kkkk" not in plan and "alice" not in str(out.collect())
 
 
+def test_key_id_is_salted_and_still_identifies_the_key():
+    key, other = b"k" * 32, b"j" * 32
+    a, b = pseudonymize.key_id(key), pseudonymize.key_id(key)
+    assert a != b  # a fresh salt: no table of ids computed from candidate keys matches
+    assert pseudonymize.key_matches(key, a) and pseudonymize.key_matches(key, b)
+    assert not pseudonymize.key_matches(other, a)
+    assert key.decode() not in a and hashlib.sha256(key).hexdigest()[:16] not in a
+
+
 def test_pseudonymize_refuses_without_key(monkeypatch):
     monkeypatch.delenv(pseudonymize.ENV_VAR, raising=False)
     with pytest.raises(pseudonymize.PseudonymKeyError, match="INTEREST_HMAC_KEY.*--allow-insecure-demo-key"):
