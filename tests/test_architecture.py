@@ -142,3 +142,28 @@ def test_wheel_install_finds_its_package_data(tmp_path):
                             "print(RAY_DATA_QUIET.is_file(), QUIET_LOG4J.is_file(), RAY_DATA_QUIET, QUIET_LOG4J)"],
                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert quiet.returncode == 0 and quiet.stdout.startswith("True True") and str(venv) in quiet.stdout, quiet
+
+
+def test_ray_working_dir_package_holds_no_key_or_data(tmp_path):
+    """`ray job submit --working-dir .` zips the directory the way packaging.create_package does: a key file and
+    raw or derived data planted in the checkout stay out of the package, the code goes in."""
+    import shutil
+    import zipfile
+
+    from ray._private.runtime_env.packaging import create_package
+
+    src = tmp_path / "checkout"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".venv*", ".git", ".cache", "__pycache__", "demo_out",
+                                                              "build", "*.egg-info"))
+    planted = {"secret": "k" * 64, "hmac.key": "k" * 64, "keys/my-secret.txt": "k", "data/events.csv": "u1,i1,1",
+               "demo_out/data/train/part-0.parquet": "x", "runs/r1/model/model.pt": "x", "exports/e/p.parquet": "x",
+               "ml.inter": "x", "events.jsonl": "{}"}
+    for name, text in planted.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    pkg = tmp_path / "pkg.zip"
+    create_package(str(src), pkg, include_gitignore=True)
+    names = set(zipfile.ZipFile(pkg).namelist())
+    leaked = [n for n in names if any(n.rstrip("/").endswith(p) for p in planted)]
+    assert not leaked, leaked
+    assert {"ray_train/train.py", "interest_core/config.py", "spark_jobs/etl.py"} <= names
