@@ -40,7 +40,8 @@ SCHEMA_VERSION = 7  # 2: train rows carry first_target; equal timestamps keep th
 # 4: action_test/ windows (the next-action evaluation's held-out events)
 # 5: valid/test rows carry the whole history's time-decayed interest categories (interest tags)
 # 6: drift_valid/ drift_test/ rows (interest migration); planted/ carries migration_ts
-# 7: items/ carries description (the text the content tower embeds besides the title); manifest split.cold_items
+# 7: quarantine/ keeps pseudonyms, fields and a hash of the row, never its text;
+#    items/ carries description (the text the content tower embeds besides the title); manifest split.cold_items
 
 INTEREST_CATEGORIES = 20  # interest_categories / interest_weights kept per eval row
 
@@ -133,7 +134,17 @@ GRAPH_SCHEMA = pa.schema([
 QUARANTINE_SCHEMA = pa.schema([
     pa.field("reason", pa.string()),  # reason code, e.g. unparseable_ts
     pa.field("source", pa.string()),  # input file
-    pa.field("raw", pa.string()),  # the row as read (or its fields as JSON for Parquet input)
+    pa.field("position", pa.int64()),  # the row's position in the input (increasing within its file)
+    pa.field("user_id", pa.string()),  # HMAC pseudonym of the row's user field (null when it has none): never raw
+    pa.field("item_id", pa.string()),  # the other fields as read (strings, null when the row could not be split)
+    pa.field("event_type", pa.string()),
+    pa.field("ts", pa.string()),
+    pa.field("session_id", pa.string()),
+    pa.field("quantity", pa.string()),
+    pa.field("price", pa.string()),
+    pa.field("category", pa.string()),
+    pa.field("raw_sha256", pa.string()),  # SHA-256 of the row as read: a row that could not be parsed may hold a
+    #                                       raw user id anywhere, so its text is not kept; the hash finds it again
 ])
 
 PLANTED_SCHEMA = pa.schema([

@@ -193,7 +193,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     tallies = {r["reason"]: r["count"] for r in checked.groupBy("reason").count().collect()}
     quarantine = check_quarantine(tallies, d.max_quarantine_fraction)
     st.done("ingest_validate")
-    validate.quarantined(checked).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
+    validate.quarantined(checked, key).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
     st.done("quarantine_write")
 
     events = validate.valid_events(checked)

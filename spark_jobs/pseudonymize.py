@@ -61,7 +61,8 @@ def key_matches(key: bytes, stored_id: str) -> bool:
 def hmac_column(col: Column, key: bytes) -> Column:
     @F.pandas_udf("string")
     def _hmac(ids: pd.Series) -> pd.Series:
-        return ids.map(lambda s: hmac.new(key, s.encode("utf-8"), hashlib.sha256).hexdigest())
+        return ids.map(lambda s: None if s is None or s != s else
+                       hmac.new(key, s.encode("utf-8"), hashlib.sha256).hexdigest())  # null stays null
 
     return _hmac(col)
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from interest_core.contract import QUARANTINE_SCHEMA
 from spark_jobs.ingest import RAW_FIELDS
+from spark_jobs.pseudonymize import hmac_column
 
 _NUMERIC = r"^\s*-?\d+(\.\d+)?\s*$"
 
@@ -99,8 +101,12 @@ def valid_events(checked: DataFrame) -> DataFrame:
         _num(F.col("price")).alias("price"), F.col("category"), "src_file", "src_row")
 
 
-def quarantined(checked: DataFrame) -> DataFrame:
-    """Rejected rows with their raw content (contract.QUARANTINE_SCHEMA)."""
+def quarantined(checked: DataFrame, key: bytes) -> DataFrame:
+    """Rejected rows (contract.QUARANTINE_SCHEMA): reason, file and position, the user field pseudonymized with
+    the ETL's key, the other fields as read, and the SHA-256 of the row's text (never the text: an unparseable
+    row can hold a raw user id anywhere)."""
     as_json = F.to_json(F.struct(*[F.col(c) for c in RAW_FIELDS]))
     return checked.where(F.col("reason").isNotNull()).select(
-        "reason", "source", F.coalesce(F.col("raw"), as_json).alias("raw"))
+        "reason", "source", F.col("src_row").cast("long").alias("position"),
+        hmac_column(F.col("user_id"), key).alias("user_id"), *[F.col(c) for c in RAW_FIELDS if c != "user_id"],
+        F.sha2(F.coalesce(F.col("raw"), as_json), 256).alias("raw_sha256")).select(*QUARANTINE_SCHEMA.names)

@@ -1,5 +1,7 @@
 """The ETL job on small files of every input format: reconciliation, quarantine, determinism, atomic replace."""
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -27,6 +29,12 @@ def _run(spark, args, *overrides):
     return run_etl(spark, args, load_config("tiny-cpu", ["data.max_quarantine_fraction=0.5", *overrides]))
 
 
+def hmac_key_of_demo() -> bytes:
+    from spark_jobs.pseudonymize import INSECURE_DEMO_KEY
+
+    return INSECURE_DEMO_KEY
+
+
 def _rows(path):
     return pq.ParquetDataset(str(path)).read().to_pylist()
 
@@ -49,7 +57,13 @@ def test_taobao_with_bad_rows_is_quarantined_not_dropped(spark, tmp_path):
     assert m["quarantine"]["by_reason"] == {"unknown_event_type": 1, "wrong_column_count": 1, "missing_ts": 1,
                                              "ts_in_future": 1}
     q = _rows(tmp_path / "out" / "quarantine")
-    assert sorted(r["raw"] for r in q) == sorted(lines[-4:])
+    assert sorted(r["raw_sha256"] for r in q) == sorted(hashlib.sha256(x.encode()).hexdigest() for x in lines[-4:])
+    # no raw user id: the user field is its pseudonym, the row's text only a hash
+    key = hmac_key_of_demo()
+    assert sorted(r["user_id"] for r in q) == sorted(hmac.new(key, u.encode(), hashlib.sha256).hexdigest()
+                                                     for u in ("3", "3", "4", "5"))
+    assert {(r["reason"], r["item_id"], r["event_type"]) for r in q} >= {("unknown_event_type", "15", "teleport")}
+    assert all(r["source"].endswith("UserBehavior.csv") and r["position"] is not None for r in q)
     assert (tmp_path / "out" / "_SUCCESS").exists()
     items = _rows(tmp_path / "out" / "items")
     assert {r["category"] for r in items} == {"0", "1", "2"}  # Taobao's category_id became the catalog

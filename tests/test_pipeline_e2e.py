@@ -124,6 +124,33 @@ def test_cold_items_are_ranked_by_content_in_evaluation_report_and_export(demo):
     assert summary["model"]["item_embedding"]["file"] == "item_embedding.safetensors"
 
 
+def test_no_raw_user_id_in_any_output(demo):
+    """The generator's user ids (u + 6 digits) appear in no decoded Parquet value and no text file that the ETL,
+    training, evaluation, report and export wrote (the synthetic input itself excluded)."""
+    import re
+
+    out, *_ = demo
+    raw = re.compile(r"(?<![0-9a-z])u\d{6}(?![0-9])")
+    assert raw.search(" ".join(pq.read_table(out / "synthetic" / "events", columns=["user_id"])
+                               .column("user_id").to_pylist()[:5]))  # the pattern does find raw ids
+    checked = 0
+    for f in sorted(out.rglob("*")):
+        if not f.is_file() or (out / "synthetic") in f.parents or f.suffix in (".png", ".pt", ".safetensors",
+                                                                                ".onnx", ".zip"):
+            continue
+        if f.suffix == ".parquet":
+            text = json.dumps(pq.read_table(f).to_pylist(), default=str)
+        else:
+            try:
+                text = f.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue  # binary (DeepSpeed shards, TensorBoard events): no text values
+        found = raw.search(text)
+        assert found is None, f"{f}: {found.group(0)}"
+        checked += 1
+    assert checked > 50
+
+
 def test_interest_tags_find_the_planted_interests(demo):
     """metrics.json["tags"]: the profiles' tags against the generator's planted interests, with baselines."""
     out, *_ = demo
