@@ -209,3 +209,48 @@ def split_files(data_dir: str | Path, split: str) -> list[str]:
     if not files:
         raise DataDirError(f"{data_dir}/{split}: no Parquet files")
     return files
+
+
+def vocab_fingerprint(data_dir: str | Path, manifest: dict) -> str:
+    """SHA-256 over the item vocabulary (item_idx, item_id) and the event types: a model's scores are meaningful
+    only on data with the same ids."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(Path(data_dir) / "vocab" / "items", columns=["item_idx", "item_id"]).sort_by("item_idx")
+    h = hashlib.sha256("\x1f".join(manifest["vocab"]["event_types"]).encode())
+    for idx, item in zip(t.column("item_idx").to_pylist(), t.column("item_id").to_pylist()):
+        h.update(f"\x1e{idx}\x1f{item}".encode())
+    return h.hexdigest()
+
+
+def data_fingerprint(manifest: dict) -> str:
+    """SHA-256 over what made a data set (input files' names and sizes, the data config, row counts, vocabulary
+    sizes, split): a rerun of the same ETL on the same input gives the same fingerprint, anything else another."""
+    import hashlib
+
+    keys = {k: manifest.get(k) for k in ("input", "rows", "vocab", "split", "schema_version")}
+    keys["data_config"] = manifest.get("config", {}).get("data")
+    keys["input"] = {k: v for k, v in (keys["input"] or {}).items() if k != "path"}  # a moved copy is the same data
+    return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_same_data(run: dict, data_dir: str | Path, manifest: dict, explicit: bool) -> None:
+    """Refuses to score a run on data it was not trained on, naming what differs: another vocabulary always; other
+    data with the same vocabulary (e.g. the ETL re-ran on new events) unless --data was given explicitly."""
+    want = run.get("data")
+    if not want:  # a run from before fingerprints: nothing to compare
+        return
+    vocab = vocab_fingerprint(data_dir, manifest)
+    if vocab != want["vocab_fingerprint"]:
+        raise DataDirError(
+            f"{data_dir}: its item vocabulary (num_items {manifest['vocab']['num_items']}, fingerprint {vocab[:12]}) "
+            f"is not the run's (num_items {run.get('manifest', {}).get('vocab', {}).get('num_items')}, "
+            f"{want['vocab_fingerprint'][:12]}): the model's item ids would mean other items. Evaluate on the data "
+            f"the run trained on, or train on this data")
+    if not explicit and data_fingerprint(manifest) != want["fingerprint"]:
+        raise DataDirError(
+            f"{data_dir} changed since the run trained on it (data fingerprint {data_fingerprint(manifest)[:12]}, "
+            f"run {want['fingerprint'][:12]}; e.g. the ETL ran again): its vocabulary is the same, so pass --data "
+            f"{data_dir} to use it anyway, or train again")

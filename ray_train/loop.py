@@ -51,6 +51,8 @@ class Job:
     """Name of the driver's ProgressBoard actor when it draws a progress bar (rank 0 then posts, not prints)."""
     text_cache: str | None = None
     """The item text embeddings' cache, filled by the driver (ray_train/text_embed.py) when the model reads text."""
+    data: dict | None = None
+    """{"fingerprint", "vocab_fingerprint"} of the data (interest_core.contract), recorded in every checkpoint."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
@@ -145,7 +147,8 @@ def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config,
             torch.save(sd, os.path.join(tmp, "model.pt"))
             meta = {"model_args": asdict(args), "config": redacted(job.config), "step": state["step"],
                     "epoch": state["history"][-1]["epoch"], "data_dir": job.data_dir,
-                    "vocab": job.manifest["vocab"], "split": job.manifest["split"]}
+                    "vocab": job.manifest["vocab"], "split": job.manifest["split"], "world_size": cfg.train.workers,
+                    "zero_stage": cfg.train.zero_stage, "data": job.data}
             Path(tmp, "meta.json").write_text(json.dumps(meta, indent=2))
             Path(tmp, "history.json").write_text(json.dumps(state["history"], indent=2))
             Path(tmp, "steps.json").write_text(json.dumps(state["steps"]))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from interest_core.config import Config, build_config, load_config, redacted
-from interest_core.contract import load_manifest
+from interest_core.contract import data_fingerprint, load_manifest, vocab_fingerprint
 from interest_core.modelargs import ARCHS, count_params, model_args_for_data
 from ray_train.data import train_dataset
 from ray_train.loop import Job, select_key, steps_per_epoch, train_loop_per_worker
@@ -92,7 +92,8 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
     train_ds = train_dataset(data_dir, cfg, manifest["rows"]["train"], cfg.train.workers)
     job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest,
-              progress_board=progress_board, text_cache=str(text_cache_dir(cfg, run_dir)))
+              progress_board=progress_board, text_cache=str(text_cache_dir(cfg, run_dir)),
+              data=data_identity(data_dir, manifest))
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=job.__dict__,
@@ -173,6 +174,7 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
         "defaults_used": _defaults_used(cfg),
         "decay_refit": refit,
         "content": content,
+        "data": data_identity(data_dir, manifest),
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=2))
     return run
@@ -222,19 +224,34 @@ def _defaults_used(cfg: Config) -> dict:
     return used
 
 
-def check_resumable(run_dir: Path, cfg: Config, manifest: dict) -> None:
+def data_identity(data_dir: Path, manifest: dict) -> dict:
+    """What the run trained on, as run.json and every checkpoint record it (interest_core.contract)."""
+    return {"fingerprint": data_fingerprint(manifest), "vocab_fingerprint": vocab_fingerprint(data_dir, manifest)}
+
+
+def check_resumable(run_dir: Path, cfg: Config, manifest: dict, data_dir: Path | None = None) -> None:
     """A run directory with checkpoints resumes; refuse it when they hold another model (a changed preset, backbone
-    or vocabulary), which could not load, with the fix in the message."""
+    or vocabulary), were trained on other data, or by another world size or ZeRO stage (DeepSpeed's partitioned
+    optimizer state would not load), naming what differs and the fix."""
     metas = sorted(run_dir.glob("checkpoint_*/meta.json"))
     if not metas:
         return
-    old = json.loads(metas[-1].read_text())["model_args"]
-    new = asdict(model_args_for_data(cfg, manifest))
+    meta = json.loads(metas[-1].read_text())
+    old = meta["model_args"]
+    new = json.loads(json.dumps(asdict(model_args_for_data(cfg, manifest))))  # as meta.json holds it: tuples are lists
     diff = {k: f"{old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v}
+    for key, now in (("world_size", cfg.train.workers), ("zero_stage", cfg.train.zero_stage)):
+        if key in meta and meta[key] != now:
+            diff[key] = f"{meta[key]!r} -> {now!r}"
+    if data_dir is not None and meta.get("data"):
+        ident = data_identity(data_dir, manifest)
+        for key, label in (("vocab_fingerprint", "item vocabulary"), ("fingerprint", "data")):
+            if meta["data"].get(key) != ident[key]:
+                diff[label] = f"{meta['data'].get(key, '')[:12]} -> {ident[key][:12]}"
     if diff:
         changes = ", ".join(f"{k}: {d}" for k, d in diff.items())
-        raise ValueError(f"{run_dir} holds checkpoints of another model ({changes}); rerunning the same --output "
-                         f"resumes it. Use a new --output, or delete {run_dir}")
+        raise ValueError(f"{run_dir} holds checkpoints of another run ({changes}); resuming needs the same model, "
+                         f"data, workers and ZeRO stage. Use a new --output, or delete {run_dir}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -243,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, manifest)
     model_args_for_data(cfg, manifest)  # every model argument checked before Ray starts
     steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)  # and the batch arithmetic
-    check_resumable(run_dir, cfg, manifest)
+    check_resumable(run_dir, cfg, manifest, data_dir)
     if cfg.train.mlflow_tracking_uri:
         try:
             import mlflow  # noqa: F401

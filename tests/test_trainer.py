@@ -11,12 +11,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from interest_core.config import load_config
 from interest.synthetic import generate
 from ray_train import train
-from interest_core.contract import DataDirError, load_manifest
+from interest_core.contract import DataDirError, check_same_data, load_manifest
 from spark_jobs.etl import run_etl
 
 pytestmark = pytest.mark.slow
@@ -90,8 +92,36 @@ def test_a_run_directory_of_another_model_is_refused_with_the_fix(shards, tmp_pa
     train.add_arguments(parser)
     args = parser.parse_args(["--data", str(shards), "--output", str(out), "--config", "tiny-cpu",
                               "--set", "model.dim=48"])
-    with pytest.raises(ValueError, match=r"holds checkpoints of another model \(dim: 32 -> 48.*Use a new --output"):
+    with pytest.raises(ValueError, match=r"holds checkpoints of another run \(dim: 32 -> 48.*Use a new --output"):
         train.run(args)
+    # another world size: DeepSpeed's partitioned optimizer state would not load
+    args = parser.parse_args(["--data", str(shards), "--output", str(out), "--config", "tiny-cpu", "--workers", "1"])
+    with pytest.raises(ValueError, match=r"world_size: 2 -> 1"):
+        train.run(args)
+    # other data with the same vocabulary (the ETL ran again on more events): resume, evaluate and export refuse
+    other = tmp_path / "other_data"
+    shutil.copytree(shards, other)
+    m = json.loads((other / "manifest.json").read_text())
+    m["rows"]["train"] += 1
+    (other / "manifest.json").write_text(json.dumps(m))
+    args = parser.parse_args(["--data", str(other), "--output", str(out), "--config", "tiny-cpu"])
+    with pytest.raises(ValueError, match=r"another run \(data: "):
+        train.run(args)
+    run = json.loads((out / "run.json").read_text())
+    run["data_dir"] = str(other)
+    check_same_data(run, other, m, explicit=True)  # --data given: the same vocabulary is enough
+    with pytest.raises(DataDirError, match="changed since the run trained on it.*pass --data"):
+        check_same_data(run, other, m, explicit=False)
+    # another vocabulary: refused even with --data
+    vocab = pq.read_table(other / "vocab" / "items")
+    ids = vocab.column("item_id").to_pylist()
+    ids[0], ids[1] = ids[1], ids[0]
+    for f in (other / "vocab" / "items").glob("*.parquet"):
+        f.unlink()
+    pq.write_table(vocab.set_column(vocab.schema.get_field_index("item_id"), "item_id", pa.array(ids)),
+                   other / "vocab" / "items" / "part-0.parquet")
+    with pytest.raises(DataDirError, match="item vocabulary .* is not the run's"):
+        check_same_data(run, other, m, explicit=True)
 
 
 def test_metrics_reach_mlflow_when_a_tracking_uri_is_set(shards, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ from interest.model_files import write_model_files
 from interest.profiles import ProfileScorer, settings_from
 from interest_core.batches import iter_batches, read_head, row_batches
 from interest_core.config import config_from_dict
-from interest_core.contract import EVAL_COLUMNS, load_manifest, split_files
+from interest_core.contract import EVAL_COLUMNS, check_same_data, load_manifest, split_files
 from interest_core.memory import peak_rss_mb
 from interest_core.modelargs import SEQUENCE_ARCHS
 
@@ -51,12 +51,13 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     run = json.loads((run_dir / "run.json").read_text())
     data_dir = Path(run["data_dir"])
     manifest = load_manifest(data_dir)
+    check_same_data(run, data_dir, manifest, explicit=False)
     horizon = float(manifest["split"]["horizon_days"])
     cfg = config_from_dict(run["config"])
     if cfg.model.arch not in SEQUENCE_ARCHS:
         raise ValueError(f"{run_dir} holds a {cfg.model.arch} model: `interest export` serves the sequence models "
                          f"({', '.join(SEQUENCE_ARCHS)}), whose user embedding scores items by a dot product; export "
-                         "a run trained with --model sasrec or hstu")
+                         f"a run trained with --model {' or '.join(SEQUENCE_ARCHS)}")
     updates = {k: v for k, v in (("top_k", top_k), ("segments", segments), ("reengage_below", reengage_below))
                if v is not None}
     e = cfg.export.model_copy(update=updates)
