@@ -206,7 +206,11 @@ def test_ray_job_submit_against_a_local_head(shards, tmp_path):
     head = subprocess.Popen(
         [f"{venv_bin}/ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=6", "--include-dashboard=true",
-         f"--temp-dir={short_tmp}"],
+         f"--temp-dir={short_tmp}",
+         # free ports for the agents too: the defaults (dashboard agent 52365, ...) are taken when another Ray
+         # instance runs on the machine, and then the job agent never starts ("No available agent")
+         f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+         f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out = tmp_path / "job_run"
