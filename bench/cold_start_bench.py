@@ -31,6 +31,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from product import cli  # noqa: E402
 from public_data import ml100k  # noqa: E402
 
+from interest_core.data_versions import resolve_data_dir  # noqa: E402
+
 # data set -> (preset, the item features its catalog has)
 DATASETS = {"synthetic": ("tiny-cpu", ("category", "brand", "price", "text")),
             "ml100k": ("base", ("category", "text"))}
@@ -49,7 +51,7 @@ def etl(name: str, out: Path, preset: str, cold: float) -> Path:
         src = ["--input", str(src_dir / "ml-100k.inter"), "--items", str(src_dir / "ml-100k.item"), "--format",
                "recbole"]
     cli("etl", *src, "--output", str(data), "--config", preset, "--allow-insecure-demo-key", "--cold-items", str(cold))
-    return data
+    return resolve_data_dir(data)
 
 
 def _fmt(x) -> str:

@@ -28,6 +28,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from product import cli  # noqa: E402
 
+from interest_core.data_versions import resolve_data_dir  # noqa: E402
+
 SMALL = dict(users=3000, items=1000, days=60, events=60_000, seed=5, start="2024-01-01")
 CUTOFF, HORIZON = "2024-02-16", 7
 COPY = ("manifest.json", "_SUCCESS", "items", "vocab", "decay_valid")
@@ -41,7 +43,7 @@ def base_run(out: Path) -> tuple[Path, Path]:
         "--config", "tiny-cpu", "--allow-insecure-demo-key", "--split", "time", "--cutoff", CUTOFF,
         "--horizon-days", str(HORIZON))
     cli("train", "--data", str(out / "data"), "--output", str(out / "run"), "--config", "tiny-cpu", "--epochs", "1")
-    return out / "data", out / "run"
+    return resolve_data_dir(out / "data"), out / "run"
 
 
 def scaled(data: Path, run: Path, users: int, out: Path) -> Path:

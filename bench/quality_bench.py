@@ -28,6 +28,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from product import cli as _cli  # noqa: E402
 from public_data import ml100k  # noqa: E402
 
+from interest_core.data_versions import resolve_data_dir  # noqa: E402
+
 PROTOCOLS = ("full", "full_exclude_seen")
 
 
@@ -86,7 +88,7 @@ def main() -> int:
     etl_s = _cli("etl", "--input", str(src / "ml-100k.inter"), "--items", str(src / "ml-100k.item"),
                  "--format", "recbole", "--output", str(data), "--config", a.config, "--allow-insecure-demo-key",
                  *data_sets)
-    targets = train_targets(data)
+    targets = train_targets(resolve_data_dir(data))
     print(f"ml-100k: etl {etl_s:.0f}s; {targets} training targets per epoch", flush=True)
     summary = {"dataset": "ml-100k", "config": a.config, "overrides": a.overrides, "etl_s": etl_s,
                "train_targets": targets, "models": {}}

@@ -43,6 +43,7 @@ def sweep(run: Path, out: Path) -> dict:
     from interest.tag_scores import tag_metrics
     from interest_core.batches import read_eval_split
     from interest_core.config import config_from_dict
+    from interest_core.data_versions import resolve_data_dir
 
     r = json.loads((run / "run.json").read_text())
     cfg = config_from_dict(r["config"])
@@ -51,6 +52,7 @@ def sweep(run: Path, out: Path) -> dict:
         data = out / "data" if hl == cfg.data.tag_half_life_days else out / f"data_hl{hl:g}"
         if not data.exists():
             etl(out, data, "--set", f"data.tag_half_life_days={hl}")
+        data = resolve_data_dir(data)
         horizon = json.loads((data / "manifest.json").read_text())["split"]["horizon_days"]
         scorer = ProfileScorer(run, data, settings_from(cfg, horizon))
         rows = read_eval_split(data, "valid")

@@ -21,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from interest_core.data_versions import current_version  # noqa: E402
+
 
 def make_shards(root: Path, events: int, preset: str) -> Path:
     from interest.synthetic import generate
@@ -29,11 +31,11 @@ def make_shards(root: Path, events: int, preset: str) -> Path:
     if not (synth / "generator.json").exists():
         generate(synth, users=max(1000, events // 40), items=max(500, events // 150), days=60, events=events, seed=5)
     data = root / f"data_{events}_{preset}"
-    if not (data / "_SUCCESS").exists():
+    if current_version(data) is None:
         subprocess.run([sys.executable, "-m", "spark_jobs.etl", "--input", str(synth), "--format", "synthetic",
                         "--output", str(data), "--config", preset, "--allow-insecure-demo-key"], check=True,
                        cwd=REPO, stdout=subprocess.DEVNULL)
-    return data
+    return current_version(data)
 
 
 def plain_loop(data: Path, preset: str, steps: int, threads: int) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from interest_core.verbosity import set_verbose
 
@@ -59,12 +60,29 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(args._module)
     try:
         return module.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        # User-facing errors carry the fix in their message; a traceback would bury it.
-        if getattr(args, "debug", False):
-            raise
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad usage (a setting, a path, data that does not fit): the message carries the fix; a traceback would
+        # bury it. Exit 2, as argparse does.
         print(f"interest {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a job that failed (Ray Train, Spark, a worker): one line and the log
+        log = failure_log(args, exc)
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        print(f"interest {args.command}: failed: {type(exc).__name__}: {first[:400]}; the whole error is in {log}",
+              file=sys.stderr)
+        return 1
+
+
+def failure_log(args: argparse.Namespace, exc: BaseException) -> Path:
+    """Writes the failure's traceback beside the command's output (the run or data directory when it exists, else
+    the working directory) and returns the file's path."""
+    import traceback
+
+    where = next((Path(d) for d in (getattr(args, k, None) for k in ("output", "run", "out"))
+                  if d and Path(d).is_dir()), Path.cwd())
+    log = where / f"interest-{args.command}-error.log"
+    log.write_text("".join(traceback.format_exception(exc)))
+    return log
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.rmtree(vae_dir, ignore_errors=True)
     shutil.rmtree(out / "export", ignore_errors=True)
+    if (data / "_SUCCESS").exists():  # an earlier version's unversioned data directory: the demo owns it
+        shutil.rmtree(data)
     sets = [x for o in args.overrides for x in ("--set", o)]
     step("generate", lambda: generate(synth, users=args.users, items=args.items, days=DAYS, events=args.events,
                                       seed=7, start=START))

@@ -144,8 +144,9 @@ class TrainConfig(_Strict):
     val_every_steps: int | None = Field(None, ge=1)
     """Optimizer steps between validations (each one checkpoints); None = one epoch, clamped to [50, 1000] steps."""
     seed: int = 42
-    max_failures: int = Field(0, ge=-1)
-    """Worker-group restarts Ray Train may do (-1 = unlimited)."""
+    max_failures: int = Field(3, ge=-1)
+    """Worker-group restarts after a worker or its node dies, each from the latest complete checkpoint (-1 =
+    unlimited, 0 = the first failure ends the run)."""
     keep_checkpoints: int = Field(2, ge=1)
     activation_checkpointing: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)

@@ -3,6 +3,7 @@
 The Spark ETL writes it, the trainer, the evaluator and the exporter read it; it is defined here once, as Arrow
 schemas, so no reader needs pyspark to learn a column name. Layout of a data directory:
 
+  (This is one version: the ETL's --output holds one directory per version and a pointer, data_versions.py.)
   _SUCCESS        written last; a directory without it is an unfinished ETL and is refused
   manifest.json   schema version, row counts per split, vocab sizes, split rule, config, input fingerprint
   train/          TRAIN_SCHEMA, one row per training window: the user's events, oldest first, at most max_len + 1
@@ -33,6 +34,8 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+
+from interest_core.data_versions import CURRENT
 
 SCHEMA_VERSION = 7  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
@@ -181,6 +184,12 @@ class DataDirError(ValueError):
 def load_manifest(data_dir: str | Path) -> dict:
     """manifest.json of a finished ETL output; refuses unfinished directories and unknown schema versions."""
     d = Path(data_dir)
+    if (d / CURRENT).exists():  # a reader must pick the version first, and read every file from that one
+        raise DataDirError(f"{d} is a versioned ETL output: read its current version, "
+                           f"interest_core.data_versions.resolve_data_dir({str(d)!r})")
+    if not d.exists():
+        raise DataDirError(f"{d} does not exist: a data version is deleted by a later ETL once no existing run "
+                           f"refers to it. Give --data with the ETL's output directory, or rerun the ETL")
     if not (d / "_SUCCESS").exists():
         raise DataDirError(f"{d}: no _SUCCESS marker; the ETL did not finish there. Run `interest etl ... "
                            f"--output {d}` first")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class DataConfig(BaseModel):
@@ -32,6 +32,9 @@ class DataConfig(BaseModel):
     """Earliest plausible event time; older rows are quarantined (ts_out_of_range)."""
     max_future_seconds: int = Field(86400, ge=0)
     """Rows later than now + this are quarantined (ts_in_future)."""
+    now: str | None = None
+    """The ETL's "now" for ts_in_future (ISO date or time, UTC unless it has an offset); None = the time the input
+    was last modified (its newest file), so a rerun on the same files quarantines the same rows."""
     max_id_length: int = Field(256, ge=1)
     """Longer user/item ids are quarantined (id_too_long)."""
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
@@ -68,9 +71,9 @@ class DataConfig(BaseModel):
     catalog rows and their place in valid/test histories and targets, but no training window, training count or
     graph edge. Test rows whose target is such an item form the cold_items segment. 0 = off."""
 
-    @field_validator("cutoff", mode="before")
+    @field_validator("cutoff", "now", mode="before")
     @classmethod
-    def _cutoff_iso(cls, v: Any) -> Any:
+    def _cutoff_iso(cls, v: Any, info: ValidationInfo) -> Any:
         """YAML and --set turn 2024-03-31 into a date: keep the ISO text; refuse what does not parse."""
         if isinstance(v, (dt.date, dt.datetime)):
             return v.isoformat()
@@ -78,7 +81,7 @@ class DataConfig(BaseModel):
             try:
                 dt.datetime.fromisoformat(v)
             except ValueError:
-                raise ValueError(f"cutoff {v!r} is not an ISO date or time; e.g. 2024-03-31 or "
+                raise ValueError(f"{info.field_name} {v!r} is not an ISO date or time; e.g. 2024-03-31 or "
                                  "2024-03-31T23:59:59+00:00") from None
         return v
 
@@ -90,12 +93,14 @@ class DataConfig(BaseModel):
         return self
 
     @property
+    def now_ts(self) -> int | None:
+        """data.now in unix seconds, None when unset."""
+        return _iso_ts(self.now)
+
+    @property
     def cutoff_ts(self) -> int | None:
         """The cutoff in unix seconds (a time without an offset is UTC; a date is its midnight UTC)."""
-        if self.cutoff is None:
-            return None
-        t = dt.datetime.fromisoformat(self.cutoff)
-        return int((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp())
+        return _iso_ts(self.cutoff)
 
     @property
     def buy_event_type(self) -> int | None:
@@ -109,3 +114,11 @@ class DataConfig(BaseModel):
     @property
     def effective_stride(self) -> int:
         return self.stride if self.stride is not None else max(1, self.max_len // 5)
+
+
+def _iso_ts(text: str | None) -> int | None:
+    """ISO date or time -> unix seconds (a time without an offset is UTC; a date is its midnight UTC)."""
+    if text is None:
+        return None
+    t = dt.datetime.fromisoformat(text)
+    return int((t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp())

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from interest_core.contract import item_categories
 from interest_core.item_features import graph_arrays, item_arrays, text_matrix
 from interest_core.modelargs import ModelArgs, model_args_for_data
 from interest_core.scoring import new_accumulators, score_hazards, score_rows
+from ray_train import checkpoints
 from ray_train.data import arrow_train_collate
 from ray_train.engine import build_engine, ensure_accelerator_env
 from ray_train.logs import quiet_libraries
@@ -139,7 +139,7 @@ def _validate_decay(model, args: ModelArgs, cfg: Config, rows: dict, horizon_day
 
 def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config, rank: int) -> str:
     """Every rank writes its DeepSpeed shards; rank 0 adds model.pt + meta.json (what rebuilds the run)."""
-    tmp = tempfile.mkdtemp(prefix="interest-ckpt-")
+    tmp = checkpoints.new_staging(job.run_dir, rank)
     engine.save_checkpoint(tmp, tag="ds", client_state={"state": state})
     with _gathered(engine, cfg.train.zero_stage):
         if rank == 0:
@@ -152,7 +152,35 @@ def save_checkpoint(engine, state: dict, args: ModelArgs, job: Job, cfg: Config,
             Path(tmp, "meta.json").write_text(json.dumps(meta, indent=2))
             Path(tmp, "history.json").write_text(json.dumps(state["history"], indent=2))
             Path(tmp, "steps.json").write_text(json.dumps(state["steps"]))
+    checkpoints.seal(tmp, rank, cfg.train.workers)
     return tmp
+
+
+def _resume_from(ckpt, run_dir: str, rank: int):
+    """The checkpoint to resume from: Ray's latest when it is complete (ray_train/checkpoints.py), else the latest
+    complete one in the run directory (a crash while writing leaves a partial one; a worker killed after every rank
+    sealed one, before Ray registered it, leaves it unlisted), None to start afresh. The driver refused a run
+    directory of another model, data or world size, and a finished run without --force, before training started."""
+    import ray.train
+
+    if ckpt is None:  # Ray lists none; a worker killed right after every rank wrote one leaves it unlisted
+        found = checkpoints.latest_complete(run_dir)
+        if found is not None and rank == 0:
+            print(f"[interest] Ray Train lists no checkpoint; the run directory holds a complete one, {found.name}",
+                  flush=True)
+        return ray.train.Checkpoint.from_directory(str(found)) if found is not None else None
+    path = Path(ckpt.path)
+    if not path.is_dir():  # remote storage: Ray downloads it, and only a finished upload is in its list
+        return ckpt
+    why = checkpoints.problem(path)
+    if why is None:
+        return ckpt
+    fallback = checkpoints.latest_complete(run_dir)
+    if rank == 0:
+        print(f"[interest] checkpoint {path.name} is incomplete ({why}, e.g. a crash while it was written); "
+              f"{f'resuming from {fallback.name}' if fallback else 'no complete checkpoint: starting afresh'}",
+              flush=True)
+    return ray.train.Checkpoint.from_directory(str(fallback)) if fallback else None
 
 
 def _fresh_state() -> dict:
@@ -197,13 +225,14 @@ def train_loop_per_worker(config: dict) -> None:
     total = n_steps * cfg.train.epochs
     engine, _ = build_engine(model, cfg.train, world, total)
     state = _fresh_state()
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
+    checkpoints.clear_staging(job.run_dir, rank)  # what a killed predecessor of this rank left on this node
+    resume = _resume_from(ray.train.get_checkpoint(), job.run_dir, rank)
+    if resume is not None:
+        with resume.as_directory() as d:
             _, client = engine.load_checkpoint(d, tag="ds")
         state = client["state"]
         if rank == 0:
-            print(f"[interest] resuming from checkpoint {ckpt.path} at step {state['step']}, "
+            print(f"[interest] resuming from checkpoint {resume.path} at step {state['step']}, "
                   f"epoch {state['epoch']} (best {select_key(cfg)}={state['best']:.4f})", flush=True)
     if rank == 0:
         print(f"[interest] model {args.arch}: {model.num_params():,} parameters, loss={args.loss}; global batch = "
@@ -221,7 +250,9 @@ def train_loop_per_worker(config: dict) -> None:
                   flush=True)
     valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
     decay_rows = read_decay_split(job.data_dir, "valid", rank, world) if args.decay_loss_weight > 0 else None
-    out = Reporter(job.run_dir, job.progress_board, job.config, cfg) if rank == 0 else None
+    out = Reporter(job.run_dir, job.progress_board, job.config, cfg, state.get("mlflow_run_id")) if rank == 0 else None
+    if out is not None:
+        state["mlflow_run_id"] = out.mlflow_run_id  # a resumed run continues this MLflow run
     shard = ray.train.get_dataset_shard("train")
     collate = arrow_train_collate(args.max_len)
     micro_per_epoch = n_steps * cfg.train.grad_accum
@@ -231,13 +262,17 @@ def train_loop_per_worker(config: dict) -> None:
         """Validates, checkpoints and reports; True when early stopping ends training."""
         nonlocal window
         stop = _record_validation(engine, args, job, cfg, valid_rows, state, window, n_steps, out, decay_rows)
-        tmp = save_checkpoint(engine, state, args, job, cfg, rank)
         entry = state["history"][-1]
         metrics = {select_key(cfg): entry["valid"][cfg.eval.select], "epoch": entry["epoch"], "step": state["step"],
                    "train_loss": entry["train_loss"], "best_step": state["best_step"],
                    "stopped_early": state["stopped_early"]}
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = None
+        try:  # the staging directory goes whatever happens: Ray has copied it into the run when report returns
+            tmp = save_checkpoint(engine, state, args, job, cfg, rank)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        finally:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
         window = _Window()
         return stop
 

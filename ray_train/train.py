@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 from interest_core.config import Config, build_config, load_config, redacted
+from interest_core.data_versions import PREFIX, add_reference, resolve_data_dir
 from interest_core.contract import data_fingerprint, load_manifest, vocab_fingerprint
 from interest_core.modelargs import ARCHS, count_params, model_args_for_data
+from ray_train import checkpoints
 from ray_train.data import train_dataset
 from ray_train.loop import Job, select_key, steps_per_epoch, train_loop_per_worker
 from ray_train.logs import quiet_libraries, ray_init_kwargs, train_log_level
@@ -27,7 +29,7 @@ from ray_train.progress import driver_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="ETL output directory (has _SUCCESS), e.g. --data out/data")
+    p.add_argument("--data", required=True, help="ETL output directory (its current version is read), e.g. --data out/data")
     p.add_argument("--output", required=True, help="run directory; rerun the same to resume, e.g. --output runs/r1")
     p.add_argument("--model", default=None, choices=list(ARCHS),
                    help="model family: sasrec / hstu (sequence) or vae (Mult-VAE over bags), e.g. --model hstu")
@@ -39,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="preset name or YAML file, e.g. --config tiny-cpu")
     p.add_argument("--set", action="append", default=[], dest="overrides",
                    help="override a config key, e.g. --set train.lr=0.002 (repeatable)")
+    p.add_argument("--force", action="store_true",
+                   help="train on from a finished run's latest checkpoint (a finished run is final without it), "
+                        "e.g. --force --epochs 20")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: $RAY_ADDRESS, else a new local instance), e.g. --address auto")
 
@@ -140,7 +145,9 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
     key = select_key(cfg)
-    best = max(result.best_checkpoints, key=lambda cm: cm[1].get(key, float("-inf")))
+    kept = [cm for cm in result.best_checkpoints if not Path(cm[0].path).is_dir() or checkpoints.problem(cm[0].path)
+            is None] or result.best_checkpoints
+    best = max(kept, key=lambda cm: cm[1].get(key, float("-inf")))
     model_dir = run_dir / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     model_dir.mkdir(parents=True)
@@ -229,14 +236,25 @@ def data_identity(data_dir: Path, manifest: dict) -> dict:
     return {"fingerprint": data_fingerprint(manifest), "vocab_fingerprint": vocab_fingerprint(data_dir, manifest)}
 
 
+def check_unfinished(run_dir: Path, force: bool) -> None:
+    """A finished run (run.json written) is final: resubmitting it would train more steps and replace its model."""
+    done = run_dir / "run.json"
+    if done.exists() and not force:
+        run = json.loads(done.read_text())
+        raise ValueError(f"{run_dir} holds a finished run ({run.get('steps_run')} steps, best valid "
+                         f"{run.get('selection', {}).get('metric')} {run.get('best_valid_score')}, finished "
+                         f"{run.get('finished')}); a finished run is final. Use a new --output, or add --force to "
+                         f"train on from its latest checkpoint (e.g. --force --epochs N)")
+
+
 def check_resumable(run_dir: Path, cfg: Config, manifest: dict, data_dir: Path | None = None) -> None:
     """A run directory with checkpoints resumes; refuse it when they hold another model (a changed preset, backbone
     or vocabulary), were trained on other data, or by another world size or ZeRO stage (DeepSpeed's partitioned
     optimizer state would not load), naming what differs and the fix."""
-    metas = sorted(run_dir.glob("checkpoint_*/meta.json"))
-    if not metas:
+    latest = checkpoints.latest_complete(run_dir)
+    if latest is None:
         return
-    meta = json.loads(metas[-1].read_text())
+    meta = json.loads((latest / "meta.json").read_text())
     old = meta["model_args"]
     new = json.loads(json.dumps(asdict(model_args_for_data(cfg, manifest))))  # as meta.json holds it: tuples are lists
     diff = {k: f"{old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v}
@@ -255,12 +273,13 @@ def check_resumable(run_dir: Path, cfg: Config, manifest: dict, data_dir: Path |
 
 
 def run(args: argparse.Namespace) -> int:
-    data_dir, run_dir = Path(args.data).resolve(), Path(args.output).resolve()
+    data_dir, run_dir = resolve_data_dir(Path(args.data).resolve()), Path(args.output).resolve()
     manifest = load_manifest(data_dir)
     cfg = config_from_args(args, manifest)
     model_args_for_data(cfg, manifest)  # every model argument checked before Ray starts
     steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)  # and the batch arithmetic
-    check_resumable(run_dir, cfg, manifest, data_dir)
+    check_resumable(run_dir, cfg, manifest, data_dir)  # another model or data: the first thing to say
+    check_unfinished(run_dir, args.force)
     if cfg.train.mlflow_tracking_uri:
         try:
             import mlflow  # noqa: F401
@@ -268,6 +287,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("train.mlflow_tracking_uri is set but mlflow is not installed: "
                              "pip install 'interest-trainer[mlflow]' (or unset the key)") from None
     run_dir.mkdir(parents=True, exist_ok=True)
+    if data_dir.name.startswith(PREFIX):  # keeps this version from being deleted by a later ETL
+        add_reference(data_dir, run_dir)
     t0, started = time.time(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     import ray
 
@@ -279,6 +300,7 @@ def run(args: argparse.Namespace) -> int:
             result = build_trainer(cfg, data_dir, run_dir, manifest, board).fit()
         info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started, content)
     finally:
+        checkpoints.clear_staging(run_dir)  # a killed worker's staging on this node
         if started_ray:
             ray.shutdown()
     print(f"train: best valid {cfg.eval.select} {info['best_valid_score']:.4f} at step {info['best_step']} (epoch "

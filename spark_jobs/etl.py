@@ -6,7 +6,8 @@
 Stages (each a pure DataFrame -> DataFrame function in its own module):
 ingest -> validate/quarantine -> dedupe -> pseudonymize -> vocab -> item features -> graph -> sequences -> shards.
 Nothing event-sized is collected to the driver: only counts, per-reason tallies and small vocabularies of
-event types. The output is written to a temporary directory and renamed into place, `_SUCCESS` last.
+event types. Each run writes a new version of the output directory, `_SUCCESS` last, then makes it current by
+replacing one pointer file (spark_jobs/publish.py): readers never see a half-written version.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from pathlib import Path
 
 if __package__ in (None, ""):  # spark-submit spark_jobs/etl.py: make the repo importable
@@ -31,7 +31,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from interest_core.config import Config, load_config  # noqa: E402
 from interest_core.contract import OOV_ID, SCHEMA_VERSION, num_event_types  # noqa: E402
 from interest_core.windows import WindowRule  # noqa: E402
-from spark_jobs import graph, ingest, items, pseudonymize, sequences, validate, vocab  # noqa: E402
+from spark_jobs import graph, ingest, items, pseudonymize, publish, sequences, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
 from spark_jobs.session import get_spark  # noqa: E402
 
@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="events file, directory or glob, e.g. --input data/events.csv")
     p.add_argument("--format", required=True, choices=ingest.FORMATS,
                    help="input format, e.g. --format retailrocket (see README: Input formats)")
-    p.add_argument("--output", required=True, help="data directory to (re)create atomically, e.g. --output out/data")
+    p.add_argument("--output", required=True, help="data directory; each run publishes a new version of it, e.g. --output out/data")
     p.add_argument("--items", default=None, help="item catalog (Parquet/CSV/.item), e.g. --items data/items.csv")
     p.add_argument("--map", default=None, dest="column_map",
                    help="generic/recbole column map canonical=source, e.g. --map user_id=visitor,ts=time")
@@ -77,14 +77,34 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def _fingerprint(path: str) -> dict:
-    files = sorted(str(f) for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() else [path]
-    h = hashlib.sha256()
+def _fingerprint(path: str, flag: str = "--input") -> dict:
+    """Names and sizes of the input files (a file, a directory or a glob): what the manifest records of the input.
+    Run before any Spark work, so a missing or unreadable input fails at once."""
+    import glob
+
+    p = Path(path)
+    if p.is_dir():
+        base, files = p, sorted(f for f in p.rglob("*") if f.is_file())
+    elif p.is_file():
+        base, files = p.parent, [p]
+    else:
+        files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file())
+        base = Path(os.path.commonpath([str(f.parent) for f in files])) if files else p.parent
+    if not files:
+        raise FileNotFoundError(f"{flag} {path!r}: no such file, directory or matching glob; check the path")
+    h, modified = hashlib.sha256(), 0.0
     for f in files:
-        st = os.stat(f)
-        h.update(f"{os.path.relpath(f, path) if Path(path).is_dir() else Path(f).name}:{st.st_size}\n".encode())
-    return {"path": os.path.abspath(path), "files": len(files), "bytes": sum(os.path.getsize(f) for f in files),
-            "sha256_names_sizes": h.hexdigest()}
+        modified = max(modified, f.stat().st_mtime)
+        if not os.access(f, os.R_OK):
+            raise ValueError(f"{flag} {path!r}: {f} is not readable; fix its permissions")
+        h.update(f"{f.relative_to(base)}:{f.stat().st_size}\n".encode())
+    return {"path": os.path.abspath(path), "files": len(files), "bytes": sum(f.stat().st_size for f in files),
+            "sha256_names_sizes": h.hexdigest(), "modified_ts": int(modified)}
+
+
+def input_fingerprints(args: argparse.Namespace) -> dict:
+    return {"format": args.format, **_fingerprint(args.input),
+            "items": _fingerprint(args.items, "--items") if args.items else None}
 
 
 def _write(df: DataFrame, path: Path, num_files: int, sort_cols: list[str], row_group_mb: int) -> None:
@@ -146,29 +166,27 @@ def run_etl(spark: SparkSession, args: argparse.Namespace, cfg: Config) -> dict:
         print("WARNING: pseudonymizing users with the PUBLIC insecure demo key (--allow-insecure-demo-key); "
               "never use this for real user data", file=sys.stderr)
     out = Path(args.output).resolve()
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+    inputs = input_fingerprints(args)
+    version = publish.prepare(out)
     try:
-        manifest = _build(spark, args, cfg, tmp, key)
+        now = cfg.data.now_ts if cfg.data.now is not None else inputs["modified_ts"]
+        manifest = _build(spark, args, cfg, version, key, now) | {"input": inputs, "validated_now_ts": now}
         manifest.update(pseudonymization={"algorithm": "HMAC-SHA256", "key_id": pseudonymize.key_id(key),
-                                          "key_source": key_source.split(":")[0]})
+                                          "key_source": key_source.split(":")[0]}, version=version.name)
         manifest["wall_time_s"] = round(time.time() - t0, 3)
         manifest["ingest_rows_per_s"] = manifest["counts"]["rows_in"] / max(manifest["wall_time_s"], 1e-9)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        (tmp / "_SUCCESS").write_text("")
-        _swap_into_place(tmp, out)
+        (version / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        (version / "_SUCCESS").write_text("")
+    except QuarantineLimitExceeded as exc:  # the quarantined rows are the evidence: kept, never deleted
+        publish.mark_failed(version, str(exc))
+        raise QuarantineLimitExceeded(f"{exc}. The quarantined rows are in {version / 'quarantine'}; the current "
+                                      f"data of {out} is unchanged") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(version, ignore_errors=True)
         raise
+    for line in publish.publish(out, version):
+        print(f"etl: {line}", flush=True)
     return manifest
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    if out.exists():
-        os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 class _Stages:
@@ -184,22 +202,24 @@ class _Stages:
         self._t = now
 
 
-def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path, key: bytes) -> dict:
+def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path, key: bytes, now: int) -> dict:
     d = cfg.data
     st = _Stages()
-    rules = validate.rules_from_config(d, args.ts_unit)
+    rules = validate.rules_from_config(d, args.ts_unit, now)
     raw = ingest.read_events(spark, args.input, args.format, ingest.parse_column_map(args.column_map), args.sep)
     checked = validate.with_reason(raw, rules).persist(StorageLevel.MEMORY_AND_DISK)
     tallies = {r["reason"]: r["count"] for r in checked.groupBy("reason").count().collect()}
-    quarantine = check_quarantine(tallies, d.max_quarantine_fraction)
     st.done("ingest_validate")
     validate.quarantined(checked, key).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
+    quarantine = check_quarantine(tallies, d.max_quarantine_fraction)
     st.done("quarantine_write")
 
     events = validate.valid_events(checked)
     catalog = ingest.read_items(spark, args.format, args.input, args.items)
     if catalog is None and args.format in ("taobao", "generic") and _has_category(checked):
-        catalog = items.catalog_from_events(events).persist()
+        catalog = items.catalog_from_events(events)
+    if catalog is not None:  # one row per item, by a stated rule (items.one_row_per_item)
+        catalog = items.one_row_per_item(catalog).persist()
         catalog.count()
     # One shuffle by user does dedupe and grouping; the HMAC then runs once per user, not once per event.
     lists = pseudonymize.pseudonymize_users(user_event_lists(events), key).persist(StorageLevel.MEMORY_AND_DISK)
@@ -218,7 +238,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     n_vocab_rows = item_vocab.count()
     cats = vocab.category_vocab(catalog.select("category") if catalog is not None
                                 else spark.createDataFrame([], "category string")).persist()
-    item_cat = (catalog.dropDuplicates(["item_id"]).join(F.broadcast(cats), "category", how="inner")
+    item_cat = (catalog.join(F.broadcast(cats), "category", how="inner")
                 .select("item_id", "category_idx") if catalog is not None
                 else spark.createDataFrame([], "item_id string, category_idx int"))
     item_index = item_vocab.join(item_cat, on="item_id", how="left").select(
@@ -291,8 +311,6 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     return {
         "schema_version": SCHEMA_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "input": {"format": args.format, **_fingerprint(args.input),
-                  "items": _fingerprint(args.items) if args.items else None},
         "config": cfg.to_dict(),
         "counts": counts,
         "rows": rows,
@@ -319,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    input_fingerprints(args)  # a missing or unreadable input fails here, before Spark starts
     spark = get_spark_for(cfg, args.master)
     try:
         m = run_etl(spark, args, cfg)

@@ -236,12 +236,12 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
         return None
     if items_path.endswith(".item"):
         df = spark.read.option("sep", "\t").option("header", True).csv(items_path)
-        df = df.toDF(*[c.split(":")[0] for c in df.columns])
+        df = _with_order(df.toDF(*[c.split(":")[0] for c in df.columns]))
         genre = next((c for c in df.columns if c in ("genre", "category", "categories", "class")), None)
         title = next((c for c in df.columns if c in ("movie_title", "title")), None)
         year = next((c for c in df.columns if c in ("release_year", "year")), None)
         parts = ([F.array_join(F.split(F.col(genre), " "), ", ")] if genre else []) + ([F.col(year)] if year else [])
-        return df.select(F.col("item_id").cast("string"),
+        return df.select("catalog_file", "catalog_row", F.col("item_id").cast("string"),
                          (F.split(F.col(genre), " ")[0] if genre else F.lit(None)).cast("string").alias("category"),
                          F.lit(None).cast("string").alias("brand"), F.lit(None).cast("double").alias("price"),
                          (F.col(title) if title else F.lit(None)).cast("string").alias("title"),
@@ -251,7 +251,7 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
     present = [c for c in cols if c in reader.columns]
     if "item_id" not in present:
         raise ValueError(f"--items {items_path}: needs an item_id column (has {reader.columns})")
-    return reader.select(*[(F.col(c) if c in present else F.lit(None)).cast(
+    return _with_order(reader).select("catalog_file", "catalog_row", *[(F.col(c) if c in present else F.lit(None)).cast(
         "double" if c == "price" else "string").alias(c) for c in cols])
 
 
@@ -272,10 +272,17 @@ def read_planted(spark: SparkSession, fmt: str, input_path: str) -> DataFrame | 
         F.when(migrated, F.col("migration_ts").cast("long")).alias("migration_ts"))
 
 
+def _with_order(df: DataFrame) -> DataFrame:
+    """catalog_file, catalog_row: the row's place in the catalog (file path, then position in it), for the rule
+    that picks one row per item (items.one_row_per_item). Must follow the read directly."""
+    return df.withColumn("catalog_file", F.input_file_name()).withColumn("catalog_row", F.monotonically_increasing_id())
+
+
 def _retailrocket_items(spark: SparkSession, files: list[str]) -> DataFrame:
     props = spark.read.option("header", True).csv(files)  # timestamp,itemid,property,value
     latest = (props.where(F.col("property") == "categoryid")
               .groupBy("itemid").agg(F.max_by("value", F.col("timestamp").cast("long")).alias("category")))
-    return latest.select(F.col("itemid").alias("item_id"), "category", F.lit(None).cast("string").alias("brand"),
+    return latest.select(F.lit("").alias("catalog_file"), F.lit(0).cast("long").alias("catalog_row"),
+                         F.col("itemid").alias("item_id"), "category", F.lit(None).cast("string").alias("brand"),
                          F.lit(None).cast("double").alias("price"), F.lit(None).cast("string").alias("title"),
                          F.lit(None).cast("string").alias("description"))

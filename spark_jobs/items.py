@@ -11,9 +11,19 @@ from pyspark.sql import functions as F
 from interest_core.contract import ITEMS_COLUMNS, OOV_ID
 
 
+def one_row_per_item(catalog: DataFrame) -> DataFrame:
+    """The rule for an item listed more than once: its last row wins (a catalog's later row updates an earlier one),
+    in the order of the catalog's files by path, then of rows in a file. Returns the catalog columns only."""
+    from pyspark.sql import Window
+
+    last = Window.partitionBy("item_id").orderBy(F.col("catalog_file").desc(), F.col("catalog_row").desc())
+    return (catalog.withColumn("_n", F.row_number().over(last)).where(F.col("_n") == 1)
+            .drop("_n", "catalog_file", "catalog_row"))
+
+
 def catalog_from_events(events: DataFrame) -> DataFrame:
     """Item catalog derived from event columns (Taobao carries category_id, price may ride on events)."""
-    return events.groupBy("item_id").agg(
+    return events.groupBy("item_id").agg(F.lit("").alias("catalog_file"), F.lit(0).cast("long").alias("catalog_row"),
         F.mode("category", deterministic=True).alias("category"),
         F.lit(None).cast("string").alias("brand"),
         F.expr("percentile_approx(price, 0.5)").cast("double").alias("price"),
@@ -30,7 +40,7 @@ def item_features(vocab: DataFrame, catalog: DataFrame | None, categories: DataF
     """contract.ITEMS_SCHEMA, one row per in-vocabulary item (ids >= 2)."""
     df = vocab.where(F.col("item_idx") > OOV_ID)
     if catalog is not None:
-        df = df.join(catalog.dropDuplicates(["item_id"]), on="item_id", how="left")
+        df = df.join(catalog, on="item_id", how="left")
     else:
         df = df.select("*", *[F.lit(None).cast(t).alias(c) for c, t in
                               [("category", "string"), ("brand", "string"), ("price", "double"),

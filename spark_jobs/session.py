@@ -38,3 +38,21 @@ def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, drive
              .getOrCreate())
     spark.sparkContext.setLogLevel("WARN" if verbose() else "ERROR")
     return spark
+
+
+def stop_jvm(timeout_s: float = 60) -> None:
+    """Stops the Spark session and ends the JVM this Python process launched (PySpark keeps it until the process
+    exits). SIGTERM lets Spark's shutdown hooks remove its temporary directories."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    if SparkContext._active_spark_context is not None:
+        SparkContext._active_spark_context.stop()
+    proc = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    SparkContext._gateway, SparkContext._jvm = None, None
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout_s)

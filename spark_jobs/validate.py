@@ -31,6 +31,8 @@ class Rules:
 
 
 def rules_from_config(data_cfg, ts_unit: str = "auto", now: float | None = None) -> Rules:
+    """now: the moment later events count as in the future (the ETL passes data.now or the input's modification
+    time; the wall clock only when a caller gives none)."""
     import datetime as dt
     ts_min = int(dt.datetime.fromisoformat(data_cfg.ts_min).replace(tzinfo=dt.timezone.utc).timestamp())
     now = time.time() if now is None else now

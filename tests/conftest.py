@@ -1,14 +1,67 @@
 import os
+import tempfile
+import time
 
 import pytest
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
+# Temporary files the project itself creates start with this (checkpoint staging: interest-ckpt-*).
+PROJECT_TMP_PREFIXES = ("interest", ".interest")
+
 
 @pytest.fixture(scope="session")
 def spark():
-    from spark_jobs.session import get_spark
+    from spark_jobs.session import get_spark, stop_jvm
 
     session = get_spark("interest-tests", shuffle_partitions=2, driver_memory="2g", master="local[2]")
     yield session
-    session.stop()
+    stop_jvm()
+
+
+def pytest_sessionstart(session):
+    session.config._tmp_before = set(os.listdir(tempfile.gettempdir()))
+
+
+def _leftovers(session) -> list[str]:
+    """Processes this test session started that still run, and the project's files it left in the temp dir."""
+    import psutil
+
+    from spark_jobs.session import stop_jvm
+
+    stop_jvm()  # an in-process ETL outside the fixture keeps PySpark's JVM until the interpreter exits
+    basetemp = str(session.config._tmp_path_factory.getbasetemp()) if hasattr(session.config, "_tmp_path_factory") \
+        else None
+    found: list[str] = []
+    deadline = time.time() + 15  # ray.shutdown() and a stopped JVM take a moment to go
+    while True:
+        me = psutil.Process()
+        procs = {p.pid: p for p in me.children(recursive=True)}
+        if basetemp:
+            for p in psutil.process_iter(["pid", "cmdline"]):
+                if p.pid != me.pid and any(basetemp in a for a in (p.info["cmdline"] or [])):
+                    procs[p.pid] = p
+        alive = []
+        for p in procs.values():
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"process {p.pid}: {' '.join(p.cmdline())[:200]}")
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.time() > deadline:
+            break
+        time.sleep(1)
+    found += alive
+    new = set(os.listdir(tempfile.gettempdir())) - session.config._tmp_before
+    found += [f"file {os.path.join(tempfile.gettempdir(), n)}" for n in sorted(new)
+              if n.startswith(PROJECT_TMP_PREFIXES)]
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The final check: a test session leaves no Ray, Spark or Java process running and none of the project's
+    files in the temp dir. Fails the session (exit 1) naming each."""
+    found = _leftovers(session)
+    if found:
+        print("\nleft behind by the test session:\n  " + "\n  ".join(found))
+        session.exitstatus = 1

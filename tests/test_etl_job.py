@@ -13,9 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from interest_core.config import load_config
+from interest_core.data_versions import add_reference, current_version, resolve_data_dir, versions
 from spark_jobs.etl import QuarantineLimitExceeded, run_etl
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _out(tmp_path):
+    """The current version of tmp_path/out (the ETL publishes versions behind a pointer)."""
+    return resolve_data_dir(tmp_path / "out")
 
 
 def _args(input_path, fmt, output, **kw):
@@ -56,7 +62,7 @@ def test_taobao_with_bad_rows_is_quarantined_not_dropped(spark, tmp_path):
     assert m["counts"]["rows_in"] == 12 and m["counts"]["rows_deduplicated"] == 1
     assert m["quarantine"]["by_reason"] == {"unknown_event_type": 1, "wrong_column_count": 1, "missing_ts": 1,
                                              "ts_in_future": 1}
-    q = _rows(tmp_path / "out" / "quarantine")
+    q = _rows(_out(tmp_path) / "quarantine")
     assert sorted(r["raw_sha256"] for r in q) == sorted(hashlib.sha256(x.encode()).hexdigest() for x in lines[-4:])
     # no raw user id: the user field is its pseudonym, the row's text only a hash
     key = hmac_key_of_demo()
@@ -64,8 +70,8 @@ def test_taobao_with_bad_rows_is_quarantined_not_dropped(spark, tmp_path):
                                                      for u in ("3", "3", "4", "5"))
     assert {(r["reason"], r["item_id"], r["event_type"]) for r in q} >= {("unknown_event_type", "15", "teleport")}
     assert all(r["source"].endswith("UserBehavior.csv") and r["position"] is not None for r in q)
-    assert (tmp_path / "out" / "_SUCCESS").exists()
-    items = _rows(tmp_path / "out" / "items")
+    assert (_out(tmp_path) / "_SUCCESS").exists()
+    items = _rows(_out(tmp_path) / "items")
     assert {r["category"] for r in items} == {"0", "1", "2"}  # Taobao's category_id became the catalog
 
 
@@ -81,7 +87,7 @@ def test_every_output_matches_the_core_contract(spark, tmp_path):
     _run(spark, _args(f, "taobao", tmp_path / "out"))
     for name, schema in SHARD_SCHEMAS.items():
         if not name.startswith("decay_") and name != "planted":  # split=time / synthetic input only: below
-            _check_schema(tmp_path / "out" / name, schema)
+            _check_schema(_out(tmp_path) / name, schema)
 
 
 def _check_schema(path, schema):
@@ -92,151 +98,42 @@ def _check_schema(path, schema):
     assert [(f.name, plain(f.type)) for f in written] == [(f.name, plain(f.type)) for f in schema], path.name
 
 
-def test_quarantine_above_threshold_fails_and_leaves_no_output(spark, tmp_path):
+def test_quarantine_above_threshold_fails_and_keeps_the_evidence(spark, tmp_path):
     f = tmp_path / "UserBehavior.csv"
     f.write_text("1,10,0,pv,1700000000\n1,11,0,zz,1700000001\n1,12,0,zz,1700000002\n")
-    with pytest.raises(QuarantineLimitExceeded, match=r"66.67% of 3 input rows.*unknown_event_type=2"):
+    with pytest.raises(QuarantineLimitExceeded, match=r"66.67% of 3 input rows.*unknown_event_type=2.*"
+                                                      r"quarantined rows are in .*quarantine"):
         run_etl(spark, _args(f, "taobao", tmp_path / "out"), load_config("tiny-cpu"))
-    assert not (tmp_path / "out").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    assert current_version(tmp_path / "out") is None  # nothing published
+    (failed,) = versions(tmp_path / "out")
+    assert "above the threshold" in json.loads((failed / "_FAILED.json").read_text())["reason"]
+    assert sorted(r["reason"] for r in _rows(failed / "quarantine")) == ["unknown_event_type"] * 2
 
 
-def test_retailrocket_ms_timestamps_and_item_properties(spark, tmp_path):
-    (tmp_path / "events.csv").write_text(
-        "timestamp,visitorid,event,itemid,transactionid\n"
-        "1433221332117,257597,view,355908,\n1433224214164,257597,addtocart,248676,\n"
-        "1433221999827,257597,transaction,355908,4000\n1433222000000,111,view,248676,\n")
-    (tmp_path / "item_properties_part1.csv").write_text(
-        "timestamp,itemid,property,value\n1435460400000,355908,categoryid,1173\n"
-        "1435460500000,355908,categoryid,1174\n1435460400000,248676,available,1\n")
-    m = _run(spark, _args(tmp_path / "events.csv", "retailrocket", tmp_path / "out"))
-    _check_reconciles(m)
-    assert m["counts"]["rows_used"] == 4 and m["counts"]["rows_quarantined"] == 0
-    test = _rows(tmp_path / "out" / "test")
-    by_len = {r["history_len"]: r for r in test}
-    # visitor 257597: view (t1), transaction (t1+667s), addtocart (t1+2882s): ms were read as ms
-    assert by_len[2]["ts"][0] == 1433221332 and by_len[2]["target_event_type"] == 3  # cart is the last event
-    items = {r["item_id"]: r["category"] for r in _rows(tmp_path / "out" / "items")}
-    assert items == {"355908": "1174", "248676": None}
-
-
-def test_recbole_atomic_files(spark, tmp_path):
-    d = tmp_path / "ml"
-    d.mkdir()
-    (d / "ml.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-                                "1\t10\t5\t978300760\n1\t11\t3\t978302109\n1\t12\t4\t978301968\n2\t10\t4\t978300275\n")
-    (d / "ml.item").write_text("item_id:token\tmovie_title:token_seq\tgenre:token_seq\n"
-                               "10\tToy Story\tAnimation Comedy\n11\tHeat\tAction\n12\tJumanji\tAdventure\n")
-    m = _run(spark, _args(d, "recbole", tmp_path / "out"))
-    assert m["counts"]["rows_used"] == 4 and m["vocab"]["event_types"][1] == "view"
-    assert m["counts"]["event_types"] == {"view": 4, "click": 0, "cart": 0, "fav": 0, "buy": 0}
-    items = {r["item_id"]: (r["category"], r["title"]) for r in _rows(tmp_path / "out" / "items")}
-    assert items["10"] == ("Animation", "Toy Story")
-
-
-@pytest.mark.parametrize("kind", ["recbole", "csv-two-files", "parquet"])
-def test_equal_timestamps_keep_the_input_order_so_targets_are_the_inputs_last(spark, tmp_path, kind):
-    """User 1's last four events share one timestamp, listed in the input in an order that is neither item-id nor
-    popularity order; the valid and test targets are the input's second-to-last and last of them."""
-    t = 1_700_000_000
-    rows = [("1", "50", t), ("1", "40", t + 9), ("1", "30", t + 9), ("1", "10", t + 9), ("1", "20", t + 9)]
-    rows += [(str(u), i, t + u) for u in range(2, 7) for i in ("10", "10", "20", "30", "40")[: u - 1]]
-    d = tmp_path / "in"
-    d.mkdir()
-    if kind == "recbole":
-        (d / "x.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n"
-                                   + "".join(f"{u}\t{i}\t{t}\n" for u, i, t in rows))
-        args = _args(d, "recbole", tmp_path / "out")
-    elif kind == "csv-two-files":  # the tie spans both files: file order (sorted names), then row order
-        head = "user,item,time\n"
-        (d / "a.csv").write_text(head + "".join(f"{u},{i},{t}\n" for u, i, t in rows[:3]))
-        (d / "b.csv").write_text(head + "".join(f"{u},{i},{t}\n" for u, i, t in rows[3:]))
-        args = _args(d, "generic", tmp_path / "out", column_map="user_id=user,item_id=item,ts=time")
-    else:
-        import pyarrow as pa
-        pq.write_table(pa.table({"user": [r[0] for r in rows], "item": [r[1] for r in rows],
-                                 "time": [r[2] for r in rows]}), d / "x.parquet")
-        args = _args(d, "generic", tmp_path / "out", column_map="user_id=user,item_id=item,ts=time")
-    _run(spark, args)
-    ids = {r["item_idx"]: r["item_id"] for r in _rows(tmp_path / "out" / "vocab" / "items")}
-    valid = [r for r in _rows(tmp_path / "out" / "valid") if r["history_len"] == 3]
-    test = [r for r in _rows(tmp_path / "out" / "test") if r["history_len"] == 4]
-    assert len(valid) == len(test) == 1
-    assert [ids[i] for i in valid[0]["items"]] == ["50", "40", "30"] and ids[valid[0]["target_item"]] == "10"
-    assert ids[test[0]["target_item"]] == "20"
-
-
-def test_real_movielens_100k_from_the_recbole_wheel(spark, tmp_path):
-    """The public ML-100K files (fetched by `make test` through bench/public_data.py) go through unchanged."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from public_data import ml100k
-
-    d = ml100k()
-    m = _run(spark, _args(d / "ml-100k.inter", "recbole", tmp_path / "out", items=str(d / "ml-100k.item")),
-             "data.max_quarantine_fraction=0.0")
-    c = m["counts"]
-    assert (c["rows_in"], c["rows_quarantined"], c["rows_deduplicated"], c["users"]) == (100_000, 0, 0, 943)
-    assert m["vocab"]["items_in_vocab"] == 1682 and m["rows"]["valid"] == m["rows"]["test"] == 943
-    assert m["vocab"]["num_categories"] == 19 + 1  # first genre of each movie: 19 distinct, plus padding
-    items = {r["item_id"]: (r["category"], r["title"]) for r in _rows(tmp_path / "out" / "items")}
-    assert items["1"] == ("Animation", "Toy Story")
-
-
-@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
-def test_generic_formats_with_column_map(spark, tmp_path, kind):
-    rows = [("a", "x", "2024-01-01T00:00:00Z", "purchase"), ("a", "y", "2024-01-01T00:05:00Z", "view"),
-            ("a", "z", "2024-01-01T00:09:00Z", "view"), ("b", "x", "2024-01-02T10:00:00", "view"),
-            ("b", "y", "2024-01-02T10:01:00", "view")]
-    path = tmp_path / f"log.{kind}"
-    if kind == "csv":
-        path.write_text("visitor,sku,time,action\n" + "\n".join(",".join(r) for r in rows) + "\n")
-    elif kind == "jsonl":
-        path.write_text("\n".join(json.dumps(dict(zip(["visitor", "sku", "time", "action"], r))) for r in rows)
-                        + "\n{not json\n")
-    else:
-        import pyarrow as pa
-        pq.write_table(pa.table({k: [r[i] for r in rows] for i, k in enumerate(["visitor", "sku", "time", "action"])}),
-                       path)
-    m = _run(spark, _args(path, "generic", tmp_path / "out",
-                          column_map="user_id=visitor,item_id=sku,ts=time,event_type=action"))
-    _check_reconciles(m)
-    assert m["counts"]["rows_used"] == 5
-    assert m["counts"]["rows_quarantined"] == (1 if kind == "jsonl" else 0)
-    test = {r["history_len"]: r for r in _rows(tmp_path / "out" / "test")}
-    assert test[2]["ts"][0] == 1704067200 and test[2]["event_types"][0] == 5  # purchase -> buy (id 5)
-
-
-def test_generic_missing_column_names_the_fix(spark, tmp_path):
-    f = tmp_path / "log.csv"
-    f.write_text("visitor,sku,time\na,x,1700000000\n")
-    with pytest.raises(ValueError, match=r"no column for 'user_id'; pass --map user_id="):
-        _run(spark, _args(f, "generic", tmp_path / "out"))
-
-
-def test_rerun_is_identical_and_replaces_atomically(spark, tmp_path):
+def test_rerun_is_identical_and_publishes_a_new_version(spark, tmp_path):
     from interest.synthetic import generate
 
     generate(tmp_path / "synth", users=200, items=100, days=20, events=4000, seed=2)
     first = _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
-    snapshot = {s: sorted(map(json.dumps, _rows(tmp_path / "out" / s))) for s in ("train", "valid", "test", "items",
-                                                                                   "graph")}
-    (tmp_path / "out" / "stale-file.parquet").write_text("old")
+    v1 = _out(tmp_path)
+    snapshot = {s: sorted(map(json.dumps, _rows(v1 / s))) for s in ("train", "valid", "test", "items", "graph")}
     second = _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
-    assert not (tmp_path / "out" / "stale-file.parquet").exists()
+    v2 = _out(tmp_path)
+    assert v2 != v1 and not v1.exists()  # no run used the first version: the second run's publish deleted it
     for s, rows in snapshot.items():
-        assert sorted(map(json.dumps, _rows(tmp_path / "out" / s))) == rows, s
+        assert sorted(map(json.dumps, _rows(v2 / s))) == rows, s
     assert first["rows"] == second["rows"] and first["vocab"] == second["vocab"]
-    files = sorted(p.name for p in (tmp_path / "out" / "train").glob("*.parquet"))
+    files = sorted(p.name for p in (v2 / "train").glob("*.parquet"))
     assert len(files) == load_config("tiny-cpu").data.num_files
     raw_users = {r["user_id"] for r in pq.read_table(tmp_path / "synth" / "events").to_pylist()}
-    assert not raw_users & {r["user_id"] for r in _rows(tmp_path / "out" / "test")}
+    assert not raw_users & {r["user_id"] for r in _rows(_out(tmp_path) / "test")}
     # The planted interests come along pseudonymized like the events, one row per generated user.
     from interest_core.contract import PLANTED_SCHEMA
-    _check_schema(tmp_path / "out" / "planted", PLANTED_SCHEMA)
-    planted = _rows(tmp_path / "out" / "planted")
+    _check_schema(_out(tmp_path) / "planted", PLANTED_SCHEMA)
+    planted = _rows(_out(tmp_path) / "planted")
     truth = pq.read_table(tmp_path / "synth" / "ground_truth.parquet").to_pylist()
     assert len(planted) == len(truth) and not raw_users & {r["user_id"] for r in planted}
-    assert {r["user_id"] for r in _rows(tmp_path / "out" / "test")} <= {r["user_id"] for r in planted}
+    assert {r["user_id"] for r in _rows(_out(tmp_path) / "test")} <= {r["user_id"] for r in planted}
     now = sorted(map(sorted, (t["interests_after"] if t["migrated"] else t["interests"] for t in truth)))
     assert sorted(sorted(r["interests"]) for r in planted) == now
     assert sum(r["interests_before"] is not None for r in planted) == sum(t["migrated"] for t in truth) > 0
@@ -256,7 +153,7 @@ def test_spark_submit_runs_the_job_file(tmp_path):
                            str(tmp_path / "out"), "--config", "tiny-cpu", "--hmac-key-file", str(key)],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    m = json.loads((_out(tmp_path) / "manifest.json").read_text())
     assert m["pseudonymization"]["key_source"] == "file" and "0123456789abcdef" not in json.dumps(m)
     assert "0123456789abcdef" not in proc.stdout + proc.stderr
 
@@ -275,16 +172,16 @@ def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(tmp_path):
            "--horizon-days", "30"]
     proc = subprocess.run(cmd + ["--cutoff", "2024-03-31"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    m = json.loads((_out(tmp_path) / "manifest.json").read_text())
     cutoff = 1711843200  # 2024-03-31T00:00:00Z
     assert (m["split"]["cutoff_ts"], m["split"]["valid_cutoff_ts"]) == (cutoff, cutoff - 30 * 86400)
     for name, end in (("decay_valid", cutoff - 30 * 86400), ("decay_test", cutoff)):
-        _check_schema(tmp_path / "out" / name, DECAY_SCHEMA)
-        rows = _rows(tmp_path / "out" / name)
+        _check_schema(_out(tmp_path) / name, DECAY_SCHEMA)
+        rows = _rows(_out(tmp_path) / name)
         assert len(rows) == m["rows"][name] > 0
         assert {r["end_ts"] for r in rows} == {end} and {r["label"] for r in rows} == {0, 1}
         assert all(max(r["ts"]) <= end for r in rows)
-    train = _rows(tmp_path / "out" / "train")
+    train = _rows(_out(tmp_path) / "train")
     assert all(max(r["ts"]) <= cutoff - 30 * 86400 for r in train)
     markers = [r for r in train if r["items"][-1] == 0]  # each user's newest window ends with the marker
     assert len(markers) == len({r["user_id"] for r in train}) and {r["ts"][-1] for r in markers} == {
@@ -308,16 +205,16 @@ def test_cli_cold_items_holds_items_out_of_training_only(spark, tmp_path):
     assert cfg.data.cold_items == 0.2
     m = run_etl(spark, args, cfg)
     held = m["split"]["cold_items"]
-    items = _rows(tmp_path / "out" / "items")
+    items = _rows(_out(tmp_path) / "items")
     never_trained = {r["item_idx"] for r in items if r["train_count"] == 0}
     assert held["fraction"] == 0.2 and 0.1 * len(items) <= held["items_held_out"] <= 0.3 * len(items)
     assert len(never_trained) >= held["items_held_out"]
-    train_items = {i for r in _rows(tmp_path / "out" / "train") for i in r["items"]}
+    train_items = {i for r in _rows(_out(tmp_path) / "train") for i in r["items"]}
     assert not train_items & never_trained
-    graph_items = {r["src"] for r in _rows(tmp_path / "out" / "graph")} | {r["dst"] for r in _rows(
-        tmp_path / "out" / "graph")}
+    graph_items = {r["src"] for r in _rows(_out(tmp_path) / "graph")} | {r["dst"] for r in _rows(
+        _out(tmp_path) / "graph")}
     assert not graph_items & never_trained
-    test = _rows(tmp_path / "out" / "test")
+    test = _rows(_out(tmp_path) / "test")
     cold_targets = [r for r in test if r["target_is_cold_item"]]
     assert cold_targets and all(r["target_item"] in never_trained for r in cold_targets)
     with pytest.raises(SystemExit):
@@ -325,3 +222,91 @@ def test_cli_cold_items_holds_items_out_of_training_only(spark, tmp_path):
                                         "--cold-items", "some"])
     with pytest.raises(ValueError, match="cold_items"):
         load_config("tiny-cpu", ["data.cold_items=1.5"])
+
+
+KILL_AT_PUBLISH = """
+import os, signal, sys
+import spark_jobs.publish as publish
+publish.point_to = lambda out, version: os.kill(os.getpid(), signal.SIGKILL)  # die between the two steps
+sys.path.insert(0, os.getcwd())
+from interest.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_etl_leaves_the_previous_version_readable_and_a_run_keeps_its_version(spark, tmp_path):
+    """SIGKILL between writing a version and replacing the pointer: readers keep the previous complete version;
+    the next ETL removes the killed one's leftovers, and a version a run trains on survives later ETLs."""
+    from interest.synthetic import generate
+    from interest_core.contract import load_manifest
+
+    generate(tmp_path / "synth", users=120, items=60, days=20, events=2000, seed=4)
+    _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
+    v1 = _out(tmp_path)
+    (tmp_path / "run1").mkdir()
+    add_reference(v1, tmp_path / "run1")  # what `interest train --data out --output run1` records
+    script = tmp_path / "kill_at_publish.py"
+    script.write_text(KILL_AT_PUBLISH)
+    cmd = [sys.executable, str(script), "etl", "--input", str(tmp_path / "synth"), "--format", "synthetic",
+           "--output", str(tmp_path / "out"), "--config", "tiny-cpu", "--allow-insecure-demo-key"]
+    got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert got.returncode == -9, got.stderr[-2000:]
+    assert _out(tmp_path) == v1 and load_manifest(v1)["rows"]["train"] > 0  # the previous version is current
+    killed = [v for v in versions(tmp_path / "out") if v != v1]
+    assert len(killed) == 1 and (killed[0] / "_SUCCESS").exists()  # written whole, never published
+    # the next run: the killed version and the temporary directory go (reported); run1's version stays
+    (tmp_path / ".out.tmp-0badc0de").mkdir()  # what a killed ETL of the unversioned layout left
+    got = subprocess.run([str(Path(sys.executable).parent / "interest"), *cmd[2:]], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert not killed[0].exists() and not (tmp_path / ".out.tmp-0badc0de").exists()
+    assert "a temporary directory a killed ETL left" in got.stdout
+    assert f"kept {v1.name}: runs still use it" in got.stdout and v1.exists() and _out(tmp_path) != v1
+    # once the run directory is gone, the next ETL deletes its version
+    (tmp_path / "run1").rmdir()
+    _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
+    assert not v1.exists() and len(versions(tmp_path / "out")) == 1
+
+
+def test_input_glob_catalog_duplicates_and_now_follow_stated_rules(spark, tmp_path):
+    """A glob --input is read and fingerprinted (a missing one fails before any work); an item listed twice in the
+    catalog takes its last row; "now" for ts_in_future is data.now or the input's modification time, never the
+    wall clock, so reruns agree."""
+    from spark_jobs.etl import input_fingerprints
+
+    d = tmp_path / "in"
+    d.mkdir()
+    rows = [f"u{u},i{i},{1700000000 + 3600 * (u * 10 + i)}" for u in range(6) for i in range(5)]
+    (d / "part-a.csv").write_text("user,item,time\n" + "\n".join(rows[:15]) + "\n")
+    (d / "part-b.csv").write_text("user,item,time\n" + "\n".join(rows[15:]) + "\nu9,i1,1800000000\n")
+    os.utime(d / "part-a.csv", (1700500000, 1700500000))
+    os.utime(d / "part-b.csv", (1700600000, 1700600000))
+    (tmp_path / "items.csv").write_text("item_id,title,category\ni1,Old title,a\ni2,Two,b\ni1,New title,c\n")
+    args = _args(str(d / "part-*.csv"), "generic", tmp_path / "out", column_map="user_id=user,item_id=item,ts=time",
+                 items=str(tmp_path / "items.csv"))
+    m = _run(spark, args)
+    assert m["input"]["files"] == 2 and m["validated_now_ts"] == 1700600000  # part-b's modification time
+    assert m["quarantine"]["by_reason"] == {"ts_in_future": 1}  # 1800000000 is after it (+ max_future_seconds)
+    items = {r["item_id"]: (r["title"], r["category"]) for r in _rows(_out(tmp_path) / "items")}
+    assert items["i1"] == ("New title", "c") and items["i2"] == ("Two", "b")
+    m = _run(spark, args, "data.now=2030-01-01")  # a stated now: the 2027 event is no longer in the future
+    assert m["validated_now_ts"] == 1893456000 and m["quarantine"]["rows_quarantined"] == 0
+    with pytest.raises(FileNotFoundError, match=r"--input '.*nothing-\*.csv': no such file, directory or matching"):
+        input_fingerprints(_args(str(d / "nothing-*.csv"), "generic", tmp_path / "out"))
+
+
+def test_a_failed_job_exits_1_naming_the_log_and_bad_usage_exits_2_before_spark(tmp_path):
+    interest = str(Path(sys.executable).parent / "interest")
+    f = tmp_path / "UserBehavior.csv"
+    f.write_text("1,10,0,pv,1700000000\n1,11,0,zz,1700000001\n1,12,0,zz,1700000002\n")
+    base = ["etl", "--format", "taobao", "--output", str(tmp_path / "out"), "--config", "tiny-cpu",
+            "--allow-insecure-demo-key"]
+    got = subprocess.run([interest, *base, "--input", str(f)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    lines = [line for line in got.stderr.splitlines() if line.startswith("interest etl")]
+    assert got.returncode == 1 and len(lines) == 1, got.stderr[-2000:]
+    log = tmp_path / "out" / "interest-etl-error.log"
+    assert "failed: QuarantineLimitExceeded: 66.67% of 3 input rows" in lines[0] and str(log) in lines[0]
+    assert "Traceback" in log.read_text()
+    got = subprocess.run([interest, *base, "--input", str(tmp_path / "missing-*.csv")], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert got.returncode == 2 and "no such file, directory or matching glob" in got.stderr, got.stderr[-2000:]

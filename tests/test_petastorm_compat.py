@@ -25,9 +25,9 @@ def test_petastorm_reads_every_train_row(spark, tmp_path):
                               allow_insecure_demo_key=True)
     cfg = load_config("tiny-cpu")
     run_etl(spark, args, cfg)
-    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    manifest = json.loads((resolve_data_dir(tmp_path / "data") / "manifest.json").read_text())
     proc = subprocess.run([str(PETASTORM_PY), str(REPO / "tests" / "compat" / "petastorm_read.py"),
-                           (tmp_path / "data" / "train").as_uri(), str(cfg.data.max_len + 1), "2"],
+                           (resolve_data_dir(tmp_path / "data") / "train").as_uri(), str(cfg.data.max_len + 1), "2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = re.search(r"rows=(\d+) padded_ok=(\w+)", proc.stdout)

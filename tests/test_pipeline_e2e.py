@@ -44,12 +44,12 @@ def test_demo_is_quiet_by_default(demo):
 
 def test_manifest_reconciles(demo):
     out, *_ = demo
-    m = json.loads((out / "data" / "manifest.json").read_text())
+    m = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
     c = m["counts"]
     assert c["rows_in"] == c["rows_valid"] + c["rows_quarantined"]
     assert c["rows_valid"] == c["rows_used"] + c["rows_deduplicated"]
-    assert m["rows"]["test"] == pq.ParquetDataset(str(out / "data" / "test")).read().num_rows
-    assert (out / "data" / "_SUCCESS").exists()
+    assert m["rows"]["test"] == pq.ParquetDataset(str(resolve_data_dir(out / "data") / "test")).read().num_rows
+    assert (resolve_data_dir(out / "data") / "_SUCCESS").exists()
 
 
 def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
@@ -63,7 +63,7 @@ def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
             assert {"hr@10", "ndcg@10", "mrr@10"} <= set(m[split][proto])
     assert {"warm_users", "drifted_users"} <= set(m["segments"])
     # the demo's time split tests on the first event after the cutoff: users with <= 3 events rarely have one
-    cold = sum(n <= 3 for n in pq.read_table(out / "data" / "test", columns=["history_len"])["history_len"].to_pylist())
+    cold = sum(n <= 3 for n in pq.read_table(resolve_data_dir(out / "data") / "test", columns=["history_len"])["history_len"].to_pylist())
     assert ("cold_users" in m["segments"]) == (cold > 0)
     if cold:
         assert m["segments"]["cold_users"]["full"]["n_users"] == cold
@@ -79,7 +79,7 @@ def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
 def test_export_has_a_profile_per_test_user_segments_and_model_files(demo):
     out, *_ = demo
     profiles = pq.read_table(out / "export" / "profiles")
-    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    manifest = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
     assert profiles.num_rows == manifest["rows"]["test"] and len(list((out / "export" / "profiles").glob("*.parquet")))
     assert set(profiles.column_names) >= {"user_id", "embedding", "top_item_ids", "interest_tags", "tags_by_level",
                                           "segment", "p_buy_next", "churn_risk"}
@@ -155,7 +155,7 @@ def test_interest_tags_find_the_planted_interests(demo):
     """metrics.json["tags"]: the profiles' tags against the generator's planted interests, with baselines."""
     out, *_ = demo
     t = json.loads((out / "run" / "metrics.json").read_text())["tags"]
-    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    manifest = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
     assert t["n_users"] == manifest["rows"]["test"] and t["levels"] == 2
     assert set(t["baselines"]) == {"frequency", "history", "popularity"}
     assert t["precision@3"] > 0.5 and t["precision@3"] > 3 * t["baselines"]["popularity"]["precision@3"], t
@@ -206,7 +206,7 @@ def test_decay_reaches_metrics_report_and_export(demo, tmp_path):
     assert r["rank"] == list(range(1, len(r["rank"]) + 1)) and all(x < 0.3 for x in r["p_active"])
     assert r["activity_at_risk"] == sorted(r["activity_at_risk"], reverse=True)
     assert all(len(u) == 64 for u in r["user_id"])  # pseudonyms only
-    bought = {u: set(b) for u, b in zip(*pq.read_table(out / "data" / "decay_test", columns=[
+    bought = {u: set(b) for u, b in zip(*pq.read_table(resolve_data_dir(out / "data") / "decay_test", columns=[
         "user_id", "bought_items"]).to_pydict().values())}
     assert all(not set(items) & bought[u] for u, items in zip(r["user_id"], r["items"]))
 
@@ -247,9 +247,9 @@ def test_next_action_is_scored_on_held_out_events_against_its_baselines(demo):
     profiles' p_buy_next."""
     out, *_ = demo
     e = json.loads((out / "run" / "metrics.json").read_text())["event_type"]
-    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    manifest = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
     assert e["n_targets"] > 100 and e["n_targets"] == sum(
-        len(r["ts"]) - r["first_target"] for r in pq.read_table(out / "data" / "action_test").to_pylist())
+        len(r["ts"]) - r["first_target"] for r in pq.read_table(resolve_data_dir(out / "data") / "action_test").to_pylist())
     assert set(e["per_type_auc"]) <= set(manifest["vocab"]["event_types"][1:]) and "buy" in e["per_type_auc"]
     assert e["log_loss"] < e["baseline_log_loss"] == e["baselines"]["frequency"]["log_loss"], e
     assert e["macro_auc"] > 0.55 and set(e["baselines"]) == {"frequency", "transition"}
@@ -267,7 +267,7 @@ def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
     vae = json.loads((out / "vae" / "run.json").read_text())
     assert vae["model"] == "vae" and vae["best_valid_score"] > 0
     m = json.loads((out / "run" / "metrics.json").read_text())["migration"]
-    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    manifest = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
     assert manifest["rows"]["drift_test"] >= m["n_users"] > 0 and m["n_migrated"] > 0
     assert set(m["auc"]) == {"latent", "sequence", "category_js"}
     assert m["auc"]["latent"] > 0.75 and m["auc"]["category_js"] > 0.75, m["auc"]  # chance is 0.5

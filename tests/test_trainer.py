@@ -19,6 +19,7 @@ from interest_core.config import load_config
 from interest.synthetic import generate
 from ray_train import train
 from interest_core.contract import DataDirError, check_same_data, load_manifest
+from interest_core.data_versions import resolve_data_dir
 from spark_jobs.etl import run_etl
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,7 @@ def shards(spark, tmp_path_factory):
                               column_map=None, ts_unit="auto", sep=None, hmac_key_file=None,
                               allow_insecure_demo_key=True)
     run_etl(spark, args, load_config("tiny-cpu"))
-    return root / "data"
+    return resolve_data_dir(root / "data")
 
 
 def _train(data, out, *extra):
@@ -58,8 +59,12 @@ def test_loss_falls_with_each_zero_stage(shards, tmp_path, stage):
 def test_resubmitted_run_resumes_at_next_step(shards, tmp_path, capfd):
     out = tmp_path / "resume"
     _, first = _train(shards, out, "--epochs", "1")
+    model_bytes = (out / "model" / "model.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"holds a finished run .* is final\. Use a new --output, or add --force"):
+        _train(shards, out, "--epochs", "2")  # refused before Ray starts: the finished run and its model stand
+    assert (out / "model" / "model.pt").read_bytes() == model_bytes
     capfd.readouterr()
-    _, second = _train(shards, out, "--epochs", "2", "--set", "train.progress=bar")
+    _, second = _train(shards, out, "--force", "--epochs", "2", "--set", "train.progress=bar")
     logs = capfd.readouterr()
     assert "resuming from checkpoint" in logs.out + logs.err
     # the driver's bar, fed by rank 0 through the board actor: step counter, loss and the validation summary
@@ -80,7 +85,7 @@ def test_resume_mid_epoch_skips_the_micro_batches_already_trained(shards, tmp_pa
     first_run, first = _train(shards, out, "--epochs", "1", "--set", "train.val_every_steps=1",
                               "--set", "train.early_stopping_patience=1", "--set", "train.lr=1e-12")
     assert first_run["stopped_early"] and [h["step"] for h in first] == [1, 2]
-    _, second = _train(shards, out, "--epochs", "1", "--set", "train.val_every_steps=1000")
+    _, second = _train(shards, out, "--force", "--epochs", "1", "--set", "train.val_every_steps=1000")
     n_steps, _ = steps_per_epoch(load_manifest(shards)["rows"]["train"], 2, load_config("tiny-cpu"))
     assert n_steps > 2 and [h["step"] for h in second] == [1, 2, n_steps]
 
@@ -137,6 +142,74 @@ def test_metrics_reach_mlflow_when_a_tracking_uri_is_set(shards, tmp_path, monke
     assert logged.data.params["train.lr"] == str(run["config"]["train"]["lr"])
     points = client.get_metric_history(logged.info.run_id, "valid_ndcg_at_10")
     assert [p.value for p in points] == pytest.approx([h["valid"]["ndcg@10"] for h in history])
+    # a resumed run continues its MLflow run instead of opening another
+    first = history
+    _, history = _train(shards, tmp_path / "ml", "--force", "--epochs", "3",
+                        "--set", f"train.mlflow_tracking_uri={uri}")
+    (logged,) = client.search_runs([client.get_experiment_by_name("interest-trainer").experiment_id])
+    points = client.get_metric_history(logged.info.run_id, "valid_ndcg_at_10")
+    assert len(history) == len(first) + 1
+    assert [p.value for p in points] == pytest.approx([h["valid"]["ndcg@10"] for h in history])
+
+
+def test_a_tracking_failure_is_a_warning_and_training_goes_on(shards, tmp_path, capfd):
+    run, _ = _train(shards, tmp_path / "tracking", "--epochs", "1", "--set", "train.max_steps_per_epoch=2",
+                    "--set", "train.mlflow_tracking_uri=file:///dev/null/mlruns")  # /dev/null is no directory
+    logs = capfd.readouterr()
+    assert "WARNING: MLflow failed" in logs.err and "training goes on" in logs.err, logs.err[-2000:]
+    assert run["steps_run"] == 2
+
+
+def test_an_incomplete_checkpoint_is_skipped_on_resume(shards, tmp_path, capfd):
+    """A crash while a checkpoint is written leaves a directory without every rank's sealed marker: resuming takes
+    the latest complete checkpoint instead, and no staging directory is left under the temporary directory."""
+    from ray_train import checkpoints
+
+    out = tmp_path / "partial"
+    before = set(Path(tempfile.gettempdir()).glob("interest-ckpt-*"))
+    _train(shards, out, "--epochs", "1", "--set", "train.max_steps_per_epoch=3", "--set", "train.val_every_steps=1",
+           "--set", "train.keep_checkpoints=3")
+    assert set(Path(tempfile.gettempdir()).glob("interest-ckpt-*")) == before
+    done = checkpoints.complete_checkpoints(out)
+    assert [checkpoints.step_of(p) for p in done] == [1, 2, 3]
+    (done[-1] / "COMPLETE.rank1.json").unlink()  # rank 1 died before sealing its files
+    assert checkpoints.problem(done[-1]) == "no COMPLETE.rank1.json"
+    capfd.readouterr()
+    _, history = _train(shards, out, "--force", "--epochs", "2", "--set", "train.max_steps_per_epoch=3",
+                        "--set", "train.val_every_steps=1", "--set", "train.keep_checkpoints=3")
+    logs = capfd.readouterr().out
+    assert f"checkpoint {done[-1].name} is incomplete (no COMPLETE.rank1.json" in logs, logs[-3000:]
+    assert f"resuming from {done[1].name}" in logs and "at step 2," in logs
+    assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_killed_worker_restarts_from_the_latest_checkpoint(shards, tmp_path, capfd):
+    """SIGKILL one of the two workers mid-run: Ray Train restarts the worker group (train.max_failures defaults to
+    3), which resumes from the latest complete checkpoint, and the run finishes its whole budget."""
+    import threading
+
+    from ray.util.state import list_actors
+
+    from ray_train import checkpoints
+
+    out, got = tmp_path / "killed", {}
+    extra = ["--epochs", "2", "--set", "train.max_steps_per_epoch=6", "--set", "train.val_every_steps=2"]
+    thread = threading.Thread(target=lambda: got.update(run=_train(shards, out, *extra)))
+    thread.start()
+    deadline = time.time() + 300
+    while not checkpoints.complete_checkpoints(out) and thread.is_alive() and time.time() < deadline:
+        time.sleep(0.2)
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    assert len(workers) == 2, workers
+    os.kill(workers[1].pid, signal.SIGKILL)
+    thread.join(timeout=600)
+    assert not thread.is_alive() and "run" in got, "the run did not finish after a worker was killed"
+    run, history = got["run"]
+    logs = capfd.readouterr().out
+    assert "resuming from checkpoint" in logs, logs[-3000:]
+    assert run["steps_run"] == 12 and [h["step"] for h in history] == [2, 4, 6, 8, 10, 12]
+    # the killed workers' staging directories went with the run (their successors and the driver removed them)
+    assert not list(Path(tempfile.gettempdir()).glob(checkpoints.staging_prefix(out, None) + "*"))
 
 
 def test_eval_ks_drive_selection_metrics_and_the_report(shards, tmp_path):
