@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from interest_core.config import load_config
+from interest_core.data_versions import resolve_data_dir
 from interest.synthetic import generate
 from spark_jobs.etl import run_etl
 

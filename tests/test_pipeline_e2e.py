@@ -6,6 +6,8 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+from interest_core.data_versions import resolve_data_dir
+
 pytestmark = pytest.mark.slow
 
 
