@@ -233,7 +233,7 @@ def test_saved_model_carries_the_refitted_decay_head(demo):
     model, meta = load_model(out / "run")
     # the saved head is the chosen one: the counts-only candidate is saved with its state input gated off
     assert float(model.heads["decay"].state_gate) == (0.0 if refit["chosen"] == "counts" else 1.0), refit
-    rows = read_decay_split(out / "data", "valid")
+    rows = read_decay_split(resolve_data_dir(out / "data"), "valid")
     with torch.no_grad():
         h = model.decay_hazards(collate(rows, model.args.max_len)).numpy()
     y = np.asarray(rows["label"], dtype=np.float64)
