@@ -59,7 +59,9 @@ def train(data: Path, run: Path, preset: str, args: list[str], kill_after: int |
            "--config", preset, "--workers", "2", *args]
     log = open(run.parent / f"{run.name}.log", "w")
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    # unbuffered: the validation lines must reach the log as they happen, the kill waits for them
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
     killed_at = None
     while proc.poll() is None:
         time.sleep(1)

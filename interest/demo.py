@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     # The zero-shot protocol: a tenth of the items lose every training event, so some test targets are items the
     # model never saw in training and only their content can rank (the report's Cold start section).
     split += ["--cold-items", str(DEMO_COLD_ITEMS)]
+    # Catalog items that no event mentions join the vocabulary too: the content tower ranks them by content alone.
+    split += ["--set", "data.catalog_items=true"]
     step("etl", lambda: etl.run(_parse("etl", ["--input", str(synth), "--format", "synthetic", "--output", str(data),
                                                "--config", args.config, "--allow-insecure-demo-key", *split, *sets])))
     epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []

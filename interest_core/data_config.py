@@ -3,6 +3,7 @@ manifest, so the checkpoint records what built its shards."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -37,6 +38,10 @@ class DataConfig(BaseModel):
     was last modified (its newest file), so a rerun on the same files quarantines the same rows."""
     max_id_length: int = Field(256, ge=1)
     """Longer user/item ids are quarantined (id_too_long)."""
+    max_events_per_user: int | None = Field(100_000, ge=1)
+    """A user's events beyond their most recent N are quarantined (reason user_event_cap; they do not count toward
+    max_quarantine_fraction): a bot with millions of events would otherwise put its whole history in one task and
+    one training user. None = no cap."""
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
     """The job fails when more than this fraction of input rows is quarantined."""
     shuffle_partitions: int = Field(8, ge=1)
@@ -65,11 +70,24 @@ class DataConfig(BaseModel):
     """Most recent events per user in drift_valid/ and drift_test/, the history interest migration reads."""
     cold_user_max_events: int = Field(3, ge=1)
     """Users whose history has at most this many events form the cold-user segment."""
+    catalog_items: bool = False
+    """Catalog rows whose item has no event join the item vocabulary (ids after every item with events, by item id;
+    count and train_count 0), so a model that reads item features (model.item_features) ranks brand-new items by
+    their content alone. Off by default: an ID-only model cannot rank them and would only carry their rows."""
     cold_items: float = Field(0.0, ge=0.0, lt=1.0)
     """Zero-shot protocol (`interest etl --cold-items F`): this fraction of the item vocabulary (chosen by a hash
     of the item id, so reruns hold out the same items) loses every training event: its items keep their ids, their
     catalog rows and their place in valid/test histories and targets, but no training window, training count or
     graph edge. Test rows whose target is such an item form the cold_items segment. 0 = off."""
+
+    @field_validator("spark_driver_memory", "spark_offheap_memory", mode="before")
+    @classmethod
+    def _memory_text(cls, v: Any, info: ValidationInfo) -> Any:
+        """JVM sizes as Spark reads them (512m, 4g, 0); --set data.spark_offheap_memory=0 parses as a number."""
+        text = str(v).strip().lower() if isinstance(v, (int, str)) and not isinstance(v, bool) else v
+        if isinstance(text, str) and not re.fullmatch(r"\d+[kmgt]?b?", text):
+            raise ValueError(f"{info.field_name}={v!r} is not a JVM size; e.g. 512m, 4g or 0")
+        return text
 
     @field_validator("cutoff", "now", mode="before")
     @classmethod

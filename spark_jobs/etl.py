@@ -33,11 +33,22 @@ from interest_core.contract import OOV_ID, SCHEMA_VERSION, num_event_types  # no
 from interest_core.windows import WindowRule  # noqa: E402
 from spark_jobs import graph, ingest, items, pseudonymize, publish, sequences, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
-from spark_jobs.session import get_spark  # noqa: E402
+from spark_jobs.session import JVM_OUT_OF_MEMORY, get_spark, jvm_exit_code  # noqa: E402
 
 
 class QuarantineLimitExceeded(RuntimeError):
     pass
+
+
+class SparkJvmExited(RuntimeError):
+    """Spark's JVM ended under the job (out of memory, or killed)."""
+
+    def __init__(self, code: int, driver_memory: str):
+        why = ("ran out of memory (java.lang.OutOfMemoryError)" if code == JVM_OUT_OF_MEMORY
+               else f"exited with code {code}")
+        super().__init__(f"Spark's JVM {why} and the ETL stopped; nothing was published. Give it more memory "
+                         f"(--set data.spark_driver_memory=..., now {driver_memory}; on a cluster the executors' "
+                         f"spark.executor.memory); a user with millions of events needs a heap that holds their whole history")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -143,10 +154,12 @@ def check_time_split(cutoff_ts: int, horizon_s: int, first_ts: int, last_ts: int
 
 
 def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
+    """Counts per reason; fails above max_fraction of bad rows (rows over data.max_events_per_user are a rule's,
+    not bad input: quarantined and counted, not held against the threshold)."""
     rows_in = sum(reason_counts.values())
     bad = {k: v for k, v in reason_counts.items() if k is not None}
     n_bad = sum(bad.values())
-    frac = n_bad / rows_in if rows_in else 0.0
+    frac = (n_bad - bad.get(validate.CAP_REASON, 0)) / rows_in if rows_in else 0.0
     if rows_in == 0:
         raise ValueError("the input holds no rows; check --input and --format")
     if frac > max_fraction:
@@ -208,10 +221,11 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     rules = validate.rules_from_config(d, args.ts_unit, now)
     raw = ingest.read_events(spark, args.input, args.format, ingest.parse_column_map(args.column_map), args.sep)
     checked = validate.with_reason(raw, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    checked, capped_users = validate.cap_events_per_user(checked, d.max_events_per_user)
     tallies = {r["reason"]: r["count"] for r in checked.groupBy("reason").count().collect()}
     st.done("ingest_validate")
     validate.quarantined(checked, key).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
-    quarantine = check_quarantine(tallies, d.max_quarantine_fraction)
+    quarantine = check_quarantine(tallies, d.max_quarantine_fraction) | {"users_capped": capped_users}
     st.done("quarantine_write")
 
     events = validate.valid_events(checked)
@@ -234,7 +248,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     st.done("dedupe_pseudonymize")
 
     counts_df = vocab.item_counts(lists).persist()
-    item_vocab = vocab.item_vocab(counts_df, d.min_item_count).persist()
+    item_vocab = vocab.item_vocab(counts_df, d.min_item_count,
+                                  catalog if d.catalog_items and catalog is not None else None).persist()
     n_vocab_rows = item_vocab.count()
     cats = vocab.category_vocab(catalog.select("category") if catalog is not None
                                 else spark.createDataFrame([], "category string")).persist()
@@ -294,6 +309,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
                                                                                           d.cold_items)).count()
                   if d.cold_items > 0 else 0)
     n_cats = cats.count()
+    catalog_only = item_vocab.where(F.col("count") == 0).count() if d.catalog_items else 0
     users_with_test = split.where(F.col("test_target").isNotNull()).count()
     for df in (counts_df, item_vocab, cats, split, train_counts) + ((catalog,) if catalog is not None else ()):
         df.unpersist()
@@ -317,7 +333,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         "quarantine": quarantine,
         "vocab": {"num_items": int(max_item) + 1, "num_event_types": num_event_types(d.event_types),
                   "num_categories": n_cats + 1, "event_types": ["<pad>"] + list(d.event_types),
-                  "items_in_vocab": int(max_item) - 1},
+                  "items_in_vocab": int(max_item) - 1, "catalog_only_items": catalog_only},
         "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
                   "cutoff_ts": d.cutoff_ts, "valid_cutoff_ts": decay_ends.get("decay_valid"),
                   "max_len": rule.max_len, "stride": rule.stride,
@@ -341,8 +357,16 @@ def run(args: argparse.Namespace) -> int:
     spark = get_spark_for(cfg, args.master)
     try:
         m = run_etl(spark, args, cfg)
+    except Exception as exc:
+        # a lost connection to the JVM: did it end (out of memory)? Other errors leave it running.
+        lost = isinstance(exc, (ConnectionError, EOFError)) or type(exc).__module__.startswith(("py4j", "pyspark"))
+        code = jvm_exit_code(wait_s=30) if lost else None
+        if code is None:
+            raise
+        raise SparkJvmExited(code, cfg.data.spark_driver_memory) from exc
     finally:
-        spark.stop()
+        if jvm_exit_code() is None:
+            spark.stop()
     c = m["counts"]
     print(f"etl: {c['rows_in']} rows in, {c['rows_quarantined']} quarantined, {c['rows_deduplicated']} duplicates, "
           f"{c['users']} users; train/valid/test rows {m['rows']['train']}/{m['rows']['valid']}/"

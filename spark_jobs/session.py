@@ -27,8 +27,12 @@ def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, drive
                        .config("spark.memory.offHeap.size", offheap_memory))
         # Local Python workers must run the driver's interpreter (the venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # An OutOfMemoryError ends the JVM at once (exit code 3, which jvm_exit_reason() reads) instead of leaving
+        # it thrashing in GC or half-alive after a failed task: the job ends with a message, never hangs.
+        java_options = ["-XX:+ExitOnOutOfMemoryError"]
         if not verbose():  # errors only on the console; the JVM reads it at start, before any setLogLevel
-            builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={QUIET_LOG4J}")
+            java_options.append(f"-Dlog4j2.configurationFile={QUIET_LOG4J}")
+        builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     spark = (builder
              .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
              .config("spark.sql.session.timeZone", "UTC")
@@ -38,6 +42,25 @@ def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, drive
              .getOrCreate())
     spark.sparkContext.setLogLevel("WARN" if verbose() else "ERROR")
     return spark
+
+
+JVM_OUT_OF_MEMORY = 3  # HotSpot's exit code under -XX:+ExitOnOutOfMemoryError
+
+
+def jvm_exit_code(wait_s: float = 0.0) -> int | None:
+    """The exit code of the JVM this process launched when it has ended (waiting up to wait_s for it: a JVM that
+    dropped the connection may still be exiting), else None (running, or not ours)."""
+    import subprocess
+
+    from pyspark import SparkContext
+
+    proc = getattr(SparkContext._gateway, "proc", None)
+    if proc is None:
+        return None
+    try:
+        return proc.wait(wait_s) if wait_s else proc.poll()
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def stop_jvm(timeout_s: float = 60) -> None:

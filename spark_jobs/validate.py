@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from interest_core.contract import QUARANTINE_SCHEMA
@@ -92,6 +92,39 @@ def with_reason(raw: DataFrame, rules: Rules) -> DataFrame:
     for cond, code in reversed(checks):
         reason = F.when(cond, code).otherwise(reason)
     return df.withColumn("reason", reason)
+
+
+CAP_REASON = "user_event_cap"
+MAX_CAPPED_USERS = 100_000  # more users over the cap than this: the cap is too low for the data, not a few bots
+
+
+def cap_events_per_user(checked: DataFrame, max_events: int | None) -> tuple[DataFrame, int]:
+    """Marks every valid event of a user beyond their most recent max_events (by time, then input position) with
+    reason user_event_cap; returns the frame and the number of users capped. One aggregation over the valid rows
+    finds the users over the cap; the ranking window runs over their rows only (it sorts and spills, where a
+    grouped history would have to fit in one task's memory)."""
+    if not max_events:
+        return checked, 0
+    user = F.trim(F.col("user_id"))
+    over = (checked.where(F.col("reason").isNull()).groupBy(user.alias("u")).count()
+            .where(F.col("count") > max_events).select("u").limit(MAX_CAPPED_USERS + 1).collect())
+    if not over:
+        return checked, 0
+    if len(over) > MAX_CAPPED_USERS:
+        raise ValueError(f"more than {MAX_CAPPED_USERS:,} users have over data.max_events_per_user={max_events:,} "
+                         f"events: the cap is too low for this data; raise it (--set data.max_events_per_user=N)")
+    heavy = F.coalesce(F.col("reason").isNull() & user.isin([r["u"] for r in over]), F.lit(False))
+    # Each capped user's N-th most recent event, found on a narrow projection (Spark keeps only the top N rows
+    # per user before the shuffle: a window group limit); every valid event before it is capped.
+    latest = Window.partitionBy("u").orderBy(F.col("e_ts").desc(), F.col("e_file").desc(), F.col("e_row").desc())
+    edge = (checked.where(heavy).select(user.alias("u"), F.col("ts_s").alias("e_ts"),
+                                         F.col("src_file").alias("e_file"), F.col("src_row").alias("e_row"))
+            .withColumn("_rank", F.row_number().over(latest)).where(F.col("_rank") == max_events).drop("_rank"))
+    marked = checked.join(F.broadcast(edge), user == F.col("u"), "left")
+    older = F.struct("ts_s", "src_file", "src_row") < F.struct("e_ts", "e_file", "e_row")  # field by field
+    capped = F.when(F.col("reason").isNull() & F.col("u").isNotNull() & older,
+                    F.lit(CAP_REASON)).otherwise(F.col("reason"))
+    return marked.withColumn("reason", capped).drop("u", "e_ts", "e_file", "e_row"), len(over)
 
 
 def valid_events(checked: DataFrame) -> DataFrame:

@@ -27,13 +27,19 @@ def item_counts(lists: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("count"), F.min("e.ts").alias("first_seen_ts"))
 
 
-def item_vocab(counts: DataFrame, min_count: int) -> DataFrame:
-    """item_id, count, item_idx (2.. for frequent items, OOV_ID for the rest), from item_counts' output."""
+def item_vocab(counts: DataFrame, min_count: int, catalog: DataFrame | None = None) -> DataFrame:
+    """item_id, count, item_idx (2.. for frequent items, OOV_ID for the rest), from item_counts' output; catalog
+    (item_id): items without events that join the vocabulary after every frequent item, by id, with count 0."""
     counts = counts.select("item_id", "count")
     frequent = _index(counts.where(F.col("count") >= min_count), [F.desc("count"), F.asc("item_id")],
-                      OOV_ID + 1, "item_idx")
+                      OOV_ID + 1, "item_idx").persist()
     rare = counts.where(F.col("count") < min_count).withColumn("item_idx", F.lit(OOV_ID))
-    return frequent.unionByName(rare)
+    out = frequent.unionByName(rare)
+    if catalog is None:
+        return out
+    only = (catalog.select("item_id").where(F.col("item_id").isNotNull()).distinct()
+            .join(counts.select("item_id"), "item_id", "left_anti").withColumn("count", F.lit(0).cast("long")))
+    return out.unionByName(_index(only, [F.asc("item_id")], OOV_ID + 1 + frequent.count(), "item_idx"))
 
 
 def category_vocab(categories: DataFrame) -> DataFrame:

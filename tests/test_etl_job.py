@@ -281,7 +281,8 @@ def test_input_glob_catalog_duplicates_and_now_follow_stated_rules(spark, tmp_pa
     (d / "part-b.csv").write_text("user,item,time\n" + "\n".join(rows[15:]) + "\nu9,i1,1800000000\n")
     os.utime(d / "part-a.csv", (1700500000, 1700500000))
     os.utime(d / "part-b.csv", (1700600000, 1700600000))
-    (tmp_path / "items.csv").write_text("item_id,title,category\ni1,Old title,a\ni2,Two,b\ni1,New title,c\n")
+    (tmp_path / "items.csv").write_text("item_id,title,category\ni1,Old title,a\ni2,Two,b\ni1,New title,c\n"
+                                        "i9,Listed but never seen,b\n")
     args = _args(str(d / "part-*.csv"), "generic", tmp_path / "out", column_map="user_id=user,item_id=item,ts=time",
                  items=str(tmp_path / "items.csv"))
     m = _run(spark, args)
@@ -289,8 +290,14 @@ def test_input_glob_catalog_duplicates_and_now_follow_stated_rules(spark, tmp_pa
     assert m["quarantine"]["by_reason"] == {"ts_in_future": 1}  # 1800000000 is after it (+ max_future_seconds)
     items = {r["item_id"]: (r["title"], r["category"]) for r in _rows(_out(tmp_path) / "items")}
     assert items["i1"] == ("New title", "c") and items["i2"] == ("Two", "b")
-    m = _run(spark, args, "data.now=2030-01-01")  # a stated now: the 2027 event is no longer in the future
+    assert "i9" not in items and m["vocab"]["catalog_only_items"] == 0  # data.catalog_items is off by default
+    m = _run(spark, args, "data.now=2030-01-01", "data.catalog_items=true")  # the 2027 event is no longer future
     assert m["validated_now_ts"] == 1893456000 and m["quarantine"]["rows_quarantined"] == 0
+    # a catalog item without events joins the vocabulary after every item with events, for its content alone
+    items = {r["item_id"]: r for r in _rows(_out(tmp_path) / "items")}
+    assert m["vocab"]["catalog_only_items"] == 1 and m["vocab"]["num_items"] == 2 + 5 + 1
+    assert items["i9"]["item_idx"] == 7 and (items["i9"]["count"], items["i9"]["train_count"]) == (0, 0)
+    assert items["i9"]["title"] == "Listed but never seen" and items["i9"]["category_idx"] > 0
     with pytest.raises(FileNotFoundError, match=r"--input '.*nothing-\*.csv': no such file, directory or matching"):
         input_fingerprints(_args(str(d / "nothing-*.csv"), "generic", tmp_path / "out"))
 
@@ -310,3 +317,41 @@ def test_a_failed_job_exits_1_naming_the_log_and_bad_usage_exits_2_before_spark(
     got = subprocess.run([interest, *base, "--input", str(tmp_path / "missing-*.csv")], cwd=REPO, capture_output=True,
                          text=True, timeout=600)
     assert got.returncode == 2 and "no such file, directory or matching glob" in got.stderr, got.stderr[-2000:]
+
+
+def test_out_of_memory_ends_the_etl_with_a_message_never_a_hang(tmp_path):
+    """A bot with 3M events, no cap on events per user, a 600 MB heap: the JVM runs out of memory grouping that
+    user's history; it exits at once (-XX:+ExitOnOutOfMemoryError) and `interest etl` exits 1 naming the cause and
+    the fix, publishing nothing."""
+    f = tmp_path / "events.csv"
+    with open(f, "w") as out:
+        out.write("user_id,item_id,ts\n")
+        out.writelines(f"u{u},i{(u * 7 + k) % 500},{1700000000 + u * 1000 + k * 60}\n" for u in range(50)
+                       for k in range(20))
+        out.writelines(f"bot,i{n % 500},{1700000000 + n}\n" for n in range(3_000_000))
+    got = subprocess.run([str(Path(sys.executable).parent / "interest"), "etl", "--input", str(f), "--format",
+                          "generic", "--output", str(tmp_path / "out"), "--config", "tiny-cpu",
+                          "--allow-insecure-demo-key", "--set", "data.spark_driver_memory=600m",
+                          "--set", "data.spark_offheap_memory=0", "--set", "data.max_events_per_user=10000000"],
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert got.returncode == 1, got.stderr[-3000:]
+    assert "failed: SparkJvmExited: Spark's JVM ran out of memory (java.lang.OutOfMemoryError)" in got.stderr
+    assert "--set data.spark_driver_memory=..., now 600m" in got.stderr
+    assert current_version(tmp_path / "out") is None and not versions(tmp_path / "out")
+
+
+def test_events_beyond_the_per_user_cap_are_quarantined_with_their_reason(spark, tmp_path):
+    """data.max_events_per_user keeps each user's most recent N events (ties by input position) and quarantines the
+    rest with reason user_event_cap; they are counted but not held against the quarantine threshold."""
+    f = tmp_path / "events.csv"
+    rows = [f"bot,i{k % 3},{1700000000 + k * 60}" for k in range(8)] + [f"u{u},i{u},{1700000000 + u}"
+                                                                         for u in range(1, 7) for _ in range(2)]
+    rows.insert(3, "bot,i9,1700000420")  # the same time as the bot's 8th event, earlier in the file
+    f.write_text("user_id,item_id,ts\n" + "\n".join(rows) + "\n")
+    m = _run(spark, _args(f, "generic", tmp_path / "out"), "data.max_events_per_user=5",
+             "data.max_quarantine_fraction=0.05")
+    q = m["quarantine"]
+    assert q["by_reason"] == {"user_event_cap": 4} and q["users_capped"] == 1 and q["fraction"] == 0.0
+    _check_reconciles(m)
+    capped = sorted((r["item_id"], r["ts"]) for r in _rows(_out(tmp_path) / "quarantine"))
+    assert capped == [("i0", "1700000000"), ("i0", "1700000180"), ("i1", "1700000060"), ("i2", "1700000120")]
