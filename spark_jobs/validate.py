@@ -101,8 +101,7 @@ MAX_CAPPED_USERS = 100_000  # more users over the cap than this: the cap is too 
 def cap_events_per_user(checked: DataFrame, max_events: int | None) -> tuple[DataFrame, int]:
     """Marks every valid event of a user beyond their most recent max_events (by time, then input position) with
     reason user_event_cap; returns the frame and the number of users capped. One aggregation over the valid rows
-    finds the users over the cap; the ranking window runs over their rows only (it sorts and spills, where a
-    grouped history would have to fit in one task's memory)."""
+    finds the users over the cap; the ranking window runs over their rows only, on four narrow columns."""
     if not max_events:
         return checked, 0
     user = F.trim(F.col("user_id"))
@@ -114,8 +113,8 @@ def cap_events_per_user(checked: DataFrame, max_events: int | None) -> tuple[Dat
         raise ValueError(f"more than {MAX_CAPPED_USERS:,} users have over data.max_events_per_user={max_events:,} "
                          f"events: the cap is too low for this data; raise it (--set data.max_events_per_user=N)")
     heavy = F.coalesce(F.col("reason").isNull() & user.isin([r["u"] for r in over]), F.lit(False))
-    # Each capped user's N-th most recent event, found on a narrow projection (Spark keeps only the top N rows
-    # per user before the shuffle: a window group limit); every valid event before it is capped.
+    # Each capped user's N-th most recent event, ranked on a narrow projection of the capped users' rows only;
+    # every valid event before it is capped.
     latest = Window.partitionBy("u").orderBy(F.col("e_ts").desc(), F.col("e_file").desc(), F.col("e_row").desc())
     edge = (checked.where(heavy).select(user.alias("u"), F.col("ts_s").alias("e_ts"),
                                          F.col("src_file").alias("e_file"), F.col("src_row").alias("e_row"))
