@@ -79,7 +79,8 @@ def train(data: Path, run: Path, preset: str, args: list[str], kill_after: int |
     if proc.returncode:
         raise RuntimeError(f"train failed ({proc.returncode}); see {log.name}")
     text = (run.parent / f"{run.name}.log").read_text()
-    return {"seconds": time.time() - t0, "killed_at_step": killed_at, "restarts": text.count("resuming from checkpoint")}
+    return {"seconds": time.time() - t0, "killed_at_step": killed_at,
+            "restarts": text.count("resuming from checkpoint")}
 
 
 def _cmdline(p: psutil.Process) -> list[str]:

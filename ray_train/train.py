@@ -29,7 +29,8 @@ from ray_train.progress import driver_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="ETL output directory (its current version is read), e.g. --data out/data")
+    p.add_argument("--data", required=True,
+                   help="ETL output directory (its current version is read), e.g. --data out/data")
     p.add_argument("--output", required=True, help="run directory; rerun the same to resume, e.g. --output runs/r1")
     p.add_argument("--model", default=None, choices=list(ARCHS),
                    help="model family: sasrec / hstu (sequence) or vae (Mult-VAE over bags), e.g. --model hstu")

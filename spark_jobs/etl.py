@@ -48,14 +48,16 @@ class SparkJvmExited(RuntimeError):
                else f"exited with code {code}")
         super().__init__(f"Spark's JVM {why} and the ETL stopped; nothing was published. Give it more memory "
                          f"(--set data.spark_driver_memory=..., now {driver_memory}; on a cluster the executors' "
-                         f"spark.executor.memory); a user with millions of events needs a heap that holds their whole history")
+                         f"spark.executor.memory); a user with millions of events needs a heap that holds their "
+                         f"whole history")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="events file, directory or glob, e.g. --input data/events.csv")
     p.add_argument("--format", required=True, choices=ingest.FORMATS,
                    help="input format, e.g. --format retailrocket (see README: Input formats)")
-    p.add_argument("--output", required=True, help="data directory; each run publishes a new version of it, e.g. --output out/data")
+    p.add_argument("--output", required=True,
+                   help="data directory; each run publishes a new version of it, e.g. --output out/data")
     p.add_argument("--items", default=None, help="item catalog (Parquet/CSV/.item), e.g. --items data/items.csv")
     p.add_argument("--map", default=None, dest="column_map",
                    help="generic/recbole column map canonical=source, e.g. --map user_id=visitor,ts=time")

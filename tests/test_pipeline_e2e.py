@@ -65,7 +65,8 @@ def test_metrics_json_has_stable_keys_and_model_beats_popularity(demo):
             assert {"hr@10", "ndcg@10", "mrr@10"} <= set(m[split][proto])
     assert {"warm_users", "drifted_users"} <= set(m["segments"])
     # the demo's time split tests on the first event after the cutoff: users with <= 3 events rarely have one
-    cold = sum(n <= 3 for n in pq.read_table(resolve_data_dir(out / "data") / "test", columns=["history_len"])["history_len"].to_pylist())
+    test = pq.read_table(resolve_data_dir(out / "data") / "test", columns=["history_len"])
+    cold = sum(n <= 3 for n in test["history_len"].to_pylist())
     assert ("cold_users" in m["segments"]) == (cold > 0)
     if cold:
         assert m["segments"]["cold_users"]["full"]["n_users"] == cold
@@ -249,9 +250,10 @@ def test_next_action_is_scored_on_held_out_events_against_its_baselines(demo):
     profiles' p_buy_next."""
     out, *_ = demo
     e = json.loads((out / "run" / "metrics.json").read_text())["event_type"]
-    manifest = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
+    data = resolve_data_dir(out / "data")
+    manifest = json.loads((data / "manifest.json").read_text())
     assert e["n_targets"] > 100 and e["n_targets"] == sum(
-        len(r["ts"]) - r["first_target"] for r in pq.read_table(resolve_data_dir(out / "data") / "action_test").to_pylist())
+        len(r["ts"]) - r["first_target"] for r in pq.read_table(data / "action_test").to_pylist())
     assert set(e["per_type_auc"]) <= set(manifest["vocab"]["event_types"][1:]) and "buy" in e["per_type_auc"]
     assert e["log_loss"] < e["baseline_log_loss"] == e["baselines"]["frequency"]["log_loss"], e
     assert e["macro_auc"] > 0.55 and set(e["baselines"]) == {"frequency", "transition"}
