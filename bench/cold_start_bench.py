@@ -28,8 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from product import cli  # noqa: E402
-from public_data import ml100k  # noqa: E402
+from product import cli, generated_input  # noqa: E402
+from public_data import ml100k_input  # noqa: E402
 
 from interest_core.data_versions import resolve_data_dir  # noqa: E402
 
@@ -42,14 +42,7 @@ KEY = "hr@50"
 
 def etl(name: str, out: Path, preset: str, cold: float) -> Path:
     data = out / "data"
-    if name == "synthetic":
-        synth = out / "synthetic"
-        cli("generate", "--out", str(synth), *[x for k, v in SYNTHETIC.items() for x in (f"--{k}", v)])
-        src = ["--input", str(synth), "--format", "synthetic"]
-    else:
-        src_dir = ml100k()
-        src = ["--input", str(src_dir / "ml-100k.inter"), "--items", str(src_dir / "ml-100k.item"), "--format",
-               "recbole"]
+    src = generated_input(out, SYNTHETIC) if name == "synthetic" else ml100k_input()
     cli("etl", *src, "--output", str(data), "--config", preset, "--allow-insecure-demo-key", "--cold-items", str(cold))
     return resolve_data_dir(data)
 

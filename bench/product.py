@@ -23,6 +23,13 @@ def cli(*args: str) -> float:
     return time.time() - t0
 
 
+def generated_input(out: Path, params: dict[str, str]) -> list[str]:
+    """`interest generate --out OUT/synthetic` with params (flag -> value); the ETL's --input/--format for it."""
+    synth = out / "synthetic"
+    cli("generate", "--out", str(synth), *[x for k, v in params.items() for x in (f"--{k}", str(v))])
+    return ["--input", str(synth), "--format", "synthetic"]
+
+
 def train_and_evaluate(data: Path, run: Path, *train_args: str) -> tuple[dict, float]:
     """`interest train --data DATA --output RUN TRAIN_ARGS...` then `interest evaluate`: (metrics.json, train
     seconds)."""

@@ -106,3 +106,11 @@ def cdnow(cache: Path = CACHE) -> Path:
 
 if __name__ == "__main__":
     print(cdnow() if sys.argv[1:] == ["cdnow"] else ml100k())
+
+
+def ml100k_input(users: bool = False) -> list[str]:
+    """The ETL's source flags for MovieLens-100K: ratings, the movie catalog (titles, genres, year) and, with users,
+    the users file (age, gender, occupation, zip code)."""
+    d = ml100k()
+    return (["--input", str(d / "ml-100k.inter"), "--items", str(d / "ml-100k.item")]
+            + (["--users", str(d / "ml-100k.user")] if users else []) + ["--format", "recbole"])

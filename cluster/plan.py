@@ -30,7 +30,7 @@ def plan(cfg: Config, num_items: int, num_event_types: int | None = None, train_
     m, t = cfg.model, cfg.train
     world = gpus or t.workers
     args = model_args(cfg, num_items, num_event_types or contract.num_event_types(cfg.data.event_types),
-                      cfg.data.max_len)
+                      cfg.data.max_len, user_feature_buckets=cfg.data.user_feature_buckets)
     loss = args.loss
     p = count_params(args)
     w, g = (2, 2) if bf16 else (4, 4)

@@ -39,11 +39,13 @@ def cold_start_section(model_segments: dict, baseline_segments: dict[str, dict],
 
 def representation(run: dict) -> str:
     """A run's item representation, the ablation's row name: "ID only", "ID + category + ... + text",
-    "ID + graph (2 hops)", ..."""
+    "ID + graph (2 hops)", "ID + user features", ..."""
     model = run.get("config", {}).get("model", {})
     parts = list((run.get("content") or {}).get("item_features") or model.get("item_features") or [])
     if model.get("graph_hops"):
         parts.append(f"graph ({model['graph_hops']} hop{'s' if model['graph_hops'] > 1 else ''})")
+    if model.get("user_features"):
+        parts.append("user features")
     return "ID only" if not parts else "ID + " + " + ".join(parts)
 
 

@@ -77,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
                                                "--config", args.config, "--allow-insecure-demo-key", *split, *sets])))
     epochs = ["--epochs", str(args.epochs)] if args.epochs is not None else []
     # The content tower: new items (the synthetic catalog's late arrivals) are ranked by their content.
+    # ... and user side features (the generator's users.parquet, which the ETL joins by pseudonym): a user with
+    # few events is also scored from age, gender and region.
     content = ["--set", f"model.item_features=[{','.join(DEMO_ITEM_FEATURES)}]",
-               "--set", f"train.text_cache_dir={out / 'text_cache'}"]
+               "--set", f"train.text_cache_dir={out / 'text_cache'}", "--set", "model.user_features=true"]
     step("train", lambda: train.run(_parse("train", ["--data", str(data), "--output", str(run_dir), "--model",
                                                      args.model, "--workers", "2", "--zero-stage", "2", "--config",
                                                      args.config, *epochs, *content, *sets])))

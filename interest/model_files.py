@@ -6,6 +6,7 @@ write_model_files(model, meta, items_table, out_dir) writes:
   meta.json           the run's meta: model_args (ModelArgs kwargs), vocab (event_types[0] = "<pad>"), ...
   items.parquet       contract.ITEMS_SCHEMA: item_idx <-> item_id (the catalog's id) and features
   user_encoder.onnx   (items, event_types, ts) int64 (B, L), left-padded, 1 <= L <= max_len
+                      [+ user_features int64 (B, F) for a model with user side features, F = len(USER_FIELDS)]
                       -> user_embedding float32 (B, D) = InterestModel.user_embedding; B and L dynamic.
                       user_encoder.pt (TorchScript, same signature) instead when the ONNX export fails
   export.json         what was written: encoder format / exporter / opset, the max |ONNX - PyTorch| measured at
@@ -29,13 +30,41 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from interest_core.contract import OOV_ID, PAD_ID
+from interest_core.user_features import USER_FIELDS, age_group, feature_id, REGION_CHARS
 
 INPUTS = ("items", "event_types", "ts")
 OUTPUT = "user_embedding"
 ONNX_OPSET = 18
 TOLERANCE = 1e-3  # max |exported - PyTorch| accepted at export
 Event = tuple[str, str, int | float | str]  # (item_id, event_type name, ts: unix seconds or ISO 8601)
-Encoder = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+Encoder = Callable[..., np.ndarray]  # the input arrays in encoder_inputs() order -> (B, D)
+
+
+def encoder_inputs(args: Any) -> tuple[str, ...]:
+    """The user encoder's input names: INPUTS, and user_features for a model with user side features."""
+    return INPUTS + (("user_features",) if getattr(args, "user_feature_buckets", 0) else ())
+
+
+def user_feature_ids(user: dict | None, buckets: int) -> list[int]:
+    """A served user's side features ({"age": 25, "gender": "F", "occupation": ..., "region": "10001"}; missing
+    keys and None unknown) -> ids in USER_FIELDS order, as the ETL computes them (interest_core.user_features)."""
+    user = user or {}
+    unknown = set(user) - set(USER_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown user feature(s) {sorted(unknown)}: the model reads {', '.join(USER_FIELDS)}")
+    out = []
+    for name in USER_FIELDS:
+        value = user.get(name)
+        if value is not None and str(value).strip():
+            if name == "age":
+                try:
+                    value = age_group(float(value))
+                except ValueError:
+                    raise ValueError(f"age {value!r} is not a number (e.g. 34)") from None
+            elif name == "region":
+                value = str(value).strip()[:REGION_CHARS]
+        out.append(feature_id(name, None if value is None else str(value), buckets))
+    return out
 
 
 def write_model_files(model: Any, meta: dict, items_table: pa.Table, out_dir: Path) -> dict:
@@ -95,7 +124,8 @@ def load_torch_model(model_dir: str | Path) -> tuple[Any, dict]:
 
 
 def _user_encoder(model: Any) -> Any:
-    """nn.Module (items, event_types, ts) int64 (B, L) -> (B, D) float32 = model.user_embedding (what encode reads)."""
+    """nn.Module (items, event_types, ts) int64 (B, L) [, user_features (B, F)] -> (B, D) float32 =
+    model.user_embedding (what encode reads)."""
     import torch
 
     class UserEncoder(torch.nn.Module):
@@ -106,17 +136,27 @@ def _user_encoder(model: Any) -> Any:
         def forward(self, items: torch.Tensor, event_types: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
             return self.model.user_embedding({"items": items, "event_types": event_types, "ts": ts})
 
-    return UserEncoder().eval()
+    class UserEncoderWithFeatures(UserEncoder):
+        def forward(self, items: torch.Tensor, event_types: torch.Tensor, ts: torch.Tensor,
+                    user_features: torch.Tensor) -> torch.Tensor:
+            return self.model.user_embedding({"items": items, "event_types": event_types, "ts": ts,
+                                              "user_features": user_features})
+
+    return (UserEncoderWithFeatures() if len(encoder_inputs(model.args)) > len(INPUTS) else UserEncoder()).eval()
 
 
-def random_inputs(args: Any, batch: int, length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random left-padded int64 (batch, length) encoder inputs: row b has b % length padded positions, OOV included."""
+def random_inputs(args: Any, batch: int, length: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Random left-padded int64 (batch, length) encoder inputs: row b has b % length padded positions, OOV included
+    (and random (batch, F) user feature ids, 0 = unknown included, for a model with user side features)."""
     rng = np.random.default_rng(seed)
     items = rng.integers(OOV_ID, args.num_items, (batch, length))
     types = rng.integers(1, args.num_event_types, (batch, length)) if args.num_event_types > 1 else 0 * items
     ts = 1_700_000_000 + np.cumsum(rng.integers(0, 200_000, (batch, length)), axis=1)
     valid = np.arange(length)[None, :] >= (np.arange(batch) % length)[:, None]
-    return items * valid, types * valid, ts * valid
+    out = (items * valid, types * valid, ts * valid)
+    if len(encoder_inputs(args)) > len(INPUTS):
+        out += (rng.integers(0, args.user_feature_buckets + 1, (batch, len(USER_FIELDS))),)
+    return out
 
 
 def _max_abs_diff(encoder: Any, run: Encoder, args: Any) -> tuple[float, list[list[int]]]:
@@ -143,23 +183,28 @@ def _export_onnx(encoder: Any, args: Any, out_dir: Path) -> dict:
     path = out_dir / "user_encoder.onnx"
     batch, length = torch.export.Dim("batch", min=1), torch.export.Dim("length", min=1, max=args.max_len)
     example = tuple(torch.from_numpy(a) for a in random_inputs(args, 3, args.max_len))
-    exporter_log = logging.getLogger("torch.onnx")  # "torchvision is not installed" notes: nothing of ours
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
+    names = encoder_inputs(args)
+    dynamic = ({0: batch, 1: length},) * len(INPUTS) + ({0: batch},) * (len(names) - len(INPUTS))
+    # torch.onnx: "torchvision is not installed"; onnxscript / onnx_ir: optimizer notes on the EmbeddingBag of user
+    # side features ("Skipping constant folding ..."): nothing of ours, and the export is checked below
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
     with warnings.catch_warnings():  # "axis name ... will not be used": it is (the graph's dims are batch, length)
         warnings.filterwarnings("ignore", message=".*axis name.*will not be used")
         warnings.filterwarnings("ignore", category=FutureWarning)  # torch.export's own deprecations
         program = torch.onnx.export(encoder, example, dynamo=True, verbose=False, opset_version=ONNX_OPSET,
-                                    input_names=list(INPUTS), output_names=[OUTPUT],
-                                    dynamic_shapes=({0: batch, 1: length},) * len(INPUTS))
-    exporter_log.setLevel(level)
+                                    input_names=list(names), output_names=[OUTPUT], dynamic_shapes=dynamic)
+    for log, level in zip(loggers, levels):
+        log.setLevel(level)
     program.save(str(path))
     proto = onnx.load(str(path), load_external_data=False)
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    diff, shapes = _max_abs_diff(encoder, _onnx_encoder(path), args)
+    diff, shapes = _max_abs_diff(encoder, _onnx_encoder(path, names), args)
     (out_dir / "user_encoder.pt").unlink(missing_ok=True)
     return {"format": "onnx", "file": path.name, "exporter": "torch.onnx.export(dynamo=True)", "opset": opset,
-            "inputs": list(INPUTS), "output": OUTPUT, "dynamic_axes": ["batch", "length"], "max_len": args.max_len,
+            "inputs": list(names), "output": OUTPUT, "dynamic_axes": ["batch", "length"], "max_len": args.max_len,
             "max_abs_diff": diff, "checked_shapes": shapes}
 
 
@@ -177,15 +222,15 @@ def _export_torchscript(encoder: Any, args: Any, out_dir: Path) -> dict:
     for stale in out_dir.glob("user_encoder.onnx*"):  # the graph and any external data of an earlier export
         stale.unlink()
     return {"format": "torchscript", "file": path.name, "exporter": "torch.jit.trace", "opset": None,
-            "inputs": list(INPUTS), "output": OUTPUT, "dynamic_axes": ["batch", "length"], "max_len": args.max_len,
+            "inputs": list(encoder_inputs(args)), "output": OUTPUT, "dynamic_axes": ["batch", "length"], "max_len": args.max_len,
             "max_abs_diff": diff, "checked_shapes": shapes}
 
 
-def _onnx_encoder(path: Path) -> Encoder:
+def _onnx_encoder(path: Path, names: Sequence[str] = INPUTS) -> Encoder:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda items, types, ts: session.run([OUTPUT], {"items": items, "event_types": types, "ts": ts})[0]
+    return lambda *arrays: session.run([OUTPUT], dict(zip(names, arrays)))[0]
 
 
 def _torchscript_encoder(path: Path) -> Encoder:
@@ -193,9 +238,9 @@ def _torchscript_encoder(path: Path) -> Encoder:
 
     module = torch.jit.load(str(path)).eval()
 
-    def run(items: np.ndarray, types: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    def run(*arrays: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (items, types, ts))).numpy()
+            return module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)).numpy()
 
     return run
 
@@ -246,8 +291,10 @@ class OnnxRecommender:
         self.item_ids[np.asarray(items["item_idx"], dtype=np.int64)] = items["item_id"]
         self._never = np.equal(self.item_ids, None)  # (V,) padding, OOV, ids the catalog does not name
         self._never[: OOV_ID + 1] = True
-        load = {"onnx": _onnx_encoder, "torchscript": _torchscript_encoder}[info["format"]]
-        self._encoder = load(model_dir / info["file"])
+        self.input_names: tuple[str, ...] = tuple(info.get("inputs", INPUTS))
+        self.user_buckets: int = meta["model_args"].get("user_feature_buckets", 0)
+        self._encoder = (_onnx_encoder(model_dir / info["file"], self.input_names) if info["format"] == "onnx"
+                         else _torchscript_encoder(model_dir / info["file"]))
         self.batch_size = batch_size
 
     def event_type_id(self, name: str) -> int:
@@ -255,24 +302,40 @@ class OnnxRecommender:
             raise ValueError(f"unknown event type {name!r}: the model knows {', '.join(self._type_ids)}")
         return self._type_ids[name]
 
-    def inputs(self, histories: Sequence[Sequence[Event]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Histories -> (items, event_types, ts) int64 (B, L), L = min(max_len, longest history), left-padded."""
+    @property
+    def reads_user_features(self) -> bool:
+        return "user_features" in self.input_names
+
+    def inputs(self, histories: Sequence[Sequence[Event]],
+               users: Sequence[dict | None] | None = None) -> tuple[np.ndarray, ...]:
+        """Histories -> (items, event_types, ts) int64 (B, L), L = min(max_len, longest history), left-padded; plus
+        user_features (B, F) when the model reads them (users[i]: the i-th user's side features, None = unknown).
+        An empty history is allowed only for a model with user side features: the user is then their features."""
+        if users is not None and len(users) != len(histories):
+            raise ValueError(f"{len(users)} users for {len(histories)} histories")
         rows = []
         for i, history in enumerate(histories):
-            if not history:
-                raise ValueError(f"history {i} is empty: a user needs at least one event")
+            if not history and not self.reads_user_features:
+                raise ValueError(f"history {i} is empty: a user needs at least one event (this model has no user "
+                                 "side features to score a user without events)")
             events = sorted(((str(item), str(kind), parse_ts(t)) for item, kind, t in history), key=lambda e: e[2])
             rows.append(events[-self.max_len:])
-        out = np.zeros((3, len(rows), max(map(len, rows), default=1)), dtype=np.int64)
+        out = np.zeros((3, len(rows), max(max(map(len, rows), default=1), 1)), dtype=np.int64)
         for b, events in enumerate(rows):
-            out[:, b, out.shape[2] - len(events):] = [[self._item_idx.get(item, OOV_ID) for item, _, _ in events],
-                                                      [self.event_type_id(kind) for _, kind, _ in events],
-                                                      [t for _, _, t in events]]
-        return out[0], out[1], out[2]
+            if events:
+                out[:, b, out.shape[2] - len(events):] = [
+                    [self._item_idx.get(item, OOV_ID) for item, _, _ in events],
+                    [self.event_type_id(kind) for _, kind, _ in events], [t for _, _, t in events]]
+        if not self.reads_user_features:
+            return out[0], out[1], out[2]
+        feats = np.array([user_feature_ids(u, self.user_buckets) for u in (users or [None] * len(rows))],
+                         dtype=np.int64).reshape(len(rows), len(USER_FIELDS))
+        return out[0], out[1], out[2], feats
 
-    def embed(self, items: np.ndarray, event_types: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        """int64 (B, L) inputs as collate makes them, L <= max_len -> (B, D) float32 user embeddings."""
-        return self._encoder(*(np.ascontiguousarray(a, dtype=np.int64) for a in (items, event_types, ts)))
+    def embed(self, *arrays: np.ndarray) -> np.ndarray:
+        """int64 inputs as collate makes them ((B, L) items, event_types, ts, L <= max_len [, (B, F) user_features])
+        -> (B, D) float32 user embeddings."""
+        return self._encoder(*(np.ascontiguousarray(a, dtype=np.int64) for a in arrays))
 
     def scores(self, user_emb: np.ndarray) -> np.ndarray:
         """(B, D) -> (B, V) scores; padding, OOV and ids missing from items.parquet at -inf (InterestModel.scores)."""
@@ -280,16 +343,18 @@ class OnnxRecommender:
         scores[:, self._never] = -np.inf
         return scores
 
-    def recommend(self, histories: Sequence[Sequence[Event]], top_k: int = 10,
-                  exclude_seen: bool = False) -> list[tuple[list[str], list[float]]]:
+    def recommend(self, histories: Sequence[Sequence[Event]], top_k: int = 10, exclude_seen: bool = False,
+                  users: Sequence[dict | None] | None = None) -> list[tuple[list[str], list[float]]]:
         """Per history (item_ids, scores) of its top_k items by descending score (fewer if the catalog is smaller);
-        exclude_seen drops every item of the history (also those before its last max_len events)."""
+        exclude_seen drops every item of the history (also those before its last max_len events). users: each
+        history's user side features (a model with user side features; see inputs)."""
         if top_k < 1:
             raise ValueError(f"top_k={top_k}: must be >= 1")
         out = []
         for start in range(0, len(histories), self.batch_size):
             batch = histories[start: start + self.batch_size]
-            scores = self.scores(self.embed(*self.inputs(batch)))
+            scores = self.scores(self.embed(*self.inputs(batch, None if users is None else
+                                                          users[start: start + self.batch_size])))
             for row, history in zip(scores if exclude_seen else [], batch):
                 row[[self._item_idx.get(str(item), OOV_ID) for item, _, _ in history]] = -np.inf
             k = min(top_k, scores.shape[1])

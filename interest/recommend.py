@@ -9,6 +9,10 @@ object a line, or .parquet) holds one event a row:
   ts          unix seconds or an ISO 8601 time (naive = UTC)
 A user's events are sorted by ts (ties keep the file's order) and the last max_len are scored. Output: one JSON line
 per user, in order of first appearance: {"user_id": ..., "items": [top-K item ids], "scores": [their scores]}.
+
+--users FILE (same formats; a model trained with model.user_features): user_id and any of age, gender, occupation,
+region, one row a user. A user listed there without any event is recommended to from those features alone (a new
+user), after the users with events, in the file's order.
 """
 from __future__ import annotations
 
@@ -22,15 +26,43 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from interest.model_files import Event, OnnxRecommender, parse_ts
+from interest_core.user_features import USER_FIELDS
 
 COLUMNS = ("user_id", "item_id", "event_type", "ts")
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """The rows of FILE as dicts of COLUMNS; ValueError naming the missing columns and what the file needs."""
+    names, rows = _read_rows(path, "history")
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the history needs columns "
+                         f"{', '.join(COLUMNS)} (one event a row)")
+    return rows
+
+
+def read_users(path: Path) -> dict[Any, dict[str, Any]]:
+    """--users FILE -> {user_id: {feature: value}}; ValueError naming the row or column and the fix."""
+    names, rows = _read_rows(path, "users")
+    if "user_id" not in names:
+        raise ValueError(f"{path}: no user_id column; the users file needs user_id and any of {', '.join(USER_FIELDS)}")
+    extra = [c for c in names if c != "user_id" and c not in USER_FIELDS]
+    if extra:
+        raise ValueError(f"{path}: unknown column(s) {', '.join(extra)}; a model reads {', '.join(USER_FIELDS)}")
+    out: dict[Any, dict[str, Any]] = {}
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or row.get("user_id") is None or str(row["user_id"]).strip() == "":
+            raise ValueError(f"{path}, row {n}: no user_id")
+        if row["user_id"] in out:
+            raise ValueError(f"{path}, row {n}: user {row['user_id']!r} is listed twice")
+        out[row["user_id"]] = {k: v for k, v in row.items() if k != "user_id"}
+    return out
+
+
+def _read_rows(path: Path, what: str) -> tuple[list[str], list[Any]]:
     suffix = path.suffix.lower()
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such history file")
+        raise FileNotFoundError(f"{path}: no such {what} file")
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -51,12 +83,8 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         table = pq.read_table(path)
         names, rows = table.column_names, table.to_pylist()
     else:
-        raise ValueError(f"{path}: unknown history format {suffix!r}; use .csv, .jsonl or .parquet")
-    missing = [c for c in COLUMNS if c not in names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the history needs columns "
-                         f"{', '.join(COLUMNS)} (one event a row)")
-    return rows
+        raise ValueError(f"{path}: unknown {what} format {suffix!r}; use .csv, .jsonl or .parquet")
+    return names, rows
 
 
 def group_histories(rows: list[dict[str, Any]], recommender: OnnxRecommender,
@@ -88,6 +116,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history", required=True,
                    help="events with columns user_id, item_id, event_type, ts (.csv, .jsonl or .parquet), "
                         "e.g. --history histories.csv")
+    p.add_argument("--users", default=None,
+                   help="user side features (user_id, age, gender, occupation, region; .csv, .jsonl or .parquet) for "
+                        "a model trained with model.user_features; users without events get recommendations too, "
+                        "e.g. --users new_users.csv")
     p.add_argument("--top-k", type=int, default=10, help="recommendations per user, e.g. --top-k 20")
     p.add_argument("--exclude-seen", action="store_true", help="never recommend an item of the user's history")
     p.add_argument("--output", default=None,
@@ -100,7 +132,16 @@ def run(args: argparse.Namespace) -> int:
     recommender = OnnxRecommender(args.model)
     path = Path(args.history)
     users, histories = group_histories(read_history(path), recommender, path)
-    recs = recommender.recommend(histories, top_k=args.top_k, exclude_seen=args.exclude_seen)
+    features = None
+    if args.users:
+        if not recommender.reads_user_features:
+            raise ValueError(f"--users {args.users}: the model at {args.model} was trained without user side "
+                             "features (model.user_features); leave --users out")
+        known = read_users(Path(args.users))
+        new = [u for u in known if u not in set(users)]
+        users, histories = users + new, histories + [[] for _ in new]
+        features = [known.get(u) for u in users]
+    recs = recommender.recommend(histories, top_k=args.top_k, exclude_seen=args.exclude_seen, users=features)
     lines = [json.dumps({"user_id": u, "items": items, "scores": scores}) for u, (items, scores) in zip(users, recs)]
     text = "\n".join(lines) + "\n"
     if args.output:

@@ -10,6 +10,8 @@ Batch (dict of int64 tensors, (B, max_len) unless said otherwise):
     n_before, first_ts,             (B,) the user's events before the first input, time of its first event,
     days_before, buys_before        distinct days and buys among those events (rows that carry them: training
                                     windows, decay rows)
+    user_features                   (B, F) the user's side-feature ids (interest_core.user_features; 0 = unknown),
+                                    when the rows carry a non-empty user_features list
     targets, target_event_types     next item / event type at each position (training batches only)
     target_gap                      seconds to the next event at each scored position, -1 = none (training only)
     target_censored                 bool: the gap ends at the end of observation, not at an event: the next
@@ -88,8 +90,17 @@ def collate(rows: Any, max_len: int, targets: bool = False) -> dict[str, torch.T
 
 
 def _user_columns(rows: Any, names: list[str]) -> dict[str, torch.Tensor]:
-    """The per-row scalars of USER_COLUMNS as (B,) int64 tensors, when the rows carry them."""
+    """The per-row scalars of USER_COLUMNS as (B,) int64 tensors and user_features as (B, F), when the rows carry
+    them."""
     out = {}
+    if "user_features" in names:
+        col = rows["user_features"]
+        if isinstance(col, (pa.Array, pa.ChunkedArray)):
+            width = int(pc.max(pc.list_value_length(col)).as_py() or 0)
+        else:
+            width = max((len(x) for x in col if x is not None), default=0)
+        if width:
+            out["user_features"] = torch.from_numpy(pad_left(col, width))
     for name in USER_COLUMNS:
         if name in names:
             col = rows[name]

@@ -98,11 +98,19 @@ class ModelConfig(_Strict):
     """Content tower, training only: the share of item occurrences whose ID embedding is dropped, so the model
     also learns to rank items from their content alone (as it must for items without training events)."""
 
+    user_features: bool = False
+    """User side features (sasrec, hstu, gru; data built with `interest etl --users FILE`): the sum of the user's
+    age-group, gender, occupation and region embeddings is added to the sequence state, so a user with 0-3 events
+    is scored from what is known of them besides their events (a user with no event: from it alone)."""
+
     @model_validator(mode="after")
     def _vae_full_softmax(self) -> "ModelConfig":
         if self.arch == "vae" and self.loss == "sampled":
             raise ValueError("model.arch=vae is a multinomial likelihood over the whole catalog: model.loss=sampled "
                              "does not apply; use model.loss=auto or full")
+        if self.arch == "vae" and self.user_features:
+            raise ValueError("model.user_features is the sequence models' user side; set model.user_features=false "
+                             "for model.arch=vae")
         if self.arch == "vae" and self.graph_hops:
             raise ValueError("model.graph_hops is the sequence models' item-graph fusion; set model.graph_hops=0 "
                              "for model.arch=vae")

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from interest_core.data_versions import CURRENT
 
-SCHEMA_VERSION = 7  # 2: train rows carry first_target; equal timestamps keep the input's order
+SCHEMA_VERSION = 8  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
 #    first_ts; decay_valid/ decay_test/ rows
 # 4: action_test/ windows (the next-action evaluation's held-out events)
@@ -45,6 +45,7 @@ SCHEMA_VERSION = 7  # 2: train rows carry first_target; equal timestamps keep th
 # 6: drift_valid/ drift_test/ rows (interest migration); planted/ carries migration_ts
 # 7: quarantine/ keeps pseudonyms, fields and a hash of the row, never its text;
 #    items/ carries description (the text the content tower embeds besides the title); manifest split.cold_items
+# 8: train/valid/test/action_test rows carry user_features (interest etl --users); manifest users
 
 INTEREST_CATEGORIES = 20  # interest_categories / interest_weights kept per eval row
 
@@ -63,6 +64,9 @@ _SEQUENCE = [
     pa.field("dt", _long_list),  # seconds since the previous event of the whole history (0 = first)
 ]
 
+# one id per interest_core.user_features.USER_FIELDS (0 = unknown); empty when the data has no users file
+_USER_FEATURES = pa.field("user_features", _int_list)
+
 TRAIN_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("window", pa.int32()),  # 0 = most recent window of the user
     pa.field("first_target", pa.int32()),  # first position whose prediction carries a loss (windows.py)
@@ -70,6 +74,7 @@ TRAIN_SCHEMA = pa.schema(_SEQUENCE + [
     pa.field("first_ts", pa.int64()),  # time of the user's first event
     pa.field("days_before", pa.int32()),  # distinct UTC days with an event among those n_before events
     pa.field("buys_before", pa.int32()),  # buy events among them
+    _USER_FEATURES,
 ])
 
 EVAL_SCHEMA = pa.schema(_SEQUENCE + [
@@ -88,6 +93,7 @@ EVAL_SCHEMA = pa.schema(_SEQUENCE + [
     # the total weight
     pa.field("interest_categories", _int_list),
     pa.field("interest_weights", pa.list_(pa.float64())),
+    _USER_FEATURES,
 ])
 
 DECAY_SCHEMA = pa.schema(_SEQUENCE + [

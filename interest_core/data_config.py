@@ -74,6 +74,9 @@ class DataConfig(BaseModel):
     """Catalog rows whose item has no event join the item vocabulary (ids after every item with events, by item id;
     count and train_count 0), so a model that reads item features (model.item_features) ranks brand-new items by
     their content alone. Off by default: an ID-only model cannot rank them and would only carry their rows."""
+    user_feature_buckets: int = Field(10_000, ge=1)
+    """User side features (`interest etl --users FILE`): each feature value is hashed to one of this many embedding
+    rows (interest_core/user_features.py); collisions are rare while distinct values stay far below it."""
     cold_items: float = Field(0.0, ge=0.0, lt=1.0)
     """Zero-shot protocol (`interest etl --cold-items F`): this fraction of the item vocabulary (chosen by a hash
     of the item id, so reruns hold out the same items) loses every training event: its items keep their ids, their

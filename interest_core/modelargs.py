@@ -55,6 +55,7 @@ class ModelArgs:
     graph_hops: int = 0  # item-graph fusion: propagation steps over the top-K graph (0 = off)
     graph_top_k: int = 20  # neighbour slots per item (the ETL's data.graph_top_k)
     graph_sample: int | None = None  # training: neighbours sampled per item per step (None = all K)
+    user_feature_buckets: int = 0  # user side features: hashed rows (the data's data.user_feature_buckets), 0 = off
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
     event_type_loss_weight: float = 0.1  # weight of the next-event-type head; 0 = head not built
@@ -116,7 +117,7 @@ def resolve_loss(cfg: Config, num_items: int) -> str:
 def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                event_types_seen: int | None = None, censoring_known: bool = True,
                decay_max_gap_s: float = 0.0, event_type_prior: list[float] | None = None,
-               num_categories: int = 0) -> ModelArgs:
+               num_categories: int = 0, user_feature_buckets: int = 0) -> ModelArgs:
     """The model a config builds for a vocabulary and a context length (from the manifest, or planned).
     With one event type in the data (event_types_seen = 1) the event-type input and head are off: they would
     learn a constant. The decay head needs data whose training sequences end at a known end of observation
@@ -124,8 +125,12 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
     decay_max_gap_s: the longest gap the training windows can hold (end of training observation - first event).
     event_type_prior: the share of each event type in the data (the next-action head's logit adjustment).
     num_categories: the data's category vocabulary (incl. 0 = unknown), which the vae's bags include when
-    model.vae_categories is on and the data has known categories."""
+    model.vae_categories is on and the data has known categories. user_feature_buckets: the data's hashed user
+    side-feature rows (its manifest's users.buckets), 0 when it has no users file; model.user_features needs them."""
     m = cfg.model
+    if m.user_features and not user_feature_buckets:
+        raise ValueError("model.user_features=true needs data with user side features: run `interest etl` with "
+                         "--users FILE (or set model.user_features=false)")
     varied = event_types_seen is None or event_types_seen > 1
     heads = m.arch != "vae"  # the bag model has no per-event state for the next-action and decay heads
     return ModelArgs(num_items=num_items, num_event_types=num_event_types, max_len=max_len, dim=m.dim,
@@ -143,7 +148,8 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                      item_features=tuple(m.item_features),
                      brand_buckets=m.brand_buckets if "brand" in m.item_features else 0,
                      id_dropout=m.id_dropout if m.item_features else 0.0,
-                     graph_hops=m.graph_hops, graph_top_k=cfg.data.graph_top_k, graph_sample=m.graph_sample)
+                     graph_hops=m.graph_hops, graph_top_k=cfg.data.graph_top_k, graph_sample=m.graph_sample,
+                     user_feature_buckets=user_feature_buckets if m.user_features else 0)
 
 
 def event_types_seen(manifest: dict) -> int | None:
@@ -159,7 +165,8 @@ def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
                       event_types_seen(manifest), censoring_known=split.get("kind") == "time",
                       decay_max_gap_s=max(0, end - first) if end is not None and first is not None else 0.0,
                       event_type_prior=event_type_prior(manifest),
-                      num_categories=vocab.get("num_categories", 0))
+                      num_categories=vocab.get("num_categories", 0),
+                      user_feature_buckets=(manifest.get("users") or {}).get("buckets", 0))
 
 
 def event_type_prior(manifest: dict) -> list[float] | None:
@@ -204,13 +211,16 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
 
 
 def content_params(a: ModelArgs) -> dict[str, int]:
-    """The item representation's parameters besides the ID table: "tables" (category, brand, price-bucket
-    embeddings), "text" (the TEXT_DIM -> D projection) and "graph" (the item-graph fusion's 2D -> D gate): the last
-    two are dense layers applied once per catalog item per step, counted with the tables."""
+    """The representation's parameters besides the ID table: "tables" (category, brand, price-bucket embeddings and
+    the user side-feature rows), "text" (the TEXT_DIM -> D projection), "impute" (id_dropout's D -> D -> D MLP) and
+    "graph" (the item-graph fusion's 2D -> D gate): the dense ones are applied once per catalog item per step,
+    counted with the tables."""
     f, d = a.item_features, a.dim
     tables = (a.num_categories * ("category" in f) + (a.brand_buckets + 1) * ("brand" in f)
               + NUM_PRICE_BUCKETS * ("price" in f)) * d
+    tables += (a.user_feature_buckets + 1) * d if a.user_feature_buckets else 0
     return {"tables": tables, "text": TEXT_DIM * d if "text" in f else 0,
+            "impute": 2 * (d + 1) * d if f and a.id_dropout > 0 else 0,
             "graph": (2 * d + 1) * d if a.graph_hops else 0}
 
 

@@ -31,7 +31,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from interest_core.config import Config, load_config  # noqa: E402
 from interest_core.contract import OOV_ID, SCHEMA_VERSION, num_event_types  # noqa: E402
 from interest_core.windows import WindowRule  # noqa: E402
-from spark_jobs import graph, ingest, items, pseudonymize, publish, sequences, validate, vocab  # noqa: E402
+from spark_jobs import graph, ingest, items, pseudonymize, publish, sequences, users, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
 from spark_jobs.session import JVM_OUT_OF_MEMORY, get_spark, jvm_exit_code  # noqa: E402
 
@@ -59,6 +59,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True,
                    help="data directory; each run publishes a new version of it, e.g. --output out/data")
     p.add_argument("--items", default=None, help="item catalog (Parquet/CSV/.item), e.g. --items data/items.csv")
+    p.add_argument("--users", default=None,
+                   help="user side features (CSV/Parquet/JSON lines/.user: user_id, age, gender, occupation, region), "
+                        "e.g. --users data/users.csv")
+    p.add_argument("--users-map", default=None,
+                   help="users file column map canonical=source, e.g. --users-map user_id=uid,region=zip")
     p.add_argument("--map", default=None, dest="column_map",
                    help="generic/recbole column map canonical=source, e.g. --map user_id=visitor,ts=time")
     p.add_argument("--ts-unit", default="auto", choices=["auto", "s", "ms", "iso"],
@@ -115,9 +120,18 @@ def _fingerprint(path: str, flag: str = "--input") -> dict:
             "sha256_names_sizes": h.hexdigest(), "modified_ts": int(modified)}
 
 
+def users_file(args: argparse.Namespace) -> str | None:
+    """--users, or the synthetic generator's users.parquet beside its events."""
+    if getattr(args, "users", None):
+        return args.users
+    found = Path(args.input) / "users.parquet"
+    return str(found) if args.format == "synthetic" and found.exists() else None
+
+
 def input_fingerprints(args: argparse.Namespace) -> dict:
     return {"format": args.format, **_fingerprint(args.input),
-            "items": _fingerprint(args.items, "--items") if args.items else None}
+            "items": _fingerprint(args.items, "--items") if args.items else None,
+            "users": _fingerprint(args.users, "--users") if getattr(args, "users", None) else None}
 
 
 def _write(df: DataFrame, path: Path, num_files: int, sort_cols: list[str], row_group_mb: int) -> None:
@@ -265,7 +279,15 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     seqs = sequences.index_sequences(lists, item_index, d.event_types,
                                      broadcast_items=n_vocab_rows <= d.broadcast_max_items)
     split = sequences.split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s)
-    split = sequences.hold_out_items(split, d.cold_items).persist(StorageLevel.MEMORY_AND_DISK)
+    split = sequences.hold_out_items(split, d.cold_items)
+    user_feats, users_counts = None, None
+    users_path = users_file(args)
+    if users_path:
+        user_feats, users_quarantine, users_counts = users.build(
+            spark, users_path, users.parse_users_map(getattr(args, "users_map", None)), d.user_feature_buckets, key,
+            split)
+        users_quarantine.coalesce(1).write.mode("append").parquet(str(tmp / "quarantine"))
+    split = users.attach(split, user_feats).persist(StorageLevel.MEMORY_AND_DISK)
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
     buy = d.buy_event_type
@@ -313,15 +335,16 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     n_cats = cats.count()
     catalog_only = item_vocab.where(F.col("count") == 0).count() if d.catalog_items else 0
     users_with_test = split.where(F.col("test_target").isNotNull()).count()
-    for df in (counts_df, item_vocab, cats, split, train_counts) + ((catalog,) if catalog is not None else ()):
+    for df in (counts_df, item_vocab, cats, split, train_counts) + ((catalog,) if catalog is not None else ()) + (
+            (user_feats,) if user_feats is not None else ()):
         df.unpersist()
     rows_valid = quarantine["rows_in"] - quarantine["rows_quarantined"]
     if agg["n_raw"] != rows_valid:
         raise AssertionError(f"lost rows: {rows_valid} valid rows but {agg['n_raw']} reached the user lists")
-    used, users = int(agg["used"]), int(agg["users"])
+    used, n_users = int(agg["used"]), int(agg["users"])
     counts = {"rows_in": quarantine["rows_in"], "rows_quarantined": quarantine["rows_quarantined"],
-              "rows_valid": rows_valid, "rows_used": used, "rows_deduplicated": rows_valid - used, "users": users,
-              "users_without_target": users - users_with_test,
+              "rows_valid": rows_valid, "rows_used": used, "rows_deduplicated": rows_valid - used, "users": n_users,
+              "users_without_target": n_users - users_with_test,
               "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)}}
     written = ("train", "valid", "test", "action_test", *decay_ends, "drift_valid", "drift_test")
     rows = {s: _parquet_rows(tmp / s) for s in written}
@@ -333,6 +356,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         "counts": counts,
         "rows": rows,
         "quarantine": quarantine,
+        "users": users_counts,
         "vocab": {"num_items": int(max_item) + 1, "num_event_types": num_event_types(d.event_types),
                   "num_categories": n_cats + 1, "event_types": ["<pad>"] + list(d.event_types),
                   "items_in_vocab": int(max_item) - 1, "catalog_only_items": catalog_only},

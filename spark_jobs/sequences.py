@@ -174,7 +174,7 @@ def _windows(split: DataFrame, col: str, rule: WindowRule, buy_type: int | None,
     if scored_from:  # window k ends at m - k * stride; only those ending at or after scored_from hold a target
         last = F.least(last, F.floor((m - F.col(scored_from)) / rule.stride).cast("int"))
     df = split.where(F.col(col).isNotNull() & (m >= 2)).select(
-        "user_id", col, *([scored_from] if scored_from else []), n.alias("n_windows"),
+        "user_id", col, *([scored_from] if scored_from else []), n.alias("n_windows"), user_features(split),
         F.explode(F.sequence(F.lit(0), last)).alias("window"))
     end = rule.end(F.size(col), F.col("window"))
     start = rule.start(end, SPARK_OPS)
@@ -186,9 +186,15 @@ def _windows(split: DataFrame, col: str, rule: WindowRule, buy_type: int | None,
     return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window"),
                      first.cast("int").alias("first_target"), (start - 1).cast("int").alias("n_before"),
                      F.element_at(col, 1)["ts"].alias("first_ts"),
-                     *_before(F.col(col), start - 1, buy_type)).select(
+                     *_before(F.col(col), start - 1, buy_type), "user_features").select(
         "user_id", *_unzip("win"), "window", "first_target", "n_before", "first_ts", "days_before",
-        "buys_before").select(*TRAIN_COLUMNS)
+        "buys_before", "user_features").select(*TRAIN_COLUMNS)
+
+
+def user_features(split: DataFrame) -> Column:
+    """The per-user frame's user_features (spark_jobs/users.attach), an empty list when it has none."""
+    return (F.col("user_features") if "user_features" in split.columns
+            else F.array().cast("array<int>")).alias("user_features")
 
 
 def _unzip(col: str | Column) -> list[Column]:
@@ -280,7 +286,7 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
     # Histograms are materialised as columns first, so later expressions reference them instead of
     # recomputing them per element.
     df = df.select(
-        "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"),
+        "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"), user_features(split),
         F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
         (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
         *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"),
@@ -296,7 +302,7 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
         F.col("t")["ts"].alias("target_ts"), F.col("t")["category_idx"].alias("target_category"),
         "history_len", "seen_items", "top_categories", "time_since_last", "drift_score",
         (F.coalesce(F.col("_tc"), F.lit(0)) == 0).alias("target_is_cold_item"), "interest_categories",
-        "interest_weights").select(*EVAL_COLUMNS)
+        "interest_weights", "user_features").select(*EVAL_COLUMNS)
 
 
 def decay_rows(split: DataFrame, which: str, max_len: int, end_ts: int, buy_type: int | None) -> DataFrame:

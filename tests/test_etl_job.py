@@ -355,3 +355,38 @@ def test_events_beyond_the_per_user_cap_are_quarantined_with_their_reason(spark,
     _check_reconciles(m)
     capped = sorted((r["item_id"], r["ts"]) for r in _rows(_out(tmp_path) / "quarantine"))
     assert capped == [("i0", "1700000000"), ("i0", "1700000180"), ("i1", "1700000060"), ("i2", "1700000120")]
+
+
+def test_cli_users_file_joins_side_features_by_pseudonym(spark, tmp_path):
+    """`interest etl ... --users FILE --users-map ...` through the CLI's parser: every row of a user carries the
+    user's side-feature ids; a users row without an id is quarantined with its reason; counts in the manifest."""
+    from interest.cli import build_parser
+    from interest_core.user_features import feature_id
+    from spark_jobs.etl import config_from_args
+
+    lines = [f"{u},{i},1,pv,{1_700_000_000 + 60 * k}" for k, (u, i) in enumerate(
+        [(1, 10), (1, 11), (1, 12), (1, 13), (2, 10), (2, 13), (2, 14), (2, 11), (3, 10), (3, 12), (3, 14)])]
+    events = tmp_path / "UserBehavior.csv"
+    events.write_text("\n".join(lines) + "\n")
+    people = tmp_path / "people.csv"
+    people.write_text("uid,years,sex,zip\n1,30,F,10001\n,40,M,20002\n2,x,M,30003\n")
+    args = build_parser("etl").parse_args(
+        ["etl", "--input", str(events), "--format", "taobao", "--output", str(tmp_path / "out"), "--config",
+         "tiny-cpu", "--allow-insecure-demo-key", "--users", str(people), "--users-map",
+         "user_id=uid,age=years,gender=sex,region=zip"])
+    m = run_etl(spark, args, config_from_args(args))
+    b = load_config("tiny-cpu").data.user_feature_buckets
+    assert m["users"] == {"rows": 3, "rows_without_user_id": 1, "duplicate_rows": 0, "users": 2,
+                          "users_with_events": 2, "unusable_values": {"age": 1}, "features": list(
+                              ("age", "gender", "occupation", "region")), "buckets": b}
+    assert m["input"]["users"]["files"] == 1
+    _check_reconciles(m)  # the users row is not an event: the event counts still reconcile
+    q = _rows(_out(tmp_path) / "quarantine")
+    assert [r["reason"] for r in q] == ["users_file_no_user_id"]
+    pseudo = {u: hmac.new(hmac_key_of_demo(), u.encode(), hashlib.sha256).hexdigest() for u in "123"}
+    want = {pseudo["1"]: [feature_id("age", "25-34", b), feature_id("gender", "f", b), 0, feature_id("region", "100", b)],
+            pseudo["2"]: [0, feature_id("gender", "m", b), 0, feature_id("region", "300", b)],
+            pseudo["3"]: [0, 0, 0, 0]}
+    for split in ("train", "valid", "test"):
+        rows = _rows(_out(tmp_path) / split)
+        assert rows and all(r["user_features"] == want[r["user_id"]] for r in rows), split

@@ -183,6 +183,15 @@ def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path):
     assert [g["user_id"] for g in got] == users
     assert all(len(g["items"]) == 5 and set(g["items"]) <= catalog for g in got)
     assert all(g["scores"] == sorted(g["scores"], reverse=True) for g in got)
+    # the demo's model reads user side features: a user without events is recommended to from them alone
+    (tmp_path / "users.csv").write_text(f"user_id,age,gender,region\n{users[0]},34,F,00312\nnew-user,25,M,00407\n")
+    proc = subprocess.run([sys.executable, "-m", "interest.cli", "recommend", "--model", str(out / "export" / "model"),
+                           "--history", str(tmp_path / "histories.csv"), "--users", str(tmp_path / "users.csv"),
+                           "--top-k", "5"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    assert [g["user_id"] for g in got] == [*users, "new-user"]
+    assert all(len(g["items"]) == 5 and set(g["items"]) <= catalog for g in got)
 
 
 def test_decay_reaches_metrics_report_and_export(demo, tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,26 @@ def _chunk_tables(c: _Chunk, user_ids: pa.Array, item_ids: pa.Array, sub_names: 
     return events, truth
 
 
+USERS_SCHEMA = pa.schema([("user_id", pa.string()), ("age", pa.int32()), ("gender", pa.string()),
+                          ("region", pa.string())])
+REGION_MATCH = 0.7  # share of users whose region is the top-level category of their first planted interest
+
+
+def _users_table(c: _Chunk, user_ids: pa.Array, sub_top: np.ndarray) -> pa.Table:
+    """Side features of one chunk's users (users.parquet), from the user id's CRC-32 (no random draws, so the
+    events stay as they were): age and gender carry nothing; for REGION_MATCH of users the region's first three
+    characters are the top-level category of their first planted interest (what a new user's region can tell),
+    for the rest another category's."""
+    h = np.array([zlib.crc32(u.encode()) for u in user_ids.to_pylist()], dtype=np.int64)
+    top = sub_top[c.interests.subs[:, 0, 0]]
+    n_top = int(sub_top.max()) + 1
+    region_top = np.where(h % 100 < REGION_MATCH * 100, top, (h // 100) % n_top)
+    return pa.table({"user_id": user_ids, "age": pa.array((18 + h % 50).astype(np.int32)),
+                     "gender": pa.array(np.where((h >> 8) & 1, "F", "M")),
+                     "region": pa.array([f"{t:03d}{x:02d}" for t, x in zip(region_top, h % 100)])},
+                    schema=USERS_SCHEMA)
+
+
 class _Output:
     """The files of one data set in out_dir.
 
@@ -121,6 +142,7 @@ class _Output:
         self._t0 = t0
         self._item_ids = self._sub_names = self._price = None  # set by write_items
         self._truth: pq.ParquetWriter | None = None
+        self._users_file: pq.ParquetWriter | None = None
 
     def write_items(self, catalog: _Catalog) -> None:
         n_items = len(catalog.price)
@@ -128,16 +150,20 @@ class _Output:
         self._item_ids = pa.array([f"i{i:0{width}d}" for i in range(n_items)])
         self._sub_names = pa.array(catalog.sub_names)
         self._price = catalog.price
+        tops = [name.split("/")[0] for name in catalog.sub_names]  # sub-category -> its top-level category
+        self._sub_top = np.unique(tops, return_inverse=True)[1]
         pq.write_table(_items_table(catalog, self._item_ids, self._sub_names, self._t0), self.dir / "items.parquet",
                        row_group_size=ROW_GROUP_ROWS, **PARQUET_WRITER)
 
     def __enter__(self) -> _Output:
         self._truth = pq.ParquetWriter(self.dir / "ground_truth.parquet", GROUND_TRUTH_SCHEMA, **PARQUET_WRITER)
+        self._users_file = pq.ParquetWriter(self.dir / "users.parquet", USERS_SCHEMA, **PARQUET_WRITER)
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._truth.close()
-        self._truth = None
+        self._users_file.close()
+        self._truth = self._users_file = None
 
     def write_chunk(self, index: int, first_user: int, chunk: _Chunk) -> None:
         """events/part-<index>.parquet and the chunk's ground-truth rows; users are numbered from first_user."""
@@ -147,6 +173,7 @@ class _Output:
         pq.write_table(events, self._events_dir / f"part-{index:05d}.parquet", row_group_size=ROW_GROUP_ROWS,
                        **PARQUET_WRITER)
         self._truth.write_table(truth, row_group_size=ROW_GROUP_ROWS)
+        self._users_file.write_table(_users_table(chunk, user_ids, self._sub_top), row_group_size=ROW_GROUP_ROWS)
 
     def write_summary(self, summary: dict) -> dict:
         """Writes generator.json; returns exactly what the file holds (tuples become lists)."""

@@ -7,6 +7,7 @@ Batch (dict of tensors, all (B, L), left-padded so the most recent event sits at
     ts                  int64  unix seconds (0 at padding)
     targets             int64  next item at each position, 0 = none; OOV targets are ignored   (loss only)
     target_event_types  int64  type of the next event, 0 = none                                (loss only)
+    user_features       int64  (B, F) side-feature ids, 0 = unknown (optional; models with user side features)
 Padding is defined by items == 0; padded positions never influence valid ones and encode() returns zeros there.
 Plain torch: no Ray / DeepSpeed here. forward(batch) == loss(batch) so a wrapped engine can be called directly.
 """
@@ -99,6 +100,9 @@ class InterestModel(nn.Module):
             self.blocks = nn.ModuleList([block(args) for _ in range(args.n_layers)])
         self.norm = nn.LayerNorm(args.dim)
         self.graph = ItemGraph(args) if args.graph_hops else None
+        # user side features: the sum of the user's feature rows, added to every state (interest_core/user_features)
+        self.user_side = (nn.EmbeddingBag(args.user_feature_buckets + 1, args.dim, mode="sum", padding_idx=0)
+                          if args.user_feature_buckets else None)
         self.heads = nn.ModuleDict()
         if args.event_type_loss_weight > 0:
             self.heads["event_type"] = NextEventTypeHead(args.dim, args.num_event_types, args.event_type_loss_weight,
@@ -140,10 +144,26 @@ class InterestModel(nn.Module):
                 x = checkpoint(block, x, mask, ts, use_reentrant=False)
             else:
                 x = block(x, mask, ts)
-        return self.norm(x) * valid.unsqueeze(-1)  # (B, L, D), zeros at padding
+        x = self.norm(x)
+        side = self.side(batch)
+        if side is not None:
+            x = x + side.unsqueeze(1)  # (B, L, D)
+        return x * valid.unsqueeze(-1)  # (B, L, D), zeros at padding
+
+    def side(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(B, D) the user's side-feature vector; None without user side features (or rows that carry none)."""
+        if self.user_side is None or "user_features" not in batch:
+            return None
+        return self.user_side(batch["user_features"])
 
     def user_embedding(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encode(batch)[:, -1]  # (B, D): hidden state after the most recent event
+        """(B, D): the state after the most recent event; a user without events is their side features alone."""
+        h = self.encode(batch)[:, -1]
+        side = self.side(batch)
+        if side is not None:
+            empty = (batch["items"] == PAD_ID).all(dim=1, keepdim=True)  # (B, 1)
+            h = h + side * empty
+        return h
 
     def decay_hazards(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, K) hazards of the next event after each row's most recent event (the decay head must exist)."""
@@ -183,10 +203,12 @@ class InterestModel(nn.Module):
         """Parameter count (the tied item embedding once); non_embedding=True leaves out every nn.Embedding."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Embedding))
+            n -= sum(m.weight.numel() for m in self.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)))
             tower = self.embed.item
             if isinstance(tower, ItemTower) and tower.text is not None:  # builds item rows like a table
                 n -= tower.text.weight.numel()
+            if isinstance(tower, ItemTower) and tower.impute is not None:  # also applied per item row
+                n -= sum(p.numel() for p in tower.impute.parameters())
             if self.graph is not None:  # the graph gate too: applied per item row, not per token
                 n -= sum(p.numel() for p in self.graph.parameters())
         return n
@@ -202,7 +224,7 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
+    elif isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         nn.init.normal_(module.weight, std=0.02)
         if module.padding_idx is not None:
             with torch.no_grad():
