@@ -1,9 +1,11 @@
 """Step-time cost of the item representation at catalog scale: ID only vs the item-graph fusion (and the content
 tower) at 1M items, one optimizer step of the plain model (forward + backward + AdamW) on this machine's CPU.
 
-The fusion recomputes every item's row each step (V x K x D per hop), so its cost grows with the catalog, not the
-batch; neighbour sampling (model.graph_sample) cuts K. The bench prints the ratio to the ID-only step measured in
-the same run (machines here are noisy), and the memory the graph buffers take.
+With the sampled softmax (what model.loss=auto picks for catalogs this size) a step computes only the rows it reads
+(inputs, targets, negatives) from their own neighbourhoods (ItemGraph.rows), so its cost follows the batch, not the
+catalog: about T x S^H x D for T touched items, S neighbours (model.graph_sample, else data.graph_top_k) and H hops.
+The bench prints the ratio to the ID-only step measured in the same run (machines here are noisy), and the memory
+the graph buffers take.
 
     .venv/bin/python bench/graph_bench.py [--items 1000000] [--steps 5]
 """

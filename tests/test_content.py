@@ -172,6 +172,37 @@ def test_graph_neighbour_sampling_only_in_training():
     assert not torch.allclose(full, sampled) and torch.equal(full[25:], sampled[25:])
 
 
+@pytest.mark.parametrize("hops", [1, 2])
+def test_touched_rows_equal_the_full_propagation_and_train_only_what_they_read(hops):
+    """The sampled softmax reads only the rows of a step's inputs, targets and negatives: graph.rows computes them
+    from their own neighbourhoods, equal to the full table's rows; the loss path through them trains."""
+    torch.manual_seed(0)
+    model = InterestModel(graph_args(graph_hops=hops, item_features=("category",), num_categories=5,
+                                     loss="sampled", num_negatives=4)).eval()
+    model.set_item_graph(*ring_graph())
+    model.set_item_arrays(arrays(text=False))
+    ids = torch.tensor([0, 1, 3, 7, 24, 26, 29])
+    with torch.no_grad():
+        torch.testing.assert_close(model.graph.rows(ids, model.embed.item), model.item_emb[ids])
+        rows = model.touched_rows(torch.tensor([[7, 3], [0, 26]]), torch.tensor([24]))
+        torch.testing.assert_close(rows[torch.tensor([[26, 7], [24, 24]])], model.item_emb[torch.tensor([[26, 7],
+                                                                                                    [24, 24]])])
+    batch = {"items": torch.tensor([[0, 3, 5, 4]]), "event_types": torch.tensor([[0, 1, 1, 1]]),
+             "ts": torch.tensor([[0, 10, 20, 30]]), "targets": torch.tensor([[0, 5, 4, 6]]),
+             "target_event_types": torch.tensor([[0, 1, 1, 1]])}
+    model.train()
+    torch.manual_seed(5)
+    negatives = torch.randint(2, V, (4,)).tolist()  # the loss's first random draw: its uniform negatives
+    torch.manual_seed(5)
+    model.loss(batch)[0].backward()
+    assert model.graph.gate.weight.grad.abs().sum() > 0
+    grad = model.embed.item.id.weight.grad.abs().sum(1)
+    touched = {3, 4, 5, 6} | set(negatives)
+    reach = touched | {(v - 2 + j) % 23 + 2 for v in touched if v < 25 for j in range(1, 3 * hops + 1)}
+    trained = {v for v in range(V) if grad[v] > 0}
+    assert {3, 4, 5, 6} <= trained <= reach and len(reach) < V - 2
+
+
 @pytest.mark.parametrize("arch", ["sasrec", "gru"])
 def test_analytic_param_count_with_the_graph(arch):
     args = graph_args(arch=arch, item_features=("category",), num_categories=5)
@@ -195,3 +226,22 @@ def test_graph_arrays_read_the_etl_graph(tmp_path):
     assert w[2].tolist() == [2.0, 0.5] and w[3].tolist() == [2.0, 0.0]
     nbr1, _ = graph_arrays(tmp_path, 6, 1)
     assert nbr1[:, 0].tolist() == [0, 0, 3, 2, 0, 0]
+
+
+def test_the_content_towers_sampled_loss_reads_only_touched_rows_and_equals_the_full_tables():
+    from ray_train.models.losses import sampled_softmax_loss
+
+    torch.manual_seed(0)
+    model = InterestModel(content_args(loss="sampled", num_negatives=5)).eval()
+    model.set_item_arrays(arrays())
+    batch = {"items": torch.tensor([[0, 3, 5, 4], [2, 8, 9, 27]]), "event_types": torch.ones(2, 4, dtype=torch.long),
+             "ts": torch.tensor([[0, 10, 20, 30]] * 2), "targets": torch.tensor([[0, 5, 4, 6], [8, 9, 27, 11]]),
+             "target_event_types": torch.ones(2, 4, dtype=torch.long)}
+    torch.manual_seed(7)
+    touched = model.loss(batch)[1]["item_loss"]
+    torch.manual_seed(7)
+    uniform = torch.randint(2, V, (5,))
+    with torch.no_grad():
+        table = model.item_emb
+        full = sampled_softmax_loss(model.encode(batch), table, batch["targets"], 5, V, uniform=uniform)
+    torch.testing.assert_close(touched, full)

@@ -10,7 +10,12 @@ is two (V, K) buffers (neighbour ids, 0 = none, and weights), a CSR with exactly
 V * K ids and weights and a hop costs V * K * D multiply-adds per optimizer step, whatever the batch. Items without
 edges (new items, the --cold-items holdout: the graph comes from training events only) get agg = 0 and keep E.
 Training with model.graph_sample = S < K uses S random neighbours of each item per step (re-normalized), the
-neighbour sampling that keeps a step's cost at V * S * D for large catalogs. Plain torch: no Ray / DeepSpeed here.
+neighbour sampling that keeps a step's cost at V * S * D for large catalogs.
+
+Large catalogs (the sampled softmax) do not need every row: rows(ids, base) computes the fused rows of the items a
+step reads (its inputs, targets and negatives) from their own neighbourhoods, hop by hop over the distinct
+neighbours only (GraphSAGE-style): a step then costs about T * S^H * D for T touched items, whatever V, and equals
+forward(table)[ids] exactly when nothing is sampled. Plain torch: no Ray / DeepSpeed here.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from typing import Callable
 
 from interest_core.modelargs import ModelArgs
 
@@ -41,23 +48,44 @@ class ItemGraph(nn.Module):
             self.neighbors.copy_(torch.as_tensor(neighbors, dtype=torch.long))
             self.weights.copy_(w / w.sum(1, keepdim=True).clamp(min=1e-12))
 
-    def _adjacency(self) -> tuple[torch.Tensor, torch.Tensor]:
-        nbr, w = self.neighbors, self.weights
+    def _neighbours(self, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, K) neighbour ids and normalized weights of the (N,) ids (None = every item); in training with
+        graph_sample = S < K, S random neighbours per row, re-normalized."""
+        nbr, w = (self.neighbors, self.weights) if ids is None else (self.neighbors[ids], self.weights[ids])
         if self.training and self.sample and self.sample < nbr.shape[1]:
-            keep = torch.rand(w.shape, device=w.device).topk(self.sample, dim=1).indices  # (V, S) random slots
+            keep = torch.rand(w.shape, device=w.device).topk(self.sample, dim=1).indices  # (N, S) random slots
             nbr, w = nbr.gather(1, keep), w.gather(1, keep)
             w = w / w.sum(1, keepdim=True).clamp(min=1e-12)
         return nbr, w
 
+    def _powers(self, ids: torch.Tensor, base: Callable[[torch.Tensor], torch.Tensor],
+                hops: int) -> list[torch.Tensor]:
+        """[E(ids), (A E)(ids), ..., (A^hops E)(ids)], each (N, D), reading only the ids' neighbourhoods:
+        (A^h E)(v) = sum_k w_vk (A^(h-1) E)(n_vk), with each distinct neighbour computed once."""
+        own = base(ids)  # (N, D)
+        if hops == 0:
+            return [own]
+        nbr, w = self._neighbours(ids)  # (N, S)
+        uniq, inv = torch.unique(nbr, return_inverse=True)  # (U,), (N, S)
+        below = self._powers(uniq, base, hops - 1)  # [A^0 .. A^(hops-1)] E at the distinct neighbours
+        return [own] + [F.embedding_bag(inv, level, per_sample_weights=w, mode="sum") for level in below]
+
+    def rows(self, ids: torch.Tensor, base: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """(N,) item ids -> (N, D) fused rows, base(ids) -> (N, D) the rows before fusion; the touched rows only."""
+        powers = self._powers(ids, base, self.hops)
+        return self._fuse(powers[0], sum(powers[1:]) / self.hops)
+
+    def _fuse(self, table: torch.Tensor, agg: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.gate(torch.cat([table, agg], dim=1)))  # (N, D)
+        return table + gate * agg
+
     def forward(self, table: torch.Tensor) -> torch.Tensor:
         """(V, D) item rows -> (V, D) fused rows."""
-        nbr, w = self._adjacency()
+        nbr, w = self._neighbours()
         h, total = table, torch.zeros_like(table)
         for _ in range(self.hops):
             # (V, D): one propagation step; an embedding bag sums the weighted neighbour rows without building the
             # (V, K, D) tensor a gather would (5 GB per hop at 1M items, K = 20, D = 64)
             h = F.embedding_bag(nbr, h, per_sample_weights=w, mode="sum")
             total = total + h
-        agg = total / self.hops
-        gate = torch.sigmoid(self.gate(torch.cat([table, agg], dim=1)))  # (V, D)
-        return table + gate * agg
+        return self._fuse(table, total / self.hops)

@@ -38,6 +38,7 @@ def sampled_softmax_loss(
     num_negatives: int,
     num_items: int,
     generator: torch.Generator | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sampled softmax with in-batch + uniform negatives and logQ correction; estimates full_softmax_loss.
 
@@ -56,12 +57,15 @@ def sampled_softmax_loss(
       * accidental hits: a negative equal to the row's positive (its own in-batch column, uniform draws of it);
       * uniform draws of an item that is already an in-batch column (it is counted exactly there).
     With all items among the in-batch targets the loss equals full_softmax_loss; with M >> V it converges to it.
+    uniform: the M uniform draws when the caller drew them (the item-graph fusion computes only the rows a step
+    reads, so it must know them first); item_emb is then anything indexable by id tensors.
     """
     h, t = _valid_rows(hidden, targets)  # (N, D), (N,)
     if t.numel() == 0:
         return hidden.sum() * 0.0
     batch_items = torch.unique(t)  # (U,)
-    uniform = torch.randint(OOV_ID + 1, num_items, (num_negatives,), generator=generator, device=t.device)  # (M,)
+    if uniform is None:
+        uniform = torch.randint(OOV_ID + 1, num_items, (num_negatives,), generator=generator, device=t.device)  # (M,)
     cand = torch.cat([batch_items, uniform])  # (U+M,)
     log_q = torch.zeros(cand.shape, dtype=torch.float32, device=t.device)  # (U+M,)
     log_q[len(batch_items) :] = math.log(num_negatives / (num_items - OOV_ID - 1))

@@ -180,14 +180,22 @@ class InterestModel(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Next-item loss at every position + sum of weighted head losses; stats are detached 0-dim tensors."""
-        table = self.item_emb  # (V, D), once per step: the input rows and the output layer
-        hidden = self.encode(batch, table if self.graph is not None else None)  # (B, L, D)
         targets = batch["targets"]  # (B, L)
-        if self.args.loss == "full":
-            item_loss = full_softmax_loss(hidden, table, targets)
+        a = self.args
+        if a.loss == "sampled" and (self.graph is not None or isinstance(self.embed.item, ItemTower)):
+            # computed item rows (graph, content tower): only those this step reads, i.e. its inputs, targets and
+            # uniform negatives (drawn first), not the whole catalog's
+            uniform = torch.randint(OOV_ID + 1, a.num_items, (a.num_negatives,), device=targets.device)  # (M,)
+            table = self.touched_rows(batch["items"], targets, uniform)
+            hidden = self.encode(batch, table)  # (B, L, D)
+            item_loss = sampled_softmax_loss(hidden, table, targets, a.num_negatives, a.num_items, uniform=uniform)
         else:
-            a = self.args
-            item_loss = sampled_softmax_loss(hidden, table, targets, a.num_negatives, a.num_items)
+            table = self.item_emb  # (V, D), once per step: the input rows and the output layer
+            hidden = self.encode(batch, table if self.graph is not None else None)  # (B, L, D)
+            if a.loss == "full":
+                item_loss = full_softmax_loss(hidden, table, targets)
+            else:
+                item_loss = sampled_softmax_loss(hidden, table, targets, a.num_negatives, a.num_items)
         total = item_loss
         stats = {"item_loss": item_loss.detach(), "item_targets": (targets > OOV_ID).sum()}
         for head in self.heads.values():
@@ -196,6 +204,13 @@ class InterestModel(nn.Module):
             stats.update(head_stats)
         stats["loss"] = total.detach()
         return total, stats
+
+    def touched_rows(self, *ids: torch.Tensor) -> "TouchedRows":
+        """The item rows (content tower, graph fusion) of the ids a step reads, indexable by item id like the
+        (V, D) table."""
+        touched = torch.unique(torch.cat([x.reshape(-1) for x in ids]))  # sorted
+        rows = self.graph.rows(touched, self.embed.item) if self.graph is not None else self.embed.item(touched)
+        return TouchedRows(touched, rows)
 
     forward = loss
 
@@ -216,6 +231,16 @@ class InterestModel(nn.Module):
     def flops_per_token(self) -> int:
         """Training FLOPs per token: interest_core.modelargs.flops_per_token (the planner's count)."""
         return flops_per_token(self.args)
+
+
+class TouchedRows:
+    """Rows of some item ids (sorted, distinct), read like the full table: rows[ids] for any tensor of those ids."""
+
+    def __init__(self, ids: torch.Tensor, rows: torch.Tensor):
+        self.ids, self.rows = ids, rows
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.rows[torch.searchsorted(self.ids, idx)]
 
 
 def _init_weights(module: nn.Module) -> None:
