@@ -94,6 +94,10 @@ class ModelConfig(_Strict):
     graph_sample: int | None = Field(None, ge=1)
     """Item-graph fusion, training only: neighbours sampled per item per step (None = all data.graph_top_k), for
     large catalogs."""
+    graph_self_loop: bool = True
+    """Item-graph fusion: propagate with self-loops, (A + I) / 2 for items with edges and I for items without (GCN's
+    renormalization), so an item without edges (a new or held-out item) keeps its own row in the aggregate and its
+    fused row stays on the scale of the others'. False = A alone (LightGCN): items without edges aggregate 0."""
     id_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Content tower, training only: the share of item occurrences whose ID embedding is dropped, so the model
     also learns to rank items from their content alone (as it must for items without training events)."""

@@ -55,6 +55,7 @@ class ModelArgs:
     graph_hops: int = 0  # item-graph fusion: propagation steps over the top-K graph (0 = off)
     graph_top_k: int = 20  # neighbour slots per item (the ETL's data.graph_top_k)
     graph_sample: int | None = None  # training: neighbours sampled per item per step (None = all K)
+    graph_self_loop: bool = True  # propagate with (A + I) / 2 (I for items without edges) instead of A
     user_feature_buckets: int = 0  # user side features: hashed rows (the data's data.user_feature_buckets), 0 = off
     loss: str = "full"  # "full" | "sampled"   (model_args() resolves the config's "auto")
     num_negatives: int = 256  # uniform negatives per batch for the sampled softmax (plus in-batch ones)
@@ -149,6 +150,7 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
                      brand_buckets=m.brand_buckets if "brand" in m.item_features else 0,
                      id_dropout=m.id_dropout if m.item_features else 0.0,
                      graph_hops=m.graph_hops, graph_top_k=cfg.data.graph_top_k, graph_sample=m.graph_sample,
+                     graph_self_loop=m.graph_self_loop,
                      user_feature_buckets=user_feature_buckets if m.user_features else 0)
 
 

@@ -135,21 +135,28 @@ def ring_graph(k=3):
     return nbr, w
 
 
-def test_graph_fusion_adds_the_gated_neighbourhood_and_leaves_isolated_items_alone():
+@pytest.mark.parametrize("self_loop", [True, False])
+def test_graph_fusion_adds_the_gated_neighbourhood(self_loop):
+    """By hand: two hops of the row-normalized graph, their mean, the gate; with self-loops the graph is
+    (A + I) / 2 on items with edges and I on the others (which then aggregate their own row), without them A
+    alone (items without edges aggregate 0 and keep their row)."""
     torch.manual_seed(0)
-    model = InterestModel(graph_args()).eval()
+    model = InterestModel(graph_args(graph_self_loop=self_loop)).eval()
     model.set_item_graph(*ring_graph())
     rows = model.embed.item.weight
     fused = model.item_emb
-    assert torch.equal(fused[25:], rows[25:])  # no edges: unchanged
-    # by hand: two hops of the row-normalized graph, their mean, the gate
     nbr, w = ring_graph()
-    a = torch.zeros(V, V)
+    a = torch.zeros(V, V) if not self_loop else torch.eye(V)
     for v in range(2, 25):
+        a[v] = 0
         a[v, torch.as_tensor(nbr[v])] = torch.as_tensor(w[v] / w[v].sum())
+        if self_loop:
+            a[v] = (a[v] + torch.eye(V)[v]) / 2
     agg = (a @ rows + a @ (a @ rows)) / 2
     gate = torch.sigmoid(model.graph.gate(torch.cat([rows, agg], 1)))
     torch.testing.assert_close(fused, rows + gate * agg)
+    if not self_loop:
+        assert torch.equal(fused[25:], rows[25:])  # no edges: unchanged
     batch = {"items": torch.tensor([[0, 3, 5, 4]]), "event_types": torch.tensor([[0, 1, 1, 1]]),
              "ts": torch.tensor([[0, 10, 20, 30]]), "targets": torch.tensor([[0, 5, 4, 6]]),
              "target_event_types": torch.tensor([[0, 1, 1, 1]])}

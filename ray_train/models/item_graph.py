@@ -33,7 +33,7 @@ class ItemGraph(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         v, k, d = args.num_items, args.graph_top_k, args.dim
-        self.hops, self.sample = args.graph_hops, args.graph_sample
+        self.hops, self.sample, self.self_loop = args.graph_hops, args.graph_sample, args.graph_self_loop
         self.gate = nn.Linear(2 * d, d)
         self.register_buffer("neighbors", torch.zeros(v, k, dtype=torch.long))
         self.register_buffer("weights", torch.zeros(v, k))
@@ -58,17 +58,25 @@ class ItemGraph(nn.Module):
             w = w / w.sum(1, keepdim=True).clamp(min=1e-12)
         return nbr, w
 
+    def _step(self, at_ids: torch.Tensor, nbr_pos: torch.Tensor, w: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """One propagation step at N items: level (U, D) rows, nbr_pos (N, S) their neighbours' rows in it, at_ids
+        (N, D) the items' own rows. With self-loops (A + I) / 2 on items that have edges, I on those without."""
+        agg = F.embedding_bag(nbr_pos, level, per_sample_weights=w, mode="sum")  # (N, D)
+        if not self.self_loop:
+            return agg
+        return torch.where((w.sum(1) > 0).unsqueeze(1), 0.5 * (at_ids + agg), at_ids)
+
     def _powers(self, ids: torch.Tensor, base: Callable[[torch.Tensor], torch.Tensor],
                 hops: int) -> list[torch.Tensor]:
-        """[E(ids), (A E)(ids), ..., (A^hops E)(ids)], each (N, D), reading only the ids' neighbourhoods:
-        (A^h E)(v) = sum_k w_vk (A^(h-1) E)(n_vk), with each distinct neighbour computed once."""
-        own = base(ids)  # (N, D)
+        """[E(ids), (A E)(ids), ..., (A^hops E)(ids)], each (N, D), reading only the ids' neighbourhoods (every
+        distinct item computed once per level)."""
         if hops == 0:
-            return [own]
+            return [base(ids)]
         nbr, w = self._neighbours(ids)  # (N, S)
-        uniq, inv = torch.unique(nbr, return_inverse=True)  # (U,), (N, S)
-        below = self._powers(uniq, base, hops - 1)  # [A^0 .. A^(hops-1)] E at the distinct neighbours
-        return [own] + [F.embedding_bag(inv, level, per_sample_weights=w, mode="sum") for level in below]
+        union, inv = torch.unique(torch.cat([ids, nbr.reshape(-1)]), return_inverse=True)
+        own, nbr_pos = inv[: len(ids)], inv[len(ids):].view_as(nbr)
+        below = self._powers(union, base, hops - 1)  # [A^0 .. A^(hops-1)] E at ids and their neighbours
+        return [level[own] for level in below] + [self._step(below[-1][own], nbr_pos, w, below[-1])]
 
     def rows(self, ids: torch.Tensor, base: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """(N,) item ids -> (N, D) fused rows, base(ids) -> (N, D) the rows before fusion; the touched rows only."""
@@ -86,6 +94,6 @@ class ItemGraph(nn.Module):
         for _ in range(self.hops):
             # (V, D): one propagation step; an embedding bag sums the weighted neighbour rows without building the
             # (V, K, D) tensor a gather would (5 GB per hop at 1M items, K = 20, D = 64)
-            h = F.embedding_bag(nbr, h, per_sample_weights=w, mode="sum")
+            h = self._step(h, nbr, w, h)
             total = total + h
         return self._fuse(table, total / self.hops)
