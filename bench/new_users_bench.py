@@ -2,18 +2,18 @@
 
 For each data set the bench runs the product's own commands on one ETL output that carries the users file:
 
-    interest etl ... --users USERS                       (synthetic: the generator's users.parquet, found by itself)
+    interest etl ... --users USERS --cold-users 0.1      (synthetic: the generator's users.parquet, found by itself)
     interest train ...                                   (ID only)
     interest train ... --set model.user_features=true    (+ user side features)
     interest evaluate --run USERS_RUN --compare ID_RUN   (metrics.json["cold_start"], ["ablation"])
 
 and prints test NDCG@10 / HR@10 / HR@50 over all users and on the cold_users segment (history of at most
 data.cold_user_max_events events), beside popularity and recent popularity, full ranking over all items.
-MovieLens-100K's users file is RecBole's ml-100k.user (age, gender, occupation, zip code -> region = ZIP3);
-its leave-one-out protocol gives every evaluated user at least 3 events before the target, so its cold_users
-segment is small (the 3-event users).
+--cold-users 0.1 is the new-user protocol: a tenth of the users never train, and their test history is cut to their
+first 1-3 events (MovieLens-100K has no user with fewer than 20 ratings, so without it the segment is empty).
+MovieLens-100K's users file is RecBole's ml-100k.user (age, gender, occupation, zip code -> region = ZIP3).
 
-    .venv/bin/python bench/new_users_bench.py [--datasets synthetic ml100k] [--seeds 42]
+    .venv/bin/python bench/new_users_bench.py [--datasets synthetic ml100k] [--seeds 42] [--cold-users 0.1]
 """
 from __future__ import annotations
 
@@ -36,10 +36,11 @@ SYNTHETIC = dict(users="3000", items="1500", events="150000", seed="7")
 KEYS = ("ndcg@10", "hr@10", "hr@50")
 
 
-def etl(name: str, out: Path) -> Path:
+def etl(name: str, out: Path, cold_users: float) -> Path:
     data = out / "data"
     src = generated_input(out, SYNTHETIC) if name == "synthetic" else ml100k_input(users=True)
-    cli("etl", *src, "--output", str(data), "--config", PRESETS[name], "--allow-insecure-demo-key")
+    cli("etl", *src, "--output", str(data), "--config", PRESETS[name], "--allow-insecure-demo-key",
+        "--cold-users", str(cold_users))
     return resolve_data_dir(data)
 
 
@@ -51,6 +52,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[42])
+    p.add_argument("--cold-users", type=float, default=0.1)
     p.add_argument("--out", default="/tmp/interest_new_users")
     a = p.parse_args()
     root = Path(a.out)
@@ -58,9 +60,11 @@ def main() -> int:
     summary: dict = {}
     for name in a.datasets:
         out = root / name
-        data = etl(name, out)
-        users = json.loads((data / "manifest.json").read_text())["users"]
-        print(f"{name}: users file {users['users']} users, {users['users_with_events']} with events", flush=True)
+        data = etl(name, out, a.cold_users)
+        m = json.loads((data / "manifest.json").read_text())
+        print(f"{name}: users file {m['users']['users']} users, {m['users']['users_with_events']} with events; "
+              f"{m['split']['cold_users']['users_held_out']} users held out of training (--cold-users "
+              f"{a.cold_users})", flush=True)
         for seed in a.seeds:
             runs = {}
             for variant, extra in (("id", []), ("users", ["--set", "model.user_features=true"])):

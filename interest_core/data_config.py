@@ -83,6 +83,12 @@ class DataConfig(BaseModel):
     catalog rows and their place in valid/test histories and targets, but no training window, training count or
     graph edge. Test rows whose target is such an item form the cold_items segment. 0 = off."""
 
+    cold_users: float = Field(0.0, ge=0.0, lt=1.0)
+    """New-user protocol (`interest etl --cold-users F`, split=leave-one-out): this fraction of users (chosen by a
+    hash of the pseudonym) get no training window and no validation row; their test row keeps only their first
+    1..cold_user_max_events events (a hash picks how many) and the event after them as target: users the model never
+    trained on, in the cold_users segment. 0 = off."""
+
     @field_validator("spark_driver_memory", "spark_offheap_memory", mode="before")
     @classmethod
     def _memory_text(cls, v: Any, info: ValidationInfo) -> Any:
@@ -105,6 +111,13 @@ class DataConfig(BaseModel):
                 raise ValueError(f"{info.field_name} {v!r} is not an ISO date or time; e.g. 2024-03-31 or "
                                  "2024-03-31T23:59:59+00:00") from None
         return v
+
+    @model_validator(mode="after")
+    def _cold_users_need_leave_one_out(self) -> "DataConfig":
+        if self.cold_users > 0 and self.split != "leave-one-out":
+            raise ValueError("data.cold_users (--cold-users) holds users out of a leave-one-out split; with "
+                             "data.split=time every user's test events already come after the cutoff")
+        return self
 
     @model_validator(mode="after")
     def _time_split_needs_cutoff(self) -> "DataConfig":

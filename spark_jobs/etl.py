@@ -75,6 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-len", type=int, default=None, help="training window length, e.g. --max-len 50")
     p.add_argument("--cold-items", type=float, default=None, metavar="FRACTION",
                    help="hold out this fraction of items from training (zero-shot evaluation), e.g. --cold-items 0.1")
+    p.add_argument("--cold-users", type=float, default=None, metavar="FRACTION",
+                   help="hold out this fraction of users from training, their test history cut to 1-3 events "
+                        "(new-user evaluation), e.g. --cold-users 0.1")
     p.add_argument("--config", default=None, help="preset name or YAML file, e.g. --config tiny-cpu")
     p.add_argument("--set", action="append", default=[], dest="overrides",
                    help="override a config key, e.g. --set data.min_item_count=5 (repeatable)")
@@ -88,8 +91,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides = list(args.overrides)
     for flag, key in [("split", "split"), ("cutoff", "cutoff"), ("horizon_days", "horizon_days"),
-                      ("max_len", "max_len"), ("cold_items", "cold_items")]:
-        value = getattr(args, flag)
+                      ("max_len", "max_len"), ("cold_items", "cold_items"), ("cold_users", "cold_users")]:
+        value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f"data.{key}={value}")
     return load_config(args.config, overrides)
@@ -279,7 +282,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     seqs = sequences.index_sequences(lists, item_index, d.event_types,
                                      broadcast_items=n_vocab_rows <= d.broadcast_max_items)
     split = sequences.split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s)
-    split = sequences.hold_out_items(split, d.cold_items)
+    split = sequences.hold_out_users(sequences.hold_out_items(split, d.cold_items), d.cold_users,
+                                     d.cold_user_max_events)
     user_feats, users_counts = None, None
     users_path = users_file(args)
     if users_path:
@@ -334,6 +338,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
                   if d.cold_items > 0 else 0)
     n_cats = cats.count()
     catalog_only = item_vocab.where(F.col("count") == 0).count() if d.catalog_items else 0
+    cold_users = (split.where(sequences.held_out_user(F.col("user_id"), d.cold_users)
+                              & F.col("test_target").isNotNull()).count() if d.cold_users > 0 else 0)
     users_with_test = split.where(F.col("test_target").isNotNull()).count()
     for df in (counts_df, item_vocab, cats, split, train_counts) + ((catalog,) if catalog is not None else ()) + (
             (user_feats,) if user_feats is not None else ()):
@@ -363,7 +369,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
                   "cutoff_ts": d.cutoff_ts, "valid_cutoff_ts": decay_ends.get("decay_valid"),
                   "max_len": rule.max_len, "stride": rule.stride,
-                  "cold_items": {"fraction": d.cold_items, "items_held_out": int(cold_items)}},
+                  "cold_items": {"fraction": d.cold_items, "items_held_out": int(cold_items)},
+                  "cold_users": {"fraction": d.cold_users, "users_held_out": int(cold_users)}},
         "time_range": {"first_ts": int(agg["first_ts"]), "last_ts": int(agg["last_ts"])},
         "files": {s: d.num_files for s in written},
         "stage_seconds": st.seconds,

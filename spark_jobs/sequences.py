@@ -119,6 +119,34 @@ def hold_out_items(split: DataFrame, fraction: float) -> DataFrame:
     return split.withColumn("train_ev", F.when(F.size(kept) >= 1, kept))
 
 
+COLD_USERS_SEED = 20_251  # the hash seed of the cold-user holdout; HISTORY_SEED draws each held-out user's history
+COLD_USERS_HISTORY_SEED = 20_252
+
+
+def held_out_user(user_id: Column, fraction: float) -> Column:
+    """True for the users of the new-user holdout (data.cold_users): a hash of the pseudonym below the fraction."""
+    bucket = F.pmod(F.xxhash64(user_id, F.lit(COLD_USERS_SEED)), F.lit(1_000_000))
+    return bucket < F.lit(int(round(fraction * 1_000_000)))
+
+
+def hold_out_users(split: DataFrame, fraction: float, max_events: int) -> DataFrame:
+    """The new-user protocol (leave-one-out splits): a hashed fraction of users get no training window and no
+    validation or next-action row; their test row keeps only their first h events as history, h = 1 + a hash of the
+    pseudonym mod max_events (at most their events but one), and the event after those as the target. So they are
+    users the model never trained on, with 1..max_events events, as a new user is. fraction 0 = off."""
+    if fraction <= 0:
+        return split
+    held = held_out_user(F.col("user_id"), fraction) & F.col("test_target").isNotNull()
+    full = F.concat(F.col("test_hist"), F.array(F.col("test_target")))  # every event (leave-one-out)
+    h = F.least(F.pmod(F.xxhash64("user_id", F.lit(COLD_USERS_HISTORY_SEED)), F.lit(max_events)) + 1,
+                F.size(full) - 1).cast("int")
+    new = {"test_target": F.when(held, F.element_at(full, h + 1)).otherwise(F.col("test_target")),
+           "test_hist": F.when(held, F.slice(full, F.lit(1), h)).otherwise(F.col("test_hist"))}
+    new |= {c: F.when(~held, F.col(c)) for c in ("train_ev", "valid_hist", "valid_target", "action_ev", "action_from")}
+    return split.select(*[new[c].alias(c) if c in new else F.col(c) for c in split.columns])  # one select: every
+    # expression reads the columns as they were
+
+
 def _column(x) -> Column:
     return x if isinstance(x, Column) else F.lit(x)
 

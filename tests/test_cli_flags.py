@@ -32,6 +32,16 @@ def test_etl_map_ts_unit_sep_and_max_len():
     assert (a.ts_unit, a.sep, config_from_args(a).data.max_len) == ("ms", ";", 20)
 
 
+def test_etl_cold_users():
+    from spark_jobs.etl import config_from_args
+
+    a = _parse("etl", ["--input", "x", "--format", "generic", "--output", "o", "--cold-users", "0.2"])
+    assert config_from_args(a).data.cold_users == 0.2
+    with pytest.raises(ValueError, match="leave-one-out"):
+        config_from_args(_parse("etl", ["--input", "x", "--format", "generic", "--output", "o", "--cold-users", "0.2",
+                                        "--split", "time", "--cutoff", "2024-01-01", "--horizon-days", "7"]))
+
+
 def test_train_max_failures():
     from ray_train.train import config_from_args
 

@@ -157,3 +157,32 @@ def test_an_exported_model_recommends_to_a_user_without_events(tmp_path):
     with pytest.raises(ValueError, match="no user side features"):
         OnnxRecommender(plain).recommend([[]])
     assert pq.read_table(tmp_path / "items.parquet").num_rows == 38
+
+
+def test_held_out_users_train_nothing_and_keep_their_first_events(spark):
+    """The new-user protocol: held-out users lose every training window and their validation and next-action rows;
+    their test history is their first 1..3 events, the target the event after them; other users are unchanged."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs import sequences
+
+    rows = [(f"u{i}", [(j, 100 + j) for j in range(1, 2 + i % 7)]) for i in range(60)]
+    seqs = spark.createDataFrame(rows, "user_id string, ev array<struct<item_idx:int, ts:long>>")
+    split = sequences.split_sequences(seqs, "leave-one-out")
+    before = {r["user_id"]: r.asDict() for r in split.collect()}
+    after = {r["user_id"]: r.asDict() for r in sequences.hold_out_users(split, 0.3, 3).collect()}
+    held = {u for (u,) in split.where(sequences.held_out_user(F.col("user_id"), 0.3) & F.col("test_target").isNotNull())
+            .select("user_id").collect()}  # a user with one event has no test row to hold out
+    assert 8 <= len(held) <= 30
+    lengths = set()
+    for u, r in after.items():
+        if u not in held:
+            assert r == before[u]
+            continue
+        n = len(before[u]["test_hist"]) + 1
+        assert r["train_ev"] is r["valid_hist"] is r["valid_target"] is r["action_ev"] is None
+        h = len(r["test_hist"])
+        lengths.add(h)
+        assert 1 <= h <= min(3, n - 1)
+        assert [e["item_idx"] for e in r["test_hist"]] == list(range(1, h + 1)) and r["test_target"]["item_idx"] == h + 1
+    assert lengths == {1, 2, 3}
