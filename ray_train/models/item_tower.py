@@ -1,7 +1,6 @@
 """The content tower: an item's representation from its id and its content, at the input and in the output layer.
 
-    content(v) = Category(cat(v)) + Brand(brand(v)) + Price(bucket(v)) + W text(v)
-    item(v) = content(v) + (ID(v) if seen(v) else G(content(v)))
+    item(v) = seen(v) * ID(v) + Category(cat(v)) + Brand(brand(v)) + Price(bucket(v)) + W text(v)
 
 ID(v) is used only for items with training events (seen): the ID row of an item that never trained would be pushed
 down by the softmax as a negative and rank a new item below everything, so an unseen item is its content alone
@@ -9,9 +8,6 @@ down by the softmax as a negative and rank a new item below everything, so an un
 snapshot by ray_train/text_embed.py), projected by a learned W (384 -> D). The per-item feature arrays are buffers
 (set_item_arrays), saved with the weights, so a loaded model scores new items without the data directory.
 Training only: id_dropout drops the ID part of that share of item occurrences, so content alone learns to rank.
-With id_dropout > 0 an item without its ID row gets G(content(v)) in its place, a two-layer MLP trained on exactly
-those dropped occurrences: it imputes the ID part from content, so an unseen item's score has the scale of a trained
-item's (without G, every trained item's ID row lifts its score above all unseen items). Without id_dropout, G = 0.
 """
 from __future__ import annotations
 
@@ -34,7 +30,6 @@ class ItemTower(nn.Module):
         self.brand = nn.Embedding(args.brand_buckets + 1, d, padding_idx=0) if "brand" in f else None
         self.price = nn.Embedding(NUM_PRICE_BUCKETS, d, padding_idx=0) if "price" in f else None
         self.text = nn.Linear(TEXT_DIM, d, bias=False) if "text" in f else None
-        self.impute = (nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d)) if self.id_dropout > 0 else None)
         self.register_buffer("seen", torch.ones(v))  # until set_item_arrays: every item uses its ID row
         self.register_buffer("item_category", torch.zeros(v, dtype=torch.long))
         self.register_buffer("item_brand", torch.zeros(v, dtype=torch.long))
@@ -70,17 +65,13 @@ class ItemTower(nn.Module):
         keep = self.seen[ids]  # (...)
         if self.training and self.id_dropout > 0:
             keep = keep * (torch.rand_like(keep) >= self.id_dropout)
-        x = torch.zeros(*ids.shape, self.id.embedding_dim, device=ids.device)  # (..., D) content(v)
+        x = self.id(ids) * keep.unsqueeze(-1)  # (..., D)
         for table, buf in ((self.category, self.item_category), (self.brand, self.item_brand),
                            (self.price, self.item_price)):
             if table is not None:
                 x = x + table(buf[ids])
         if self.text is not None:
             x = x + self.text(self.item_text[ids])
-        keep = keep.unsqueeze(-1)  # (..., 1)
-        x = x + self.id(ids) * keep
-        if self.impute is not None:
-            x = x + self.impute(x) * (1 - keep)  # (..., D): the imputed ID part where there is no ID row
         return x * (ids != PAD_ID).unsqueeze(-1)
 
     @property
