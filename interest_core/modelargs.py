@@ -214,15 +214,13 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
 
 def content_params(a: ModelArgs) -> dict[str, int]:
     """The representation's parameters besides the ID table: "tables" (category, brand, price-bucket embeddings and
-    the user side-feature rows), "text" (the TEXT_DIM -> D projection), "impute" (id_dropout's D -> D -> D MLP) and
-    "graph" (the item-graph fusion's 2D -> D gate): the dense ones are applied once per catalog item per step,
-    counted with the tables."""
+    the user side-feature rows), "text" (the TEXT_DIM -> D projection) and "graph" (the item-graph fusion's 2D -> D
+    gate): the dense ones are applied once per catalog item per step, counted with the tables."""
     f, d = a.item_features, a.dim
     tables = (a.num_categories * ("category" in f) + (a.brand_buckets + 1) * ("brand" in f)
               + NUM_PRICE_BUCKETS * ("price" in f)) * d
     tables += (a.user_feature_buckets + 1) * d if a.user_feature_buckets else 0
     return {"tables": tables, "text": TEXT_DIM * d if "text" in f else 0,
-            "impute": 2 * (d + 1) * d if f and a.id_dropout > 0 else 0,
             "graph": (2 * d + 1) * d if a.graph_hops else 0}
 
 

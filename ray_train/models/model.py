@@ -222,8 +222,6 @@ class InterestModel(nn.Module):
             tower = self.embed.item
             if isinstance(tower, ItemTower) and tower.text is not None:  # builds item rows like a table
                 n -= tower.text.weight.numel()
-            if isinstance(tower, ItemTower) and tower.impute is not None:  # also applied per item row
-                n -= sum(p.numel() for p in tower.impute.parameters())
             if self.graph is not None:  # the graph gate too: applied per item row, not per token
                 n -= sum(p.numel() for p in self.graph.parameters())
         return n
