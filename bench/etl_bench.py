@@ -1,16 +1,23 @@
-"""ETL benchmark: full Spark pipeline vs DuckDB's bare "group by user, list of items ordered by ts" on the same
-Parquet, and scaling from N to 2N events. Prints ratios (machines here are noisy; absolute seconds are context).
+"""ETL cost: the full pipeline against Spark's own bare "group by user, items ordered by ts, write Parquet" over the
+same input, both timed as whole processes (JVM start-up included in both), alternating order, median of --repeats;
+DuckDB's group-by as the single-machine reference; N and 2N events; and a skewed case.
 
-    .venv/bin/python bench/etl_bench.py --events 10000000            # both sizes: N and 2N
-    .venv/bin/python bench/etl_bench.py --events 1000000 --no-double # quick look
+    .venv/bin/python bench/etl_bench.py --events 10000000                  # N and 2N, 3 repeats each
+    .venv/bin/python bench/etl_bench.py --events 1000000 --no-double --repeats 1   # quick look
+    .venv/bin/python bench/etl_bench.py --events 2000000 --no-double --skew        # + a bot and a hot item
 
-Targets (issue 3): pipeline / DuckDB <= 2.5; wall(2N) / wall(N) <= 2.1; driver peak RSS flat across sizes.
+The bare query is frozen as `BARE_GROUPBY` below. Printed per size: the ETL / bare ratio (target <= 3), the
+manifest's stage_seconds (where the ETL's time goes), the peak RSS of the ETL's Python driver and JVM, and 2N / N.
+--skew adds one user with --bot-events events (a bot; beyond data.max_events_per_user they are quarantined with
+reason user_event_cap) and moves --hot-share of all events to one item, then times the ETL on it against the same
+data without the skew.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +30,17 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+BARE_GROUPBY = """
+import sys
+from pyspark.sql import functions as F
+from spark_jobs.session import get_spark
+spark = get_spark("bench-groupby", shuffle_partitions=8, driver_memory="4g")
+df = spark.read.parquet(sys.argv[1])
+df.groupBy("user_id").agg(F.transform(F.array_sort(F.collect_list(F.struct("ts", "item_id"))),
+                                      lambda e: e["item_id"]).alias("items")).write.mode("overwrite").parquet(sys.argv[2])
+spark.stop()
+"""
+
 
 def synth(root: Path, events: int) -> Path:
     from interest.synthetic import generate
@@ -30,6 +48,34 @@ def synth(root: Path, events: int) -> Path:
     out = root / f"synth_{events}"
     if not (out / "generator.json").exists():
         generate(out, users=max(1000, events // 50), items=max(1000, events // 200), days=90, events=events, seed=11)
+    return out
+
+
+def skewed(src: Path, bot_events: int, hot_share: float, seed: int = 3) -> Path:
+    """src's events with one bot user of bot_events events and hot_share of all events moved to one item."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    out = src.parent / f"{src.name}_skew_{bot_events}_{hot_share}"
+    if (out / "generator.json").exists():
+        return out
+    rng = np.random.default_rng(seed)
+    (out / "events").mkdir(parents=True, exist_ok=True)
+    table = pq.read_table(src / "events")
+    hot = table.column("item_id")[0].as_py()
+    move = pa.array(rng.random(table.num_rows) < hot_share)
+    table = table.set_column(table.schema.get_field_index("item_id"), "item_id",
+                             pc.if_else(move, pa.scalar(hot), table.column("item_id")))
+    rows = rng.integers(0, table.num_rows, bot_events)
+    bot = table.take(pa.array(rows))
+    bot = bot.set_column(bot.schema.get_field_index("user_id"), "user_id", pa.array(["bot-0"] * bot_events))
+    bot = bot.set_column(bot.schema.get_field_index("session_id"), "session_id", pa.array(["bot-0-1"] * bot_events))
+    pq.write_table(table, out / "events" / "part-00000.parquet")
+    pq.write_table(bot, out / "events" / "part-00001.parquet")
+    for name in ("items.parquet", "generator.json"):
+        (out / name).write_bytes((src / name).read_bytes())
     return out
 
 
@@ -44,27 +90,8 @@ def duckdb_groupby(events_dir: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def spark_groupby(events_dir: Path, out: Path) -> float:
-    """Spark's bare group-by (same query as DuckDB's), timed inside one session so JVM start-up is excluded."""
-    from spark_jobs.session import get_spark
-    from pyspark.sql import functions as F
-
-    spark = get_spark("bench-groupby", shuffle_partitions=8, driver_memory="4g")
-    try:
-        t0 = time.perf_counter()
-        df = spark.read.parquet(str(events_dir))
-        df.groupBy("user_id").agg(F.transform(F.array_sort(F.collect_list(F.struct("ts", "item_id"))),
-                                              lambda e: e["item_id"]).alias("items")) \
-            .write.mode("overwrite").parquet(str(out))
-        return time.perf_counter() - t0
-    finally:
-        spark.stop()
-
-
-def run_etl(synth_dir: Path, out: Path, config: str) -> tuple[float, dict]:
-    """Wall time of `python -m spark_jobs.etl` and the peak RSS of the Python driver and of the JVM."""
-    cmd = [sys.executable, "-m", "spark_jobs.etl", "--input", str(synth_dir), "--format", "synthetic",
-           "--output", str(out), "--config", config, "--allow-insecure-demo-key"]
+def timed(cmd: list[str]) -> tuple[float, dict]:
+    """Wall time of a whole process and the peak RSS of it (Python driver) and of its JVM child."""
     peaks = {"python_driver_mb": 0.0, "jvm_mb": 0.0}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -92,12 +119,52 @@ def run_etl(synth_dir: Path, out: Path, config: str) -> tuple[float, dict]:
     return wall, peaks
 
 
+def etl_cmd(data: Path, out: Path, config: str) -> list[str]:
+    return [sys.executable, "-m", "spark_jobs.etl", "--input", str(data), "--format", "synthetic", "--output",
+            str(out), "--config", config, "--allow-insecure-demo-key"]
+
+
+def manifest(out: Path) -> dict:
+    from interest_core.data_versions import resolve_data_dir
+
+    return json.loads((resolve_data_dir(out) / "manifest.json").read_text())
+
+
+def measure(root: Path, data: Path, n: int, config: str, repeats: int) -> dict:
+    """ETL and bare group-by, `repeats` times each in alternating order; medians."""
+    etl_s, bare_s, peaks = [], [], {}
+    for r in range(repeats):
+        order = ("etl", "bare") if r % 2 == 0 else ("bare", "etl")
+        for which in order:
+            if which == "etl":
+                wall, peaks = timed(etl_cmd(data, root / f"etl_{n}", config))
+                etl_s.append(wall)
+            else:
+                bare_s.append(timed([sys.executable, "-c", BARE_GROUPBY, str(data / "events"),
+                                     str(root / f"bare_{n}")])[0])
+    m = manifest(root / f"etl_{n}")
+    return {"etl_s": statistics.median(etl_s), "bare_s": statistics.median(bare_s), "etl_runs": etl_s,
+            "bare_runs": bare_s, "stage_seconds": m.get("stage_seconds"), "quarantine": m["quarantine"], **peaks}
+
+
+def _line(n: int, r: dict, duck: float) -> str:
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in (r["stage_seconds"] or {}).items())
+    return (f"N={n:,}: ETL {r['etl_s']:.1f}s vs Spark bare group-by {r['bare_s']:.1f}s (whole processes, median of "
+            f"{len(r['etl_runs'])}) -> {r['etl_s'] / r['bare_s']:.2f}x (target <= 3); DuckDB group-by {duck:.1f}s; "
+            f"ETL python driver peak {r['python_driver_mb']:.0f} MB, JVM peak {r['jvm_mb']:.0f} MB; stages (s): "
+            f"{stages}")
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--config", default="base")
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "interest_etl_bench"))
     ap.add_argument("--no-double", action="store_true", help="skip the 2N run")
+    ap.add_argument("--skew", action="store_true", help="also time the ETL on a skewed copy of the N-event data")
+    ap.add_argument("--bot-events", type=int, default=1_000_000)
+    ap.add_argument("--hot-share", type=float, default=0.3)
     args = ap.parse_args()
     root = Path(args.workdir)
     root.mkdir(parents=True, exist_ok=True)
@@ -105,25 +172,24 @@ def main() -> int:
     results = {}
     for n in sizes:
         data = synth(root, n)
-        actual = json.loads((data / "generator.json").read_text())["counts"]["events"] \
-            if "counts" in json.loads((data / "generator.json").read_text()) else n
         duck = duckdb_groupby(data / "events", root / f"duck_{n}.parquet")
-        spark_bare = spark_groupby(data / "events", root / f"spark_groupby_{n}")
-        wall, peaks = run_etl(data, root / f"etl_{n}", args.config)
-        manifest = json.loads((root / f"etl_{n}" / "manifest.json").read_text())
-        results[n] = {"events": actual, "duckdb_s": duck, "spark_groupby_s": spark_bare, "etl_s": wall, "etl_job_s": manifest["wall_time_s"],
-                      **peaks}
-        print(f"N={n:,}: etl {wall:.1f}s (job {manifest['wall_time_s']:.1f}s, ex-JVM start), duckdb group-by "
-              f"{duck:.1f}s -> ratio {wall / duck:.2f} (target <= 2.5); Spark bare group-by {spark_bare:.1f}s = "
-              f"{spark_bare / duck:.1f}x DuckDB, ETL job / Spark bare group-by = "
-              f"{manifest['wall_time_s'] / spark_bare:.1f}; python driver peak "
-              f"{peaks['python_driver_mb']:.0f} MB, JVM peak {peaks['jvm_mb']:.0f} MB", flush=True)
+        results[n] = measure(root, data, n, args.config, args.repeats) | {"duckdb_s": duck}
+        print(_line(n, results[n], duck), flush=True)
     if len(sizes) == 2:
         a, b = results[sizes[0]], results[sizes[1]]
-        print(f"scaling: wall(2N)/wall(N) = {b['etl_s'] / a['etl_s']:.2f} (target <= 2.1); "
-              f"python driver RSS 2N/N = {b['python_driver_mb'] / a['python_driver_mb']:.2f}; "
-              f"JVM RSS 2N/N = {b['jvm_mb'] / a['jvm_mb']:.2f}")
-    print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
+        print(f"scaling: ETL 2N/N = {b['etl_s'] / a['etl_s']:.2f}; bare group-by 2N/N = {b['bare_s'] / a['bare_s']:.2f};"
+              f" JVM RSS 2N/N = {b['jvm_mb'] / max(a['jvm_mb'], 1):.2f}")
+    if args.skew:
+        n = sizes[0]
+        data = skewed(synth(root, n), args.bot_events, args.hot_share)
+        wall, peaks = timed(etl_cmd(data, root / f"etl_skew_{n}", args.config))
+        q = manifest(root / f"etl_skew_{n}")["quarantine"]
+        results["skew"] = {"etl_s": wall, **peaks, "quarantine": q}
+        print(f"skew (N={n:,} + a bot of {args.bot_events:,} events, {args.hot_share:.0%} of events on one item): ETL "
+              f"{wall:.1f}s = {wall / results[n]['etl_s']:.2f}x the unskewed median; JVM peak {peaks['jvm_mb']:.0f} "
+              f"MB; quarantined user_event_cap {q.get('by_reason', {}).get('user_event_cap', 0):,} rows of "
+              f"{q.get('users_capped', 0)} user(s)", flush=True)
+    (root / "etl_bench.json").write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2))
     return 0
 
 
