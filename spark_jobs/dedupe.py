@@ -15,10 +15,12 @@ from pyspark.sql import functions as F
 def user_event_lists(events: DataFrame) -> DataFrame:
     """user_id, ev: array<struct<ts, src_file, src_row, item_id, event_type>> (distinct, in input order within a
     timestamp), n_raw: events before dedupe."""
+    # The sorted array is a column before the filter reads it: an expression inside the lambda would be re-sorted
+    # for every element (quadratic in the user's events; a bot with 1M events would never finish).
     grouped = events.groupBy("user_id").agg(
-        F.collect_list(F.struct("ts", "item_id", "event_type", "src_file", "src_row")).alias("all"))
+        F.array_sort(F.collect_list(F.struct("ts", "item_id", "event_type", "src_file", "src_row"))).alias("srt"))
     # Sorted by (ts, item_id, event_type, position): duplicates are adjacent, their first occurrence first.
-    srt = F.array_sort("all")
+    srt = F.col("srt")
     same_as_previous = lambda e, i: (  # noqa: E731
         (e["ts"] == F.get(srt, i - 1)["ts"]) & (e["item_id"] == F.get(srt, i - 1)["item_id"])
         & (e["event_type"] == F.get(srt, i - 1)["event_type"]))
@@ -26,4 +28,4 @@ def user_event_lists(events: DataFrame) -> DataFrame:
     ordered = F.array_sort(F.transform(distinct, lambda e: F.struct(
         e["ts"].alias("ts"), e["src_file"].alias("src_file"), e["src_row"].alias("src_row"),
         e["item_id"].alias("item_id"), e["event_type"].alias("event_type"))))
-    return grouped.select("user_id", ordered.alias("ev"), F.size("all").alias("n_raw"))
+    return grouped.select("user_id", ordered.alias("ev"), F.size("srt").alias("n_raw"))

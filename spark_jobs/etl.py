@@ -137,9 +137,10 @@ def input_fingerprints(args: argparse.Namespace) -> dict:
             "users": _fingerprint(args.users, "--users") if getattr(args, "users", None) else None}
 
 
-def _write(df: DataFrame, path: Path, num_files: int, sort_cols: list[str], row_group_mb: int) -> None:
-    # Hash partitioning on the pseudonymous user id and a sort inside each file make reruns byte-identical.
-    (df.repartition(num_files, "user_id").sortWithinPartitions(*sort_cols)
+def _write(df: DataFrame, path: Path, sort_cols: list[str], row_group_mb: int) -> None:
+    """One file per partition of df (a per-user frame cut from the split, already hash-partitioned by user_id
+    into data.num_files partitions: no shuffle here), sorted inside each file."""
+    (df.sortWithinPartitions(*sort_cols)
      .write.option("parquet.block.size", row_group_mb * 1024 * 1024).mode("overwrite").parquet(str(path)))
 
 
@@ -254,8 +255,10 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     if catalog is not None:  # one row per item, by a stated rule (items.one_row_per_item)
         catalog = items.one_row_per_item(catalog).persist()
         catalog.count()
-    # One shuffle by user does dedupe and grouping; the HMAC then runs once per user, not once per event.
-    lists = pseudonymize.pseudonymize_users(user_event_lists(events), key).persist(StorageLevel.MEMORY_AND_DISK)
+    # One shuffle by user does dedupe and grouping. The lists keep the input's user ids (in memory only, never
+    # written): indexing regroups them by the same key without a second shuffle, and the HMAC then runs once per
+    # user on the indexed sequences, not once per event.
+    lists = user_event_lists(events).persist(StorageLevel.MEMORY_AND_DISK)
     per_type = [F.sum(F.size(F.filter("ev", _is_type(t)))).alias(f"type_{i}") for i, t in enumerate(d.event_types)]
     ev_ts = lambda f: f(F.transform("ev", lambda e: e["ts"]))  # noqa: E731
     agg = lists.agg(F.count(F.lit(1)).alias("users"), F.sum("n_raw").alias("n_raw"),
@@ -279,8 +282,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
         "item_id", "item_idx", F.coalesce("category_idx", F.lit(0)).alias("category_idx"))
     st.done("vocab")
 
-    seqs = sequences.index_sequences(lists, item_index, d.event_types,
-                                     broadcast_items=n_vocab_rows <= d.broadcast_max_items)
+    seqs = pseudonymize.pseudonymize_users(sequences.index_sequences(
+        lists, item_index, d.event_types, broadcast_items=n_vocab_rows <= d.broadcast_max_items), key)
     split = sequences.split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s)
     split = sequences.hold_out_users(sequences.hold_out_items(split, d.cold_items), d.cold_users,
                                      d.cold_user_max_events)
@@ -291,26 +294,30 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
             spark, users_path, users.parse_users_map(getattr(args, "users_map", None)), d.user_feature_buckets, key,
             split)
         users_quarantine.coalesce(1).write.mode("append").parquet(str(tmp / "quarantine"))
-    split = users.attach(split, user_feats).persist(StorageLevel.MEMORY_AND_DISK)
+    # Every per-user output is cut from this frame: partitioned once by the pseudonym into the output's files,
+    # each output is written without a shuffle of its own (hash partitioning and a sort inside each file make
+    # reruns byte-identical).
+    split = (users.attach(split, user_feats).repartition(d.num_files, "user_id")
+             .persist(StorageLevel.MEMORY_AND_DISK))
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
     buy = d.buy_event_type
-    _write(sequences.training_windows(split, rule, buy), tmp / "train", d.num_files,
+    _write(sequences.training_windows(split, rule, buy), tmp / "train",
            ["user_id", "window"], d.row_group_mb)
     lists.unpersist()
     st.done("sequences_train")
-    _write(sequences.action_windows(split, rule, buy), tmp / "action_test", d.num_files, ["user_id", "window"],
+    _write(sequences.action_windows(split, rule, buy), tmp / "action_test", ["user_id", "window"],
            d.row_group_mb)
     for which in ("valid", "test"):
         _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts), d.tag_half_life_days),
-               tmp / which, d.num_files, ["user_id"], d.row_group_mb)
+               tmp / which, ["user_id"], d.row_group_mb)
     decay_ends = {"decay_valid": d.cutoff_ts - d.horizon_s, "decay_test": d.cutoff_ts} if d.split == "time" else {}
     for name, end_ts in decay_ends.items():
-        _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name, d.num_files,
+        _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name,
                ["user_id"], d.row_group_mb)
     for which in ("valid", "test"):  # the interest-migration rows: the end of observation of valid/test
         end_ts = {"valid": d.cutoff_ts - d.horizon_s, "test": d.cutoff_ts}[which] if d.split == "time" else None
-        _write(sequences.drift_rows(split, which, d.drift_max_events, end_ts), tmp / f"drift_{which}", d.num_files,
+        _write(sequences.drift_rows(split, which, d.drift_max_events, end_ts), tmp / f"drift_{which}",
                ["user_id"], d.row_group_mb)
     st.done("sequences_eval")
     first_seen = counts_df.select("item_id", "first_seen_ts")

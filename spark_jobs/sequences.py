@@ -25,11 +25,12 @@ from interest_core.windows import Ops, WindowRule
 _EV = "struct(ts, src_file, src_row, item_idx, event_type_idx, category_idx)"
 
 
-def _with_dt(ev: Column) -> Column:
+def _with_dt(ev: str) -> Column:
     """Adds dt, the gap in seconds to the user's previous event (0 for the first). Computed on the whole history,
-    so a training window that starts mid-history still carries the true gap at its first position."""
+    so a training window that starts mid-history still carries the true gap at its first position. `ev` names a
+    column: an expression read inside the lambda would be recomputed for every element (quadratic)."""
     return F.transform(ev, lambda e, i: e.withField(
-        "dt", F.when(i == 0, F.lit(0).cast("long")).otherwise(e["ts"] - ev[i - 1]["ts"])))
+        "dt", F.when(i == 0, F.lit(0).cast("long")).otherwise(e["ts"] - F.col(ev)[i - 1]["ts"])))
 
 
 def user_sequences(events: DataFrame) -> DataFrame:
@@ -37,7 +38,7 @@ def user_sequences(events: DataFrame) -> DataFrame:
     seqs = events.groupBy("user_id").agg(F.array_sort(F.collect_list(F.expr(_EV))).alias("ev"))
     ev = F.transform("ev", lambda e: F.struct(*[e[c].alias(c) for c in ("ts", "item_idx", "event_type_idx",
                                                                          "category_idx")]))
-    return seqs.select("user_id", _with_dt(ev).alias("ev"))
+    return seqs.select("user_id", ev.alias("ev")).select("user_id", _with_dt("ev").alias("ev"))
 
 
 def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[str],
@@ -232,10 +233,11 @@ def _unzip(col: str | Column) -> list[Column]:
             F.transform(col, lambda e: e["dt"]).alias("dt")]
 
 
-def _histogram(values: Column, prefix: str) -> list[Column]:
-    """Columns {prefix}_keys (sorted distinct values) and {prefix}_counts, by sorting once and scanning: linear
-    native work per key instead of one lambda filter over the whole history per key."""
-    srt = F.array_sort(values)
+def _histogram(sorted_values: str, prefix: str) -> list[Column]:
+    """Columns {prefix}_keys (sorted distinct values), {prefix}_first and {prefix}_n from a column of sorted values
+    (a column, not an expression: the lambda reads it once per key, and an expression would be re-sorted each
+    time); _counts turns them into counts: linear native work instead of one lambda filter per key."""
+    srt = F.col(sorted_values)
     keys = F.array_distinct(srt)
     first = F.transform(keys, lambda c: F.array_position(srt, c))
     return [keys.alias(f"{prefix}_keys"), first.alias(f"{prefix}_first"), F.size(srt).alias(f"{prefix}_n")]
@@ -311,14 +313,15 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
     early = F.filter(F.transform(F.slice(hist, 1, F.greatest(half, F.lit(1))), cat), lambda c: c > 0)
     recent = F.filter(F.transform(F.slice(hist, half + 1, h), cat), lambda c: c > 0)
     known = F.filter(F.transform(hist, cat), lambda c: c > 0)
-    # Histograms are materialised as columns first, so later expressions reference them instead of
-    # recomputing them per element.
+    # Sorted categories, then histograms, are materialised as columns first, so later expressions (and lambdas)
+    # reference them instead of recomputing them per element.
     df = df.select(
         "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"), user_features(split),
         F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
         (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
-        *_histogram(known, "all"), *_histogram(early, "early"), *_histogram(recent, "recent"),
+        *[F.array_sort(c).alias(f"_srt_{name}") for c, name in ((known, "all"), (early, "early"), (recent, "recent"))],
         interest_sums(F.col(hist), tag_half_life_days * 86400).alias("_interest_sums"))
+    df = df.select("*", *[x for name in ("all", "early", "recent") for x in _histogram(f"_srt_{name}", name)])
     df = df.select("*", _top_categories("all").alias("top_categories"), *interest_weights(F.col("_interest_sums")),
                    F.when(F.col("history_len") >= 2, js_divergence("early", "recent"))
                    .otherwise(F.lit(0.0)).alias("drift_score"))
