@@ -137,11 +137,10 @@ def input_fingerprints(args: argparse.Namespace) -> dict:
             "users": _fingerprint(args.users, "--users") if getattr(args, "users", None) else None}
 
 
-def _write(df: DataFrame, path: Path, sort_cols: list[str], row_group_mb: int) -> None:
-    """One file per partition of df (a per-user frame cut from the split, already hash-partitioned by user_id
-    into data.num_files partitions: no shuffle here), sorted inside each file."""
-    (df.sortWithinPartitions(*sort_cols)
-     .write.option("parquet.block.size", row_group_mb * 1024 * 1024).mode("overwrite").parquet(str(path)))
+def _write(df: DataFrame, path: Path, row_group_mb: int) -> None:
+    """One file per partition of df: a per-user frame cut row by row from the split, which is hash-partitioned by
+    user_id into data.num_files partitions and sorted by user_id inside each (no shuffle, no sort here)."""
+    df.write.option("parquet.block.size", row_group_mb * 1024 * 1024).mode("overwrite").parquet(str(path))
 
 
 def _parquet_rows(path: Path) -> int:
@@ -240,8 +239,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     st = _Stages()
     rules = validate.rules_from_config(d, args.ts_unit, now)
     raw = ingest.read_events(spark, args.input, args.format, ingest.parse_column_map(args.column_map), args.sep)
-    checked = validate.with_reason(raw, rules).persist(StorageLevel.MEMORY_AND_DISK)
-    checked, capped_users = validate.cap_events_per_user(checked, d.max_events_per_user)
+    validated = validate.with_reason(raw, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    checked, capped_users = validate.cap_events_per_user(validated, d.max_events_per_user)
     tallies = {r["reason"]: r["count"] for r in checked.groupBy("reason").count().collect()}
     st.done("ingest_validate")
     validate.quarantined(checked, key).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
@@ -266,7 +265,6 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
                     F.max(ev_ts(F.array_max)).alias("last_ts"), *per_type).first()
     if d.split == "time":
         check_time_split(d.cutoff_ts, d.horizon_s, agg["first_ts"], agg["last_ts"])
-    checked.unpersist()
     st.done("dedupe_pseudonymize")
 
     counts_df = vocab.item_counts(lists).persist()
@@ -291,34 +289,28 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     users_path = users_file(args)
     if users_path:
         user_feats, users_quarantine, users_counts = users.build(
-            spark, users_path, users.parse_users_map(getattr(args, "users_map", None)), d.user_feature_buckets, key,
-            split)
+            spark, users_path, users.parse_users_map(getattr(args, "users_map", None)), d.user_feature_buckets, key)
         users_quarantine.coalesce(1).write.mode("append").parquet(str(tmp / "quarantine"))
-    # Every per-user output is cut from this frame: partitioned once by the pseudonym into the output's files,
-    # each output is written without a shuffle of its own (hash partitioning and a sort inside each file make
-    # reruns byte-identical).
-    split = (users.attach(split, user_feats).repartition(d.num_files, "user_id")
+    # Every per-user output is cut from this frame, partitioned once by the pseudonym into the output's files and
+    # sorted by it inside each: each output is written without a shuffle or a sort of its own, its rows in user
+    # order (windows in order inside a user), so reruns are byte-identical.
+    split = (users.attach(split.repartition(d.num_files, "user_id"), user_feats).sortWithinPartitions("user_id")
              .persist(StorageLevel.MEMORY_AND_DISK))
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
     buy = d.buy_event_type
-    _write(sequences.training_windows(split, rule, buy), tmp / "train",
-           ["user_id", "window"], d.row_group_mb)
-    lists.unpersist()
+    _write(sequences.training_windows(split, rule, buy), tmp / "train", d.row_group_mb)
     st.done("sequences_train")
-    _write(sequences.action_windows(split, rule, buy), tmp / "action_test", ["user_id", "window"],
-           d.row_group_mb)
+    _write(sequences.action_windows(split, rule, buy), tmp / "action_test", d.row_group_mb)
     for which in ("valid", "test"):
         _write(sequences.eval_rows(split, which, d.max_len, F.broadcast(train_counts), d.tag_half_life_days),
-               tmp / which, ["user_id"], d.row_group_mb)
+               tmp / which, d.row_group_mb)
     decay_ends = {"decay_valid": d.cutoff_ts - d.horizon_s, "decay_test": d.cutoff_ts} if d.split == "time" else {}
     for name, end_ts in decay_ends.items():
-        _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name,
-               ["user_id"], d.row_group_mb)
+        _write(sequences.decay_rows(split, name.split("_")[1], d.max_len, end_ts, buy), tmp / name, d.row_group_mb)
     for which in ("valid", "test"):  # the interest-migration rows: the end of observation of valid/test
         end_ts = {"valid": d.cutoff_ts - d.horizon_s, "test": d.cutoff_ts}[which] if d.split == "time" else None
-        _write(sequences.drift_rows(split, which, d.drift_max_events, end_ts), tmp / f"drift_{which}",
-               ["user_id"], d.row_group_mb)
+        _write(sequences.drift_rows(split, which, d.drift_max_events, end_ts), tmp / f"drift_{which}", d.row_group_mb)
     st.done("sequences_eval")
     first_seen = counts_df.select("item_id", "first_seen_ts")
     (items.item_features(item_vocab, catalog, cats, first_seen, train_counts)
@@ -348,9 +340,13 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
     cold_users = (split.where(sequences.held_out_user(F.col("user_id"), d.cold_users)
                               & F.col("test_target").isNotNull()).count() if d.cold_users > 0 else 0)
     users_with_test = split.where(F.col("test_target").isNotNull()).count()
-    for df in (counts_df, item_vocab, cats, split, train_counts) + ((catalog,) if catalog is not None else ()) + (
-            (user_feats,) if user_feats is not None else ()):
-        df.unpersist()
+    if users_counts is not None:
+        users_counts["users_with_events"] = users.users_with_events(split)
+    # Released only now, dependants first: Spark rebuilds the cache of every frame that depends on an unpersisted
+    # one, so releasing `lists` after the train write made every later output recompute the split from scratch.
+    for df in (train_counts, split, user_feats, item_vocab, cats, counts_df, catalog, lists, validated):
+        if df is not None:
+            df.unpersist()
     rows_valid = quarantine["rows_in"] - quarantine["rows_quarantined"]
     if agg["n_raw"] != rows_valid:
         raise AssertionError(f"lost rows: {rows_valid} valid rows but {agg['n_raw']} reached the user lists")

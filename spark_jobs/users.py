@@ -118,31 +118,36 @@ def user_feature_ids(users: DataFrame, buckets: int) -> DataFrame:
 
 
 def attach(split: DataFrame, features: DataFrame | None) -> DataFrame:
-    """The per-user frame with a user_features column: the user's ids, zeros for a user without a users row,
-    an empty list for every user when the data has no users file."""
+    """The per-user frame with a user_features column (the user's ids, zeros for a user without a users row, an
+    empty list for every user when the data has no users file) and users_row (whether the user has a row)."""
     if features is None:
-        return split.withColumn("user_features", F.array().cast("array<int>"))
+        return split.withColumn("user_features", F.array().cast("array<int>")).withColumn("users_row", F.lit(False))
     zeros = F.array(*[F.lit(0)] * len(USER_FIELDS))
-    return (split.join(features.select("user_id", "user_features"), "user_id", "left")
-            .withColumn("user_features", F.coalesce(F.col("user_features"), zeros)))
+    return (split.join(features.select("user_id", "user_features", F.lit(True).alias("users_row")), "user_id", "left")
+            .withColumn("user_features", F.coalesce(F.col("user_features"), zeros))
+            .withColumn("users_row", F.coalesce(F.col("users_row"), F.lit(False))))
 
 
-def build(spark: SparkSession, path: str, column_map: dict[str, str], buckets: int, key: bytes,
-          event_users: DataFrame) -> tuple[DataFrame, DataFrame, dict]:
-    """(pseudonymized per-user features, quarantine records, manifest counts). event_users: the pseudonymized
-    user_id of every user with events."""
-    raw = read_users(spark, path, column_map).persist()
+def users_with_events(attached: DataFrame) -> int:
+    """How many users of attach's output (the users with events) have a users row."""
+    return attached.where(F.col("users_row")).count()
+
+
+def build(spark: SparkSession, path: str, column_map: dict[str, str], buckets: int,
+          key: bytes) -> tuple[DataFrame, DataFrame, dict]:
+    """(pseudonymized per-user features, persisted; quarantine records; manifest counts). The users file is read
+    once per count rather than cached: it is small, and a cache the features depend on could not be released
+    before them (Spark rebuilds the dependants of an unpersisted frame)."""
+    raw = read_users(spark, path, column_map)
     rows = raw.count()
     quarantine = quarantined(raw)
     unique = one_row_per_user(raw)
     feats = pseudonymize_users(user_feature_ids(unique, buckets), key).persist()
     n_users = feats.count()
     no_id = quarantine.count()
-    matched = feats.join(event_users.select("user_id"), "user_id", "inner").count()
     unusable = {r["f"]: r["count"] for r in feats.select(F.explode("unusable").alias("f")).groupBy("f").count()
                 .collect()}
-    raw.unpersist()
     counts = {"rows": rows, "rows_without_user_id": no_id, "duplicate_rows": rows - no_id - n_users,
-              "users": n_users, "users_with_events": matched, "unusable_values": dict(sorted(unusable.items())),
+              "users": n_users, "unusable_values": dict(sorted(unusable.items())),
               "features": list(USER_FIELDS), "buckets": buckets}
     return feats.drop("unusable"), quarantine, counts

@@ -45,6 +45,12 @@ def _rows(path):
     return pq.ParquetDataset(str(path)).read().to_pylist()
 
 
+def _files(path):
+    """{part number: the file's rows as JSON, in file order}."""
+    return {f.name.split("-")[1]: [json.dumps(r, sort_keys=True) for r in pq.read_table(f).to_pylist()]
+            for f in sorted(path.glob("*.parquet"))}
+
+
 def _check_reconciles(m):
     c = m["counts"]
     assert c["rows_in"] == c["rows_valid"] + c["rows_quarantined"]
@@ -116,12 +122,17 @@ def test_rerun_is_identical_and_publishes_a_new_version(spark, tmp_path):
     generate(tmp_path / "synth", users=200, items=100, days=20, events=4000, seed=2)
     first = _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
     v1 = _out(tmp_path)
-    snapshot = {s: sorted(map(json.dumps, _rows(v1 / s))) for s in ("train", "valid", "test", "items", "graph")}
+    per_user = ("train", "valid", "test", "action_test", "drift_valid", "drift_test")
+    snapshot = {s: _files(v1 / s) for s in per_user + ("items", "graph")}
+    for s in per_user:  # every file in user order, windows in order inside a user
+        for rows in snapshot[s].values():
+            keys = [(json.loads(r)["user_id"], json.loads(r).get("window", 0)) for r in rows]
+            assert keys == sorted(keys) and len(set(keys)) == len(keys), s
     second = _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
     v2 = _out(tmp_path)
     assert v2 != v1 and not v1.exists()  # no run used the first version: the second run's publish deleted it
-    for s, rows in snapshot.items():
-        assert sorted(map(json.dumps, _rows(v2 / s))) == rows, s
+    for s, files in snapshot.items():  # the same rows in the same files in the same order
+        assert _files(v2 / s) == files, s
     assert first["rows"] == second["rows"] and first["vocab"] == second["vocab"]
     files = sorted(p.name for p in (v2 / "train").glob("*.parquet"))
     assert len(files) == load_config("tiny-cpu").data.num_files

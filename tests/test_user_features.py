@@ -61,9 +61,10 @@ def test_users_file_rules_quarantine_duplicates_and_map(spark, tmp_path):
     events = pseudonymize.pseudonymize_users(spark.createDataFrame([("u1",), ("u2",), ("u3",)], "user_id string"),
                                              key)
     feats, quarantine, counts = users.build(
-        spark, str(path), users.parse_users_map("user_id=uid,age=years,gender=sex,region=zip"), B, key, events)
+        spark, str(path), users.parse_users_map("user_id=uid,age=years,gender=sex,region=zip"), B, key)
     assert counts == {"rows": 5, "rows_without_user_id": 1, "duplicate_rows": 1, "users": 3,
-                      "users_with_events": 2, "unusable_values": {}, "features": list(USER_FIELDS), "buckets": B}
+                      "unusable_values": {}, "features": list(USER_FIELDS), "buckets": B}
+    assert users.users_with_events(users.attach(events, feats)) == 2
     q = quarantine.collect()
     assert [r["reason"] for r in q] == ["users_file_no_user_id"] and len(q[0]["raw_sha256"]) == 64
     assert "40" not in json.dumps([r.asDict() for r in q])  # the row's text is not kept
