@@ -248,10 +248,15 @@ def _counts(prefix: str) -> Column:
     return F.transform(first, lambda f, i: F.coalesce(F.try_element_at(first, i + 2), n + 1) - f)
 
 
+def _count_map(prefix: str) -> Column:
+    """key -> count of a histogram, as a column {prefix}_map (js_divergence reads it)."""
+    return F.map_from_arrays(F.col(f"{prefix}_keys"), _counts(prefix)).alias(f"{prefix}_map")
+
+
 def js_divergence(early: str, recent: str) -> Column:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) between two histograms made by _histogram/_counts."""
-    pe = F.map_from_arrays(F.col(f"{early}_keys"), _counts(early))
-    pr = F.map_from_arrays(F.col(f"{recent}_keys"), _counts(recent))
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between two histograms made by _histogram, whose count maps
+    (_count_map) are materialised columns: built inside the lambda, they would be rebuilt for every key."""
+    pe, pr = F.col(f"{early}_map"), F.col(f"{recent}_map")
     ne, nr = F.greatest(F.col(f"{early}_n"), F.lit(1)), F.greatest(F.col(f"{recent}_n"), F.lit(1))
     both = F.array_distinct(F.concat(F.col(f"{early}_keys"), F.col(f"{recent}_keys")))
 
@@ -272,16 +277,25 @@ def _top_categories(prefix: str, k: int = 3) -> Column:
     return F.slice(F.transform(F.array_sort(pairs), lambda s: s["c"]), 1, k)
 
 
-def interest_sums(hist: Column, half_life_s: float) -> Column:
-    """category id -> the summed time-decayed weight of a history's events in it: 0.5 ** ((last event's ts - ts) /
-    half_life) per event of a known category. One pass over the history, adding each event into a map."""
+def decayed_by_category(hist: Column, half_life_s: float) -> Column:
+    """The history's events of a known category as (c, w) sorted by category (then weight): w = 0.5 ** ((last
+    event's ts - ts) / half_life). Its categories in order are the sorted known categories, so _histogram's runs of
+    them index its runs (interest_sums)."""
     last_ts = F.element_at(hist, -1)["ts"]
     known = F.filter(hist, lambda e: e["category_idx"] > 0)
-    pairs = F.transform(known, lambda e: F.struct(
-        e["category_idx"].alias("c"), F.pow(F.lit(0.5), (last_ts - e["ts"]) / F.lit(float(half_life_s))).alias("w")))
-    add = lambda a, b: F.coalesce(a, F.lit(0.0)) + F.coalesce(b, F.lit(0.0))  # noqa: E731
-    return F.aggregate(pairs, F.create_map().cast("map<int,double>"),
-                       lambda acc, p: F.map_zip_with(acc, F.create_map(p["c"], p["w"]), lambda _, a, b: add(a, b)))
+    return F.array_sort(F.transform(known, lambda e: F.struct(
+        e["category_idx"].alias("c"), F.pow(F.lit(0.5), (last_ts - e["ts"]) / F.lit(float(half_life_s))).alias("w"))))
+
+
+def interest_sums(decayed: str, prefix: str) -> Column:
+    """category id -> the summed time-decayed weight of a history's events in it, from the column `decayed`
+    (decayed_by_category) and the materialised histogram {prefix}_* of its categories: each category's run is
+    summed once (linear; adding events into a map one by one was linear per event in the categories)."""
+    first, n = F.col(f"{prefix}_first"), F.col(f"{prefix}_n")
+    sums = F.transform(first, lambda f, i: F.aggregate(
+        F.slice(F.col(decayed), f, F.coalesce(F.try_element_at(first, i + 2), n + 1) - f), F.lit(0.0),
+        lambda acc, p: acc + p["w"]))
+    return F.map_from_arrays(F.col(f"{prefix}_keys"), sums)
 
 
 def interest_weights(sums: Column, k: int = INTEREST_CATEGORIES) -> list[Column]:
@@ -312,16 +326,18 @@ def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: Dat
     cat = lambda e: e["category_idx"]  # noqa: E731
     early = F.filter(F.transform(F.slice(hist, 1, F.greatest(half, F.lit(1))), cat), lambda c: c > 0)
     recent = F.filter(F.transform(F.slice(hist, half + 1, h), cat), lambda c: c > 0)
-    known = F.filter(F.transform(hist, cat), lambda c: c > 0)
     # Sorted categories, then histograms, are materialised as columns first, so later expressions (and lambdas)
     # reference them instead of recomputing them per element.
     df = df.select(
         "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"), user_features(split),
         F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
         (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
-        *[F.array_sort(c).alias(f"_srt_{name}") for c, name in ((known, "all"), (early, "early"), (recent, "recent"))],
-        interest_sums(F.col(hist), tag_half_life_days * 86400).alias("_interest_sums"))
+        decayed_by_category(F.col(hist), tag_half_life_days * 86400).alias("_decayed"),
+        *[F.array_sort(c).alias(f"_srt_{name}") for c, name in ((early, "early"), (recent, "recent"))])
+    df = df.select("*", F.transform("_decayed", lambda p: p["c"]).alias("_srt_all"))
     df = df.select("*", *[x for name in ("all", "early", "recent") for x in _histogram(f"_srt_{name}", name)])
+    df = df.select("*", interest_sums("_decayed", "all").alias("_interest_sums"), _count_map("early"),
+                   _count_map("recent"))
     df = df.select("*", _top_categories("all").alias("top_categories"), *interest_weights(F.col("_interest_sums")),
                    F.when(F.col("history_len") >= 2, js_divergence("early", "recent"))
                    .otherwise(F.lit(0.0)).alias("drift_score"))
