@@ -34,10 +34,7 @@ from interest_core.windows import WindowRule  # noqa: E402
 from spark_jobs import graph, ingest, items, pseudonymize, publish, sequences, users, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
 from spark_jobs.session import JVM_OUT_OF_MEMORY, get_spark, jvm_exit_code  # noqa: E402
-
-
-class QuarantineLimitExceeded(RuntimeError):
-    pass
+from spark_jobs.validate import QuarantineLimitExceeded, check_quarantine, check_time_split  # noqa: E402,F401
 
 
 class SparkJvmExited(RuntimeError):
@@ -157,38 +154,6 @@ def _has_category(checked: DataFrame) -> bool:
 def _is_type(event_type: str):
     """A one-argument predicate for F.filter (a second argument would be taken as the element index)."""
     return lambda e: e["event_type"] == event_type
-
-
-def check_time_split(cutoff_ts: int, horizon_s: int, first_ts: int, last_ts: int) -> None:
-    """split=time needs training events before cutoff - horizon and a whole label window before the data ends."""
-    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
-    if cutoff_ts - horizon_s <= first_ts:
-        raise ValueError(f"--cutoff {iso(cutoff_ts)} minus the horizon ({horizon_s / 86400:g} days) is not after "
-                         f"the first event ({iso(first_ts)}): nothing would train. Choose a later --cutoff or a "
-                         f"shorter --horizon-days")
-    if cutoff_ts + horizon_s > last_ts:
-        raise ValueError(f"--cutoff {iso(cutoff_ts)} plus the horizon ({horizon_s / 86400:g} days) is after the "
-                         f"last event ({iso(last_ts)}): the test labels would miss events never recorded. Choose "
-                         f"a --cutoff at most {iso(last_ts - horizon_s)} or a shorter --horizon-days")
-
-
-def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
-    """Counts per reason; fails above max_fraction of bad rows (rows over data.max_events_per_user are a rule's,
-    not bad input: quarantined and counted, not held against the threshold)."""
-    rows_in = sum(reason_counts.values())
-    bad = {k: v for k, v in reason_counts.items() if k is not None}
-    n_bad = sum(bad.values())
-    frac = (n_bad - bad.get(validate.CAP_REASON, 0)) / rows_in if rows_in else 0.0
-    if rows_in == 0:
-        raise ValueError("the input holds no rows; check --input and --format")
-    if frac > max_fraction:
-        top = ", ".join(f"{k}={v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:5])
-        raise QuarantineLimitExceeded(
-            f"{frac:.2%} of {rows_in} input rows quarantined, above the threshold {max_fraction:.2%} "
-            f"(data.max_quarantine_fraction); top reasons: {top}. Check --format/--map/--ts-unit, or raise "
-            f"the threshold with --set data.max_quarantine_fraction=...")
-    return {"rows_in": rows_in, "rows_quarantined": n_bad, "fraction": frac,
-            "by_reason": dict(sorted(bad.items()))}
 
 
 def run_etl(spark: SparkSession, args: argparse.Namespace, cfg: Config) -> dict:

@@ -8,6 +8,7 @@ Timestamp auto-detection (``ts_unit="auto"``), per value:
 """
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 
@@ -33,7 +34,6 @@ class Rules:
 def rules_from_config(data_cfg, ts_unit: str = "auto", now: float | None = None) -> Rules:
     """now: the moment later events count as in the future (the ETL passes data.now or the input's modification
     time; the wall clock only when a caller gives none)."""
-    import datetime as dt
     ts_min = int(dt.datetime.fromisoformat(data_cfg.ts_min).replace(tzinfo=dt.timezone.utc).timestamp())
     now = time.time() if now is None else now
     return Rules(tuple(data_cfg.event_types), ts_min, int(now) + data_cfg.max_future_seconds,
@@ -144,3 +144,39 @@ def quarantined(checked: DataFrame, key: bytes) -> DataFrame:
         "reason", "source", F.col("src_row").cast("long").alias("position"),
         hmac_column(F.col("user_id"), key).alias("user_id"), *[F.col(c) for c in RAW_FIELDS if c != "user_id"],
         F.sha2(F.coalesce(F.col("raw"), as_json), 256).alias("raw_sha256")).select(*QUARANTINE_SCHEMA.names)
+
+
+class QuarantineLimitExceeded(RuntimeError):
+    pass
+
+
+def check_time_split(cutoff_ts: int, horizon_s: int, first_ts: int, last_ts: int) -> None:
+    """split=time needs training events before cutoff - horizon and a whole label window before the data ends."""
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    if cutoff_ts - horizon_s <= first_ts:
+        raise ValueError(f"--cutoff {iso(cutoff_ts)} minus the horizon ({horizon_s / 86400:g} days) is not after "
+                         f"the first event ({iso(first_ts)}): nothing would train. Choose a later --cutoff or a "
+                         f"shorter --horizon-days")
+    if cutoff_ts + horizon_s > last_ts:
+        raise ValueError(f"--cutoff {iso(cutoff_ts)} plus the horizon ({horizon_s / 86400:g} days) is after the "
+                         f"last event ({iso(last_ts)}): the test labels would miss events never recorded. Choose "
+                         f"a --cutoff at most {iso(last_ts - horizon_s)} or a shorter --horizon-days")
+
+
+def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
+    """Counts per reason; fails above max_fraction of bad rows (rows over data.max_events_per_user are a rule's,
+    not bad input: quarantined and counted, not held against the threshold)."""
+    rows_in = sum(reason_counts.values())
+    bad = {k: v for k, v in reason_counts.items() if k is not None}
+    n_bad = sum(bad.values())
+    frac = (n_bad - bad.get(CAP_REASON, 0)) / rows_in if rows_in else 0.0
+    if rows_in == 0:
+        raise ValueError("the input holds no rows; check --input and --format")
+    if frac > max_fraction:
+        top = ", ".join(f"{k}={v}" for k, v in sorted(bad.items(), key=lambda kv: -kv[1])[:5])
+        raise QuarantineLimitExceeded(
+            f"{frac:.2%} of {rows_in} input rows quarantined, above the threshold {max_fraction:.2%} "
+            f"(data.max_quarantine_fraction); top reasons: {top}. Check --format/--map/--ts-unit, or raise "
+            f"the threshold with --set data.max_quarantine_fraction=...")
+    return {"rows_in": rows_in, "rows_quarantined": n_bad, "fraction": frac,
+            "by_reason": dict(sorted(bad.items()))}
