@@ -4,7 +4,8 @@
     spark-submit spark_jobs/etl.py --input PATH --format FMT --output DIR [...]
 
 Stages (each a pure DataFrame -> DataFrame function in its own module):
-ingest -> validate/quarantine -> dedupe -> pseudonymize -> vocab -> item features -> graph -> sequences -> shards.
+ingest -> validate/quarantine -> dedupe (grouped by the input's user id) -> vocab -> index -> pseudonymize (once
+per user) -> sequences -> shards -> item features -> graph (docs/design.md: passes and shuffles).
 Nothing event-sized is collected to the driver: only counts, per-reason tallies and small vocabularies of
 event types. Each run writes a new version of the output directory, `_SUCCESS` last, then makes it current by
 replacing one pointer file (spark_jobs/publish.py): readers never see a half-written version.
