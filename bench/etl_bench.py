@@ -5,6 +5,8 @@ DuckDB's group-by as the single-machine reference; N and 2N events; and a skewed
     .venv/bin/python bench/etl_bench.py --events 10000000                  # N and 2N, 3 repeats each
     .venv/bin/python bench/etl_bench.py --events 1000000 --no-double --repeats 1   # quick look
     .venv/bin/python bench/etl_bench.py --events 2000000 --no-double --skew        # + a bot and a hot item
+    .venv/bin/python bench/etl_bench.py --events 100000000 --once                   # the scale run (spill)
+    .venv/bin/python bench/etl_bench.py --events 10000000 --no-double --calibration-out cluster/etl_calibration.json
 
 The bare query is frozen as `BARE_GROUPBY` below. Printed per size: the ETL / bare ratio (target <= 3), the
 manifest's stage_seconds (where the ETL's time goes), the peak RSS of the ETL's Python driver and JVM, and 2N / N.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,11 +93,61 @@ def duckdb_groupby(events_dir: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def timed(cmd: list[str]) -> tuple[float, dict]:
-    """Wall time of a whole process and the peak RSS of it (Python driver) and of its JVM child."""
+def event_log_env(log_dir: Path) -> dict:
+    """The environment that makes a PySpark process write Spark's event log (uncompressed, one file) to log_dir:
+    pyspark's launcher passes PYSPARK_SUBMIT_ARGS to spark-submit, so neither the ETL nor the bare query changes."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    confs = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": log_dir.as_uri(),
+             "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"}
+    args = " ".join(f"--conf {k}={v}" for k, v in confs.items())
+    return {**os.environ, "PYSPARK_SUBMIT_ARGS": f"{args} pyspark-shell"}
+
+
+def event_log_metrics(log_dir: Path) -> dict:
+    """Totals over the one event log in log_dir (Spark's listener events, one JSON per line): jobs, stages,
+    stages that write a shuffle, tasks, records read (from files and from cached frames: records read / events is
+    the number of passes over the data; Spark's input *bytes* of a Parquet scan count only what Hadoop's stream
+    statistics see), shuffle bytes written, bytes spilled (memory
+    and disk) and output bytes written. Skipped stages (a shuffle's output reused) are not counted."""
+    logs = [p for p in log_dir.iterdir() if p.is_file()]
+    if len(logs) != 1:
+        raise RuntimeError(f"expected one Spark event log in {log_dir}, found {len(logs)}")
+    m = {"jobs": 0, "stages": 0, "shuffle_stages": 0, "tasks": 0, "records_read": 0, "shuffle_write_bytes": 0,
+         "spill_memory_bytes": 0, "spill_disk_bytes": 0, "output_bytes": 0}
+    with logs[0].open() as f:
+        for line in f:
+            if '"Event":"SparkListenerJobStart"' in line:
+                m["jobs"] += 1
+                continue
+            if not ('"Event":"SparkListenerTaskEnd"' in line or '"Event":"SparkListenerStageCompleted"' in line):
+                continue
+            ev = json.loads(line)
+            if ev["Event"] == "SparkListenerStageCompleted":
+                m["stages"] += 1
+                acc = {a.get("Name"): a.get("Value") for a in ev["Stage Info"].get("Accumulables", [])}
+                if int(acc.get("internal.metrics.shuffle.write.bytesWritten") or 0) > 0:
+                    m["shuffle_stages"] += 1
+                continue
+            tm = ev.get("Task Metrics") or {}
+            m["tasks"] += 1
+            m["records_read"] += tm.get("Input Metrics", {}).get("Records Read", 0)
+            m["shuffle_write_bytes"] += tm.get("Shuffle Write Metrics", {}).get("Shuffle Bytes Written", 0)
+            m["spill_memory_bytes"] += tm.get("Memory Bytes Spilled", 0)
+            m["spill_disk_bytes"] += tm.get("Disk Bytes Spilled", 0)
+            m["output_bytes"] += tm.get("Output Metrics", {}).get("Bytes Written", 0)
+    return m
+
+
+def timed(cmd: list[str], log_dir: Path | None = None) -> tuple[float, dict]:
+    """Wall time of a whole process and the peak RSS of it (Python driver) and of its JVM child; with log_dir,
+    also the Spark event log's totals (event_log_metrics) under "spark"."""
     peaks = {"python_driver_mb": 0.0, "jvm_mb": 0.0}
+    env = None
+    if log_dir is not None:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        env = event_log_env(log_dir)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     done = threading.Event()
 
     def poll():
@@ -116,6 +169,8 @@ def timed(cmd: list[str]) -> tuple[float, dict]:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(output[-3000:])
+    if log_dir is not None:
+        peaks["spark"] = event_log_metrics(log_dir)
     return wall, peaks
 
 
@@ -130,21 +185,67 @@ def manifest(out: Path) -> dict:
     return json.loads((resolve_data_dir(out) / "manifest.json").read_text())
 
 
+def shards(out: Path) -> dict:
+    """Parquet files and bytes of the published version, per split."""
+    from interest_core.data_versions import resolve_data_dir
+
+    d = resolve_data_dir(out)
+    result = {}
+    for split in sorted(p.name for p in d.iterdir() if p.is_dir()):
+        files = list((d / split).rglob("*.parquet"))
+        sizes = [f.stat().st_size for f in files]
+        result[split] = {"files": len(files), "bytes": sum(sizes), "max_file_bytes": max(sizes, default=0)}
+    return result
+
+
 def measure(root: Path, data: Path, n: int, config: str, repeats: int) -> dict:
-    """ETL and bare group-by, `repeats` times each in alternating order; medians."""
-    etl_s, bare_s, peaks = [], [], {}
+    """ETL and bare group-by, `repeats` times each in alternating order; medians. Every run writes Spark's event
+    log; the last run of each gives the pass counts and bytes (event_log_metrics)."""
+    etl_s, bare_s, peaks, bare_peaks = [], [], {}, {}
     for r in range(repeats):
         order = ("etl", "bare") if r % 2 == 0 else ("bare", "etl")
         for which in order:
             if which == "etl":
-                wall, peaks = timed(etl_cmd(data, root / f"etl_{n}", config))
+                wall, peaks = timed(etl_cmd(data, root / f"etl_{n}", config), root / f"eventlog_etl_{n}")
                 etl_s.append(wall)
             else:
-                bare_s.append(timed([sys.executable, "-c", BARE_GROUPBY, str(data / "events"),
-                                     str(root / f"bare_{n}")])[0])
+                wall, bare_peaks = timed([sys.executable, "-c", BARE_GROUPBY, str(data / "events"),
+                                          str(root / f"bare_{n}")], root / f"eventlog_bare_{n}")
+                bare_s.append(wall)
     m = manifest(root / f"etl_{n}")
-    return {"etl_s": statistics.median(etl_s), "bare_s": statistics.median(bare_s), "etl_runs": etl_s,
-            "bare_runs": bare_s, "stage_seconds": m.get("stage_seconds"), "quarantine": m["quarantine"], **peaks}
+    data_cfg = m["config"]["data"]
+    return {"events": n, "shuffle_partitions": data_cfg["shuffle_partitions"],
+            "spark_driver_memory": data_cfg["spark_driver_memory"], "etl_s": statistics.median(etl_s), "bare_s": statistics.median(bare_s), "etl_runs": etl_s,
+            "bare_runs": bare_s, "stage_seconds": m.get("stage_seconds"), "quarantine": m["quarantine"],
+            "rows": m["rows"],
+            "bare_spark": bare_peaks["spark"], "shards": shards(root / f"etl_{n}"), "cores": os.cpu_count(),
+            "input_bytes": sum(f.stat().st_size for f in (data / "events").rglob("*.parquet")), **peaks}
+
+
+def _passes(r: dict) -> str:
+    e, b = r["spark"], r["bare_spark"]
+    return (f"  Spark work (event log), ETL vs bare: jobs {e['jobs']} vs {b['jobs']}, stages {e['stages']} vs "
+            f"{b['stages']}, stages writing a shuffle {e['shuffle_stages']} vs {b['shuffle_stages']}, rows read "
+            f"{e['records_read'] / r['events']:.1f} vs {b['records_read'] / r['events']:.1f} x the events, shuffle written "
+            f"{e['shuffle_write_bytes'] / 2**20:.0f} vs {b['shuffle_write_bytes'] / 2**20:.0f} MB, spilled (disk) "
+            f"{e['spill_disk_bytes'] / 2**20:.0f} vs {b['spill_disk_bytes'] / 2**20:.0f} MB, written "
+            f"{e['output_bytes'] / 2**20:.0f} vs {b['output_bytes'] / 2**20:.0f} MB")
+
+
+def calibration(r: dict) -> dict:
+    """What the capacity planner's ETL sizing reads (cluster/etl_calibration.json): per-stage core-seconds per
+    million events and bytes per event, from one measured ETL run on this machine."""
+    n, cores, s = r["events"], r["cores"], r["spark"]
+    return {"measured": {"events": n, "cores": cores, "etl_seconds": round(r["etl_s"], 1),
+                         "jvm_peak_mb": round(r["jvm_mb"]), "shuffle_partitions": r["shuffle_partitions"],
+                         "spark_driver_memory": r["spark_driver_memory"],
+                         "command": " ".join(["bench/etl_bench.py", *sys.argv[1:]])},
+            "core_seconds_per_million_events": {k: round(v * cores * 1e6 / n, 3)
+                                                for k, v in (r["stage_seconds"] or {}).items()},
+            "bytes_per_event": {"input": round(r["input_bytes"] / n, 2),
+                                "shuffle": round(s["shuffle_write_bytes"] / n, 2),
+                                "output": round(sum(v["bytes"] for v in r["shards"].values()) / n, 2)},
+            "train_rows_per_event": round(r["rows"]["train"] / n, 5), "shuffle_stages": s["shuffle_stages"]}
 
 
 def _line(n: int, r: dict, duck: float) -> str:
@@ -153,6 +254,26 @@ def _line(n: int, r: dict, duck: float) -> str:
             f"{len(r['etl_runs'])}) -> {r['etl_s'] / r['bare_s']:.2f}x (target <= 3); DuckDB group-by {duck:.1f}s; "
             f"ETL python driver peak {r['python_driver_mb']:.0f} MB, JVM peak {r['jvm_mb']:.0f} MB; stages (s): "
             f"{stages}")
+
+
+def scale_run(root: Path, n: int, config: str) -> int:
+    """One ETL at n events, for the scale figures: completes or fails, with what it spilled and wrote."""
+    t0 = time.perf_counter()
+    data = synth(root, n)
+    gen_s = time.perf_counter() - t0
+    wall, peaks = timed(etl_cmd(data, root / f"etl_{n}", config), root / f"eventlog_etl_{n}")
+    m, s, out = manifest(root / f"etl_{n}"), peaks["spark"], shards(root / f"etl_{n}")
+    files = sum(v["files"] for v in out.values())
+    print(f"scale N={n:,} (generated in {gen_s:.0f}s): ETL {wall:.0f}s; python driver peak "
+          f"{peaks['python_driver_mb']:.0f} MB, JVM peak {peaks['jvm_mb']:.0f} MB; spilled {s['spill_disk_bytes'] / 2**30:.2f}"
+          f" GiB to disk ({s['spill_memory_bytes'] / 2**30:.2f} GiB in memory); shuffle written "
+          f"{s['shuffle_write_bytes'] / 2**30:.2f} GiB; {files} shard files, "
+          f"{sum(v['bytes'] for v in out.values()) / 2**30:.2f} GiB, largest file "
+          f"{max(v['max_file_bytes'] for v in out.values()) / 2**20:.0f} MB; stages (s): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in (m.get("stage_seconds") or {}).items()), flush=True)
+    (root / f"etl_scale_{n}.json").write_text(json.dumps({"events": n, "etl_s": wall, **peaks, "shards": out,
+                                                           "stage_seconds": m.get("stage_seconds")}, indent=2))
+    return 0
 
 
 def main() -> int:
@@ -165,9 +286,15 @@ def main() -> int:
     ap.add_argument("--skew", action="store_true", help="also time the ETL on a skewed copy of the N-event data")
     ap.add_argument("--bot-events", type=int, default=1_000_000)
     ap.add_argument("--hot-share", type=float, default=0.3)
+    ap.add_argument("--once", action="store_true",
+                    help="the scale run: the ETL alone, once, at --events (wall, peak RSS, spill, shards)")
+    ap.add_argument("--calibration-out", default=None,
+                    help="write the planner's ETL calibration from the N-event run, e.g. cluster/etl_calibration.json")
     args = ap.parse_args()
     root = Path(args.workdir)
     root.mkdir(parents=True, exist_ok=True)
+    if args.once:
+        return scale_run(root, args.events, args.config)
     sizes = [args.events] if args.no_double else [args.events, 2 * args.events]
     results = {}
     for n in sizes:
@@ -175,6 +302,7 @@ def main() -> int:
         duck = duckdb_groupby(data / "events", root / f"duck_{n}.parquet")
         results[n] = measure(root, data, n, args.config, args.repeats) | {"duckdb_s": duck}
         print(_line(n, results[n], duck), flush=True)
+        print(_passes(results[n]), flush=True)
     if len(sizes) == 2:
         a, b = results[sizes[0]], results[sizes[1]]
         print(f"scaling: ETL 2N/N = {b['etl_s'] / a['etl_s']:.2f}; bare group-by 2N/N = {b['bare_s'] / a['bare_s']:.2f};"
@@ -189,6 +317,9 @@ def main() -> int:
               f"{wall:.1f}s = {wall / results[n]['etl_s']:.2f}x the unskewed median; JVM peak {peaks['jvm_mb']:.0f} "
               f"MB; quarantined user_event_cap {q.get('by_reason', {}).get('user_event_cap', 0):,} rows of "
               f"{q.get('users_capped', 0)} user(s)", flush=True)
+    if args.calibration_out:
+        Path(args.calibration_out).write_text(json.dumps(calibration(results[sizes[0]]), indent=2) + "\n")
+        print(f"calibration -> {args.calibration_out}")
     (root / "etl_bench.json").write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2))
     return 0
 

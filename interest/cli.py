@@ -1,4 +1,4 @@
-"""The `interest` command: demo, generate, etl, train, evaluate, report, export, plan.
+"""The `interest` command: demo, generate, etl, train, evaluate, report, export, recommend, pipeline, plan.
 
 Each subcommand's --help lists every flag with an example. Parsing is lazy: only the chosen command's module is
 imported (so `interest --help` loads no torch, ray or pyspark), and each module imports its heavy libraries itself.
@@ -29,8 +29,11 @@ COMMANDS = {
                "interest export --run runs/r1 --output exports/r1"),
     "recommend": ("interest.recommend", "top-K items for ad-hoc event histories from an exported model (ONNX Runtime)",
                   "interest recommend --model exports/r1/model --history histories.csv --top-k 10"),
-    "plan": ("cluster.plan", "capacity plan: memory per GPU and time per epoch (table + JSON)",
-             "interest plan --config large --num-items 4000000 --gpus 16"),
+    "pipeline": ("interest.pipeline", "ETL, train, evaluate, report and export as one resumable job (local or as "
+                 "one `ray job submit`)", "interest pipeline --config base --input data/synth --format synthetic "
+                 "--out pipelines/p1 --hmac-key-file secret"),
+    "plan": ("cluster.plan", "capacity plan: GPU memory, epoch, checkpoint, export and ETL sizing (table + JSON)",
+             "interest plan --config large --num-items 4000000 --gpus 16 --events 1e10"),
 }
 
 

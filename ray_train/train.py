@@ -65,9 +65,13 @@ def config_from_args(args: argparse.Namespace, manifest: dict) -> Config:
 
 
 def init_ray(cfg: Config, address: str | None) -> bool:
-    """Connects to a cluster or starts a local instance; returns True when this process started Ray."""
+    """Connects to a cluster or starts a local instance; returns True when this process started Ray (an instance this
+    process already joined, e.g. `interest pipeline`'s or a test session's, is used as it is)."""
     import ray
 
+    if ray.is_initialized():
+        quiet_libraries()
+        return False
     address = address or os.environ.get("RAY_ADDRESS")
     # Ray Train 2.60 patches print() in workers to tee into its logger, which shows every progress line twice.
     # DS_ACCELERATOR is not forced here: each worker picks cpu only when it has no CUDA device (engine.py).

@@ -19,6 +19,20 @@ def spark():
     stop_jvm()
 
 
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for every in-process training of the session (started the way `interest train`
+    starts its own, with logical CPUs to spare); train.run joins it instead of starting and stopping one per run."""
+    import ray
+
+    from interest_core.config import load_config
+    from ray_train.train import init_ray
+
+    init_ray(load_config("tiny-cpu", ["train.ray_num_cpus=8"]), None)
+    yield
+    ray.shutdown()
+
+
 def pytest_sessionstart(session):
     session.config._tmp_before = set(os.listdir(tempfile.gettempdir()))
 

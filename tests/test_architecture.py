@@ -90,7 +90,8 @@ def test_every_readme_command_parses():
 
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```\n(.*?)```", text, flags=re.S)
-    lines = [ln.split("  #")[0].strip() for b in blocks for ln in b.splitlines()]
+    # a command continued with a trailing backslash is one command
+    lines = [ln.split("  #")[0].strip() for b in blocks for ln in b.replace("\\\n", " ").splitlines()]
     found = [re.search(r"(?:^|\s)(interest (?:--verbose )?(\w+).*)$", ln) for ln in lines]
     commands = [(m.group(1), m.group(2)) for m in found if m and m.group(2) in COMMANDS]
     assert len(commands) >= 10, commands
@@ -126,9 +127,10 @@ def test_wheel_install_finds_its_package_data(tmp_path):
     where = subprocess.run([str(py), "-c", "import interest_core, ray_train; print(interest_core.__file__, "
                             "ray_train.__file__)"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert where.returncode == 0 and str(REPO) not in where.stdout and str(venv) in where.stdout, where
-    plan = subprocess.run([str(venv / "bin" / "interest"), "plan", "--config", "tiny-cpu", "--num-items", "5000"],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    plan = subprocess.run([str(venv / "bin" / "interest"), "plan", "--config", "tiny-cpu", "--num-items", "5000",
+                           "--events", "1e9"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert plan.returncode == 0 and "memory_gib_per_rank.total" in plan.stdout, plan.stderr
+    assert "etl.hours" in plan.stdout  # the ETL calibration is package data
     demo = subprocess.run([str(venv / "bin" / "interest"), "demo", "--help"], capture_output=True, text=True,
                           cwd=tmp_path, env=env, timeout=120)
     assert demo.returncode == 0 and "--out" in demo.stdout, demo.stderr

@@ -151,25 +151,6 @@ def test_rerun_is_identical_and_publishes_a_new_version(spark, tmp_path):
 
 
 @pytest.mark.slow
-def test_spark_submit_runs_the_job_file(tmp_path):
-    from interest.synthetic import generate
-
-    generate(tmp_path / "synth", users=100, items=50, days=10, events=1500, seed=4)
-    key = tmp_path / "key"
-    key.write_text("0123456789abcdef0123456789abcdef")
-    spark_submit = Path(sys.executable).parent / "spark-submit"
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    proc = subprocess.run([str(spark_submit), "--master", "local[2]", str(REPO / "spark_jobs" / "etl.py"),
-                           "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output",
-                           str(tmp_path / "out"), "--config", "tiny-cpu", "--hmac-key-file", str(key)],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    m = json.loads((_out(tmp_path) / "manifest.json").read_text())
-    assert m["pseudonymization"]["key_source"] == "file" and "0123456789abcdef" not in json.dumps(m)
-    assert "0123456789abcdef" not in proc.stdout + proc.stderr
-
-
-@pytest.mark.slow
 def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(tmp_path):
     """`interest etl --split time --cutoff 2024-03-31 --horizon-days 30`, as a user types it; then a cutoff whose
     label window runs past the data is refused with the latest usable cutoff."""

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from cluster.plan import format_table, plan
+from cluster.plan import format_table, plan, suggest
 from interest.cli import main
 from interest_core.config import load_config
 
@@ -32,3 +32,75 @@ def test_plan_cli_prints_table_and_json(capsys):
     assert main(["plan", "--config", "base", "--num-items", "50000", "--gpus", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["parallel"]["world_size"] == 4 and out["memory_gib_per_rank"]["fits"] is True
+
+
+def test_plan_sizes_checkpoint_and_export():
+    cfg = load_config("base")
+    a = plan(cfg, num_items=100_000, train_sequences=1_000_000, gpus=4)
+    p = a["model"]["params"]
+    assert a["checkpoint"]["gib"] == pytest.approx(14 * p / 2**30)  # bf16 weights + fp32 master + Adam moments
+    assert a["checkpoint"]["storage_gib"] == pytest.approx((14 * p * cfg.train.keep_checkpoints + 4 * p) / 2**30)
+    b = plan(cfg, num_items=100_000, train_sequences=1_000_000, gpus=8, export_users=2_000_000)
+    assert b["export"]["seconds"] == pytest.approx(a["export"]["seconds"])  # twice the users on twice the GPUs
+
+
+def test_suggest_finds_the_smallest_change_that_fits():
+    cfg = load_config("large")
+    assert suggest(cfg, num_items=4_000_000, gpus=16) is None  # fits: nothing to change
+    small = cfg.model_copy(update={"train": cfg.train.model_copy(update={"zero_stage": 0})})
+    assert not plan(small, num_items=4_000_000, gpus=16, gpu_mem_gib=16)["memory_gib_per_rank"]["fits"]
+    fix = suggest(small, num_items=4_000_000, gpus=16, gpu_mem_gib=16)
+    assert fix["plan"]["memory_gib_per_rank"]["fits"] and fix["change"].startswith("train.zero_stage=")
+    # ZeRO-1 alone does not fit: the first stage that does is named, not a bigger one
+    stage = int(fix["change"].split("=")[1])
+    if stage > 1:
+        lower = small.model_copy(update={"train": small.train.model_copy(update={"zero_stage": stage - 1})})
+        assert not plan(lower, num_items=4_000_000, gpus=16, gpu_mem_gib=16)["memory_gib_per_rank"]["fits"]
+    # a GPU far too small: every change at once, then more GPUs
+    fix = suggest(small, num_items=4_000_000, gpus=2, gpu_mem_gib=2)
+    assert "--gpus" in fix["change"] or "does not fit" in fix["change"]
+
+
+CAL = {"measured": {"events": 10_000_000, "cores": 2, "etl_seconds": 300.0, "jvm_peak_mb": 6000,
+                    "shuffle_partitions": 16},
+       "core_seconds_per_million_events": {"ingest": 10.0, "sequences": 30.0},
+       "bytes_per_event": {"input": 30.0, "shuffle": 80.0, "output": 60.0}}
+
+
+def test_etl_plan_scales_from_the_calibration():
+    from cluster.etl_plan import plan_etl
+
+    a = plan_etl(1_000_000_000, 8, CAL, executors=10, executor_cores=4)
+    assert a["core_hours"] == pytest.approx(40.0 * 1000 / 3600)
+    assert a["hours"] == pytest.approx(a["core_hours"] / 40)
+    assert a["bytes"]["shuffle_gib"] == pytest.approx(80e9 / 2**30)
+    assert a["shuffle_partitions"] % 40 == 0 and a["shuffle_partitions"] >= 16 * 100
+    assert a["executor_memory"] == "12g"  # 3000 MB per measured core x 4 cores
+    b = plan_etl(2_000_000_000, 8, CAL, executors=20, executor_cores=4)
+    assert b["hours"] == pytest.approx(a["hours"]) and b["bytes"]["shards_gib"] == pytest.approx(
+        2 * a["bytes"]["shards_gib"])
+    c = plan_etl(1_000_000_000, 8, CAL, executor_cores=4, target_hours=0.5)  # executors sized to the target
+    assert c["hours"] <= 0.5 and c["executors"] == 6
+    assert c["shards"]["num_files_for_512mib"] % 8 == 0
+    with pytest.raises(ValueError):
+        plan_etl(0, 8, CAL)
+
+
+def test_packaged_calibration_is_a_measured_run():
+    from cluster.etl_plan import load_calibration
+
+    cal = load_calibration()
+    assert cal["measured"]["events"] >= 1_000_000 and "bench/etl_bench.py" in cal["measured"]["command"]
+    assert all(v > 0 for v in cal["core_seconds_per_million_events"].values())
+
+
+def test_plan_cli_spark_env_and_etl_section(capsys):
+    assert main(["plan", "--events", "1e9", "--executors", "20", "--spark-env"]) == 0
+    env = dict(line.removeprefix("export ").split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert env["SPARK_EXECUTORS"] == "20" and env["SPARK_EXECUTOR_MEMORY"].endswith("g")
+    assert int(env["SPARK_SHUFFLE_PARTITIONS"]) % 80 == 0
+    assert main(["plan", "--events", "1e10", "--executors", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "etl.hours" in out and "etl.executor_memory" in out
+    with pytest.raises(SystemExit, match="give --events"):
+        main(["plan", "--spark-env"])
