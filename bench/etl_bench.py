@@ -5,7 +5,8 @@ DuckDB's group-by as the single-machine reference; N and 2N events; and a skewed
     .venv/bin/python bench/etl_bench.py --events 10000000                  # N and 2N, 3 repeats each
     .venv/bin/python bench/etl_bench.py --events 1000000 --no-double --repeats 1   # quick look
     .venv/bin/python bench/etl_bench.py --events 2000000 --no-double --skew        # + a bot and a hot item
-    .venv/bin/python bench/etl_bench.py --events 100000000 --once                   # the scale run (spill)
+    .venv/bin/python bench/etl_bench.py --events 100000000 --once --set data.shuffle_partitions=160 \
+        --set data.num_files=16      # the scale run, sized by `interest plan --events 1e8 --executors 1 --executor-cores 2`
     .venv/bin/python bench/etl_bench.py --events 10000000 --no-double --calibration-out cluster/etl_calibration.json
 
 The bare query is frozen as `BARE_GROUPBY` below. Printed per size: the ETL / bare ratio (target <= 3), the
@@ -174,9 +175,12 @@ def timed(cmd: list[str], log_dir: Path | None = None) -> tuple[float, dict]:
     return wall, peaks
 
 
+ETL_SETS: list[str] = []  # --set overrides for every ETL run of this bench (main() fills it)
+
+
 def etl_cmd(data: Path, out: Path, config: str) -> list[str]:
     return [sys.executable, "-m", "spark_jobs.etl", "--input", str(data), "--format", "synthetic", "--output",
-            str(out), "--config", config, "--allow-insecure-demo-key"]
+            str(out), "--config", config, "--allow-insecure-demo-key", *[x for o in ETL_SETS for x in ("--set", o)]]
 
 
 def manifest(out: Path) -> dict:
@@ -286,6 +290,8 @@ def main() -> int:
     ap.add_argument("--skew", action="store_true", help="also time the ETL on a skewed copy of the N-event data")
     ap.add_argument("--bot-events", type=int, default=1_000_000)
     ap.add_argument("--hot-share", type=float, default=0.3)
+    ap.add_argument("--set", action="append", default=[], dest="overrides",
+                    help="config override for the ETL runs, e.g. --set data.shuffle_partitions=160 (the planner's)")
     ap.add_argument("--once", action="store_true",
                     help="the scale run: the ETL alone, once, at --events (wall, peak RSS, spill, shards)")
     ap.add_argument("--calibration-out", default=None,
@@ -293,6 +299,7 @@ def main() -> int:
     args = ap.parse_args()
     root = Path(args.workdir)
     root.mkdir(parents=True, exist_ok=True)
+    ETL_SETS.extend(args.overrides)
     if args.once:
         return scale_run(root, args.events, args.config)
     sizes = [args.events] if args.no_double else [args.events, 2 * args.events]

@@ -127,16 +127,24 @@ def _etl(args: argparse.Namespace, out: Path) -> None:
                          f"its output above says why")
 
 
-def _train(args: argparse.Namespace, out: Path) -> None:
-    from ray_train import train
-
+def train_argv(args: argparse.Namespace, out: Path) -> list[str]:
     argv = ["--data", str(out / "data"), "--output", str(out / "run"), "--config", args.config]
     for flag, value in (("--model", args.model), ("--workers", args.workers), ("--zero-stage", args.zero_stage),
                         ("--epochs", args.epochs), ("--address", args.address)):
         if value is not None:
             argv += [flag, str(value)]
-    argv += [x for o in args.overrides for x in ("--set", o)] + shlex.split(args.train_args)
-    rc = train.run(_parse("train", argv))
+    return argv + [x for o in args.overrides for x in ("--set", o)] + shlex.split(args.train_args)
+
+
+def export_argv(args: argparse.Namespace, out: Path) -> list[str]:
+    argv = ["--run", str(out / "run"), "--output", str(out / "export")] + shlex.split(args.export_args)
+    return argv + (["--address", args.address] if args.address else [])
+
+
+def _train(args: argparse.Namespace, out: Path) -> None:
+    from ray_train import train
+
+    rc = train.run(_parse("train", train_argv(args, out)))
     if rc:
         raise SystemExit(f"interest pipeline: training ended with exit code {rc}")
 
@@ -156,10 +164,7 @@ def _report(args: argparse.Namespace, out: Path) -> None:
 def _export(args: argparse.Namespace, out: Path) -> None:
     from interest import export
 
-    argv = ["--run", str(out / "run"), "--output", str(out / "export")] + shlex.split(args.export_args)
-    if args.address:
-        argv += ["--address", args.address]
-    export.run(_parse("export", argv))
+    export.run(_parse("export", export_argv(args, out)))
 
 
 WORK = {"etl": _etl, "train": _train, "evaluate": _evaluate, "report": _report, "export": _export}

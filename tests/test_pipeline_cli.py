@@ -69,6 +69,13 @@ def test_pipeline_stage_commands_parse(tmp_path):
 
     args = build_parser("pipeline").parse_args(BASE + ["--out", str(tmp_path), "--workers", "2", "--zero-stage", "3",
                                                        "--etl-args", "--split time --horizon-days 7",
-                                                       "--set", "train.lr=0.002"])
+                                                       "--train-args", "--max-failures 5", "--model", "hstu",
+                                                       "--export-args", "--top-k 50 --segments 8",
+                                                       "--address", "auto", "--set", "train.lr=0.002"])
     etl = build_parser("etl").parse_args(["etl", *pipeline.etl_argv(args, tmp_path / "data")])
     assert etl.split == "time" and etl.hmac_key_file == "key" and etl.overrides == ["train.lr=0.002"]
+    train = build_parser("train").parse_args(["train", *pipeline.train_argv(args, tmp_path)])
+    assert (train.workers, train.zero_stage, train.model, train.max_failures) == (2, 3, "hstu", 5)
+    assert train.address == "auto" and train.data == str(tmp_path / "data") and train.output == str(tmp_path / "run")
+    export = build_parser("export").parse_args(["export", *pipeline.export_argv(args, tmp_path)])
+    assert (export.top_k, export.segments, export.address) == (50, "8", "auto")

@@ -102,5 +102,8 @@ def test_plan_cli_spark_env_and_etl_section(capsys):
     assert main(["plan", "--events", "1e10", "--executors", "50"]) == 0
     out = capsys.readouterr().out
     assert "etl.hours" in out and "etl.executor_memory" in out
+    assert main(["plan", "--events", "1e10", "--etl-hours", "0.5", "--export-users", "1000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["etl"]["hours"] <= 0.5 and out["export"]["users"] == 1000
     with pytest.raises(SystemExit, match="give --events"):
         main(["plan", "--spark-env"])
