@@ -6,7 +6,7 @@ DuckDB's group-by as the single-machine reference; N and 2N events; and a skewed
     .venv/bin/python bench/etl_bench.py --events 1000000 --no-double --repeats 1   # quick look
     .venv/bin/python bench/etl_bench.py --events 2000000 --no-double --skew        # + a bot and a hot item
     .venv/bin/python bench/etl_bench.py --events 100000000 --once --set data.shuffle_partitions=160 \
-        --set data.num_files=16      # the scale run, sized by `interest plan --events 1e8 --executors 1 --executor-cores 2`
+        --set data.num_files=80 --set data.spark_driver_memory=6g   # the scale run, sized by `interest plan --events 1e8 --executors 1 --executor-cores 2`
     .venv/bin/python bench/etl_bench.py --events 10000000 --no-double --calibration-out cluster/etl_calibration.json
 
 The bare query is frozen as `BARE_GROUPBY` below. Printed per size: the ETL / bare ratio (target <= 3), the
@@ -218,7 +218,7 @@ def measure(root: Path, data: Path, n: int, config: str, repeats: int) -> dict:
                 bare_s.append(wall)
     m = manifest(root / f"etl_{n}")
     data_cfg = m["config"]["data"]
-    return {"events": n, "shuffle_partitions": data_cfg["shuffle_partitions"],
+    return {"events": n, "shuffle_partitions": data_cfg["shuffle_partitions"], "num_files": data_cfg["num_files"],
             "spark_driver_memory": data_cfg["spark_driver_memory"], "etl_s": statistics.median(etl_s), "bare_s": statistics.median(bare_s), "etl_runs": etl_s,
             "bare_runs": bare_s, "stage_seconds": m.get("stage_seconds"), "quarantine": m["quarantine"],
             "rows": m["rows"],
@@ -242,6 +242,7 @@ def calibration(r: dict) -> dict:
     n, cores, s = r["events"], r["cores"], r["spark"]
     return {"measured": {"events": n, "cores": cores, "etl_seconds": round(r["etl_s"], 1),
                          "jvm_peak_mb": round(r["jvm_mb"]), "shuffle_partitions": r["shuffle_partitions"],
+                         "num_files": r["num_files"],
                          "spark_driver_memory": r["spark_driver_memory"],
                          "command": " ".join(["bench/etl_bench.py", *sys.argv[1:]])},
             "core_seconds_per_million_events": {k: round(v * cores * 1e6 / n, 3)

@@ -152,6 +152,7 @@ def etl_rows(sizes: list[int], workdir: Path) -> list[str]:
         m = manifest(workdir / f"etl_{n}")
         runs[n] = {"events": n, "etl_s": wall, "cores": os.cpu_count(), "stage_seconds": m["stage_seconds"],
                    "shuffle_partitions": m["config"]["data"]["shuffle_partitions"],
+                   "num_files": m["config"]["data"]["num_files"],
                    "spark_driver_memory": m["config"]["data"]["spark_driver_memory"], "rows": m["rows"],
                    "shards": shards(workdir / f"etl_{n}"),
                    "input_bytes": sum(f.stat().st_size for f in (data / "events").rglob("*.parquet")), **peaks}

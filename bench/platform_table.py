@@ -57,13 +57,14 @@ def main() -> int:
                   f"{_time(r10['time']['seconds_per_epoch'])} |")
     print(f"\nETL ({args.executor_cores} cores per executor; executors for a {args.etl_hours:g} h target; calibrated on "
           f"{cal['measured']['events']:,} events on {cal['measured']['cores']} cores: {cal['measured']['command']}):\n")
-    print("| events | input | shuffle | shards | executors | executor memory | shuffle partitions | core-hours | hours |")
+    print("| events | input | shuffle | shards (files) | executors | executor memory | shuffle partitions | core-hours "
+          "| hours |")
     print("|---|---|---|---|---|---|---|---|---|")
     for events in (1e9, 1e10):
         e = plan_etl(int(events), load_config("base").data.num_files, cal, executor_cores=args.executor_cores,
                      target_hours=args.etl_hours)
         b = e["bytes"]
-        print(f"| {events:.0e} | {b['input_gib']:,.0f} GiB | {b['shuffle_gib']:,.0f} GiB | {b['shards_gib']:,.0f} GiB | "
+        print(f"| {events:.0e} | {b['input_gib']:,.0f} GiB | {b['shuffle_gib']:,.0f} GiB | {b['shards_gib']:,.0f} GiB ({e['shards']['num_files']:,}) | "
               f"{e['executors']} | {e['executor_memory']} + {e['executor_memory_overhead']} | "
               f"{e['shuffle_partitions']:,} | {e['core_hours']:,.0f} | {e['hours']:.2f} |")
     return 0

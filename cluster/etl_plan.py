@@ -7,11 +7,13 @@ The rules, each from the measured run and nothing else:
 - work scales with events: the run's stage_seconds x its cores, per million events, is the core-seconds the ETL
   spends per million events, stage by stage; hours = core-seconds / (executors x cores per executor), i.e. linear
   scaling and no straggler (the bench prints 2N/N for the machine; a cluster adds shuffle-fetch time on top);
-- shuffle partitions grow with events so that a partition holds no more rows than one of the measured run's; then a
-  core needs the memory a core of the measured run used (its JVM peak / its cores), and an executor that many
-  times its cores plus Spark's memory overhead (10%, at least 384 MiB);
-- shard files: the configured data.num_files, and the count that makes each file about 512 MiB (a multiple of 8,
-  so per-rank reads stay even at the usual world sizes).
+- shuffle partitions grow with events so that a partition holds no more rows than one of the measured run's, and so
+  do the shard files: the ETL sorts each output file's users in one task (the split is repartitioned into
+  data.num_files partitions), so a file may hold no more than one of the measured run's files (shard bytes /
+  its data.num_files; a multiple of 8, so per-rank reads stay even at the usual world sizes). Then a core needs the
+  memory a core of the measured run used (its JVM peak / its cores), and an executor that many times its cores
+  plus Spark's memory overhead (10%, at least 384 MiB). (Seen: 100M events in 16 files, 5x the measured run's
+  file size, ran out of a 6g heap in the windows' write.)
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ import math
 from pathlib import Path
 
 CALIBRATION = Path(__file__).resolve().with_name("etl_calibration.json")
-TARGET_SHARD_BYTES = 512 * 2**20
 MIB, GIB = 2**20, 2**30
 
 
@@ -56,7 +57,8 @@ def plan_etl(events: int, num_files: int, calibration: dict, executors: int | No
     heap_mib = per_core_mib * executor_cores
     overhead_mib = max(384, 0.10 * heap_mib)
     shard_bytes = per_event["output"] * events
-    files_for_target = _round_up(shard_bytes / TARGET_SHARD_BYTES, 8)
+    file_bytes_measured = per_event["output"] * m["events"] / m["num_files"]
+    files = _round_up(shard_bytes / file_bytes_measured, 8)
     return {
         "events": events,
         "bytes": {"input_gib": per_event["input"] * events / GIB, "shuffle_gib": per_event["shuffle"] * events / GIB,
@@ -65,8 +67,8 @@ def plan_etl(events: int, num_files: int, calibration: dict, executors: int | No
         "executor_memory": f"{math.ceil(heap_mib / 1024)}g",
         "executor_memory_overhead": f"{math.ceil(overhead_mib)}m",
         "shuffle_partitions": partitions,
-        "shards": {"num_files_configured": num_files, "file_mib_configured": shard_bytes / num_files / MIB,
-                   "num_files_for_512mib": files_for_target},
+        "shards": {"num_files": files, "file_mib": shard_bytes / files / MIB,
+                   "num_files_configured": num_files, "file_mib_configured": shard_bytes / num_files / MIB},
         "core_hours": core_s / 3600,
         "hours": core_s / cores / 3600,
         "stage_core_hours": {k: v / 3600 for k, v in sorted(stage_core_s.items(), key=lambda kv: -kv[1])},
@@ -81,5 +83,5 @@ def spark_submit_env(etl: dict) -> str:
               "SPARK_EXECUTOR_MEMORY": etl["executor_memory"],
               "SPARK_EXECUTOR_MEMORY_OVERHEAD": etl["executor_memory_overhead"],
               "SPARK_SHUFFLE_PARTITIONS": etl["shuffle_partitions"],
-              "ETL_NUM_FILES": etl["shards"]["num_files_for_512mib"]}
+              "ETL_NUM_FILES": etl["shards"]["num_files"]}
     return "\n".join(f"export {k}={v}" for k, v in values.items())

@@ -62,7 +62,7 @@ def test_suggest_finds_the_smallest_change_that_fits():
 
 
 CAL = {"measured": {"events": 10_000_000, "cores": 2, "etl_seconds": 300.0, "jvm_peak_mb": 6000,
-                    "shuffle_partitions": 16},
+                    "shuffle_partitions": 16, "num_files": 8},
        "core_seconds_per_million_events": {"ingest": 10.0, "sequences": 30.0},
        "bytes_per_event": {"input": 30.0, "shuffle": 80.0, "output": 60.0}}
 
@@ -81,7 +81,8 @@ def test_etl_plan_scales_from_the_calibration():
         2 * a["bytes"]["shards_gib"])
     c = plan_etl(1_000_000_000, 8, CAL, executor_cores=4, target_hours=0.5)  # executors sized to the target
     assert c["hours"] <= 0.5 and c["executors"] == 6
-    assert c["shards"]["num_files_for_512mib"] % 8 == 0
+    # a shard file holds no more than one of the measured run's (60 B/event x 10M / 8 files): 100x the events, 800
+    assert c["shards"]["num_files"] == 800 and c["shards"]["file_mib"] == pytest.approx(60e7 / 8 / 2**20)
     with pytest.raises(ValueError):
         plan_etl(0, 8, CAL)
 
