@@ -54,6 +54,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_command(command: str, argv: list[str]) -> argparse.Namespace:
+    """A command's arguments exactly as `interest COMMAND ...` parses them (defaults included): how `interest demo`
+    and `interest pipeline` call the other commands."""
+    return build_parser(command).parse_args([command, *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # The top-level parser's options are flags (-h, --verbose), so the first positional word is the command.

@@ -32,10 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse(command: str, argv: list[str]) -> argparse.Namespace:
-    """The command's arguments exactly as `interest COMMAND ...` would parse them (its defaults included)."""
-    from interest.cli import build_parser
+    from interest.cli import parse_command
 
-    return build_parser(command).parse_args([command, *argv])
+    return parse_command(command, argv)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,9 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse(command: str, argv: list[str]) -> argparse.Namespace:
-    from interest.cli import build_parser
+    from interest.cli import parse_command
 
-    return build_parser(command).parse_args([command, *argv])
+    return parse_command(command, argv)
 
 
 def _identity(args: argparse.Namespace) -> dict:
