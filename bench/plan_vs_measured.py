@@ -5,11 +5,14 @@ estimators in the same table; and the planner's ETL time against ETL runs at two
     .venv/bin/python bench/plan_vs_measured.py                        # sizes S, M; ZeRO 0-3; ETL at 1M and 2M
     .venv/bin/python bench/plan_vs_measured.py --sizes S --stages 0 3 --no-etl --steps 3   # quick look
 
-Memory: each rank's peak resident set (VmHWM) after the steps minus its peak after imports and process-group set-up
-(an idle worker): nothing is fitted to the measurement. Predicted: plan(..., bf16=False) (fp32 on the CPU:
-weights and grads 4 bytes, Adam 8) = model states + activations + loss logits. DeepSpeed's estimators are for GPU
-mixed precision and are printed beside them as they are. Step time: the planner's FLOP count at an effective
-FLOP rate calibrated on the first (size, stage) row, then predicted for the others.
+Memory: each rank's peak resident set during the steps minus its resident set as an idle worker: one that has
+already built a DeepSpeed engine for a tiny model (1,000 items) and trained it two steps, i.e. with the runtime in
+place (imports, process group, DeepSpeed's shared-memory all-reduce workspace, thread pools, warm allocator) and no
+model; the peak is read from VmHWM after resetting it (/proc/self/clear_refs). Nothing is fitted to the measurement.
+Predicted: plan(..., bf16=False) (fp32 on the CPU), whose phase-by-phase model is in cluster/memory_model.py.
+DeepSpeed's estimators count model states for GPU mixed precision and are printed beside them as they are. Step
+time: the planner's FLOP count at an effective FLOP rate calibrated on the first (size, stage) row, then predicted
+for the others.
 ETL: the calibration (bench/etl_bench.py's) of the smaller run predicts the larger run's wall time on this
 machine's cores (cluster/etl_plan.py's linear rule); the target is +-30%.
 """
@@ -37,11 +40,35 @@ NUM_EVENT_TYPES = 5
 MIB = 2 ** 20
 
 
-def _hwm_mb() -> float:
+def _status_mb(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def _train(engine, batch, steps: int) -> list[float]:
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        loss, _ = engine(batch)
+        engine.backward(loss)
+        engine.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _batch(cfg, num_items: int, seed: int) -> dict:
+    import numpy as np
+
+    from interest_core.batches import collate
+
+    rng = np.random.default_rng(seed)
+    b, length = cfg.train.micro_batch_size, cfg.data.max_len + 1
+    rows = {"items": [rng.integers(2, num_items, length).tolist() for _ in range(b)],
+            "event_types": [rng.integers(1, NUM_EVENT_TYPES, length).tolist() for _ in range(b)],
+            "ts": [np.cumsum(rng.integers(1, 3600, length)).tolist() for _ in range(b)]}
+    return collate(rows, cfg.data.max_len, targets=True)
 
 
 def _overrides(size: str, stage: int, micro_batch: int) -> list[str]:
@@ -54,11 +81,11 @@ def _rank(rank: int, world: int, port: int, overrides: list[str], steps: int, qu
     devnull = os.open(os.devnull, os.O_WRONLY)  # DeepSpeed's build and accelerator lines: the table stays readable
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    import numpy as np
+    import gc
+
     import torch
     import torch.distributed as dist
 
-    from interest_core.batches import collate
     from interest_core.config import load_config
     from interest_core.modelargs import model_args
     from ray_train.engine import build_engine, ensure_accelerator_env
@@ -71,24 +98,19 @@ def _rank(rank: int, world: int, port: int, overrides: list[str], steps: int, qu
     dist.init_process_group("gloo", rank=rank, world_size=world)
     deepspeed.init_distributed(dist_backend="gloo")
     cfg = load_config("base", overrides)
-    args = model_args(cfg, NUM_ITEMS, NUM_EVENT_TYPES, cfg.data.max_len)
-    rng = np.random.default_rng(rank)
-    b, length = cfg.train.micro_batch_size, cfg.data.max_len + 1
-    rows = {"items": [rng.integers(2, NUM_ITEMS, length).tolist() for _ in range(b)],
-            "event_types": [rng.integers(1, NUM_EVENT_TYPES, length).tolist() for _ in range(b)],
-            "ts": [np.cumsum(rng.integers(1, 3600, length)).tolist() for _ in range(b)]}
-    batch = collate(rows, cfg.data.max_len, targets=True)
-    idle = _hwm_mb()
+    warm, _ = build_engine(build_model(model_args(cfg, 1000, NUM_EVENT_TYPES, cfg.data.max_len)), cfg.train, world, 2)
+    _train(warm, _batch(cfg, 1000, rank), 2)  # the idle worker: runtime in place, no model
+    del warm
+    gc.collect()
+    batch = _batch(cfg, NUM_ITEMS, rank)
+    idle = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     torch.manual_seed(0)
-    engine, _ = build_engine(build_model(args), cfg.train, world, steps)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        loss, _ = engine(batch)
-        engine.backward(loss)
-        engine.step()
-        times.append(time.perf_counter() - t0)
-    queue.put({"rank": rank, "idle_mb": idle, "peak_mb": _hwm_mb(), "step_s": sorted(times[1:])[len(times[1:]) // 2]})
+    engine, _ = build_engine(build_model(model_args(cfg, NUM_ITEMS, NUM_EVENT_TYPES, cfg.data.max_len)), cfg.train,
+                             world, steps)
+    times = _train(engine, batch, steps)
+    queue.put({"rank": rank, "idle_mb": idle, "peak_mb": _status_mb("VmHWM"),
+               "step_s": sorted(times[1:])[len(times[1:]) // 2]})
     dist.barrier()
     dist.destroy_process_group()
 
@@ -123,6 +145,7 @@ def predicted(size: str, stage: int, micro_batch: int) -> dict:
     cfg = load_config("base", _overrides(size, stage, micro_batch))
     r = plan(cfg, NUM_ITEMS, NUM_EVENT_TYPES, gpus=2, bf16=False)
     return {"plan_mb": r["memory_gib_per_rank"]["total"] * 1024, "params": r["model"]["params"],
+            "phase": r["memory_gib_per_rank"]["peak_phase"],
             "flops_step": r["model"]["flops_per_token"] * micro_batch * cfg.data.max_len,
             "largest_layer": model_args(cfg, NUM_ITEMS, NUM_EVENT_TYPES, cfg.data.max_len).dim * NUM_ITEMS}
 
@@ -172,23 +195,26 @@ def main() -> int:
     ap.add_argument("--micro-batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--no-etl", action="store_true")
+    ap.add_argument("--no-train", action="store_true", help="the ETL half only")
     ap.add_argument("--etl-events", nargs=2, type=int, default=[1_000_000, 2_000_000])
     ap.add_argument("--workdir", default="/tmp/interest_plan_vs_measured")
     args = ap.parse_args()
-    print("| size | ZeRO | params | planned MB/rank | measured MB/rank (peak - idle) | planned / measured | "
-          "DeepSpeed estimate MB/GPU | step s measured | step s predicted |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    if not args.no_train:
+        print("| size | ZeRO | params | planned MB/rank (peak phase) | measured MB/rank (peak - idle) | planned / "
+              "measured | DeepSpeed estimate MB/GPU | step s measured | step s predicted |")
+        print("|---|---|---|---|---|---|---|---|---|")
     rate = None
     results = []
-    for size in args.sizes:
+    for size in [] if args.no_train else args.sizes:
         for stage in args.stages:
             pred, got = predicted(size, stage, args.micro_batch), measure_training(size, stage, args.micro_batch,
                                                                                    args.steps)
             rate = rate or pred["flops_step"] / got["step_s"]  # calibrated on the first row
             ds = deepspeed_estimate_mb(stage, pred["params"], pred["largest_layer"])
             results.append({"size": size, "stage": stage, **pred, **got})
-            print(f"| {size} | {stage} | {pred['params'] / 1e6:.1f}M | {pred['plan_mb']:.0f} | {got['measured_mb']:.0f} "
-                  f"| {pred['plan_mb'] / got['measured_mb']:.2f} | {'-' if ds is None else f'{ds:.0f}'} | "
+            print(f"| {size} | {stage} | {pred['params'] / 1e6:.1f}M | {pred['plan_mb']:.0f} ({pred['phase']}) | "
+                  f"{got['measured_mb']:.0f} | {pred['plan_mb'] / got['measured_mb']:.2f} | "
+                  f"{'-' if ds is None else f'{ds:.0f}'} | "
                   f"{got['step_s']:.3f} | {pred['flops_step'] / rate:.3f} |", flush=True)
     if not args.no_etl:
         print("\n| ETL | predicted | measured | predicted / measured |\n|---|---|---|---|")

@@ -27,7 +27,9 @@ import math
 
 from interest_core import contract
 from interest_core.config import Config, load_config
-from interest_core.modelargs import count_params, flops_per_token, model_args
+from cluster.memory_model import rank_memory
+from interest_core.modelargs import count_params, flops_per_token, largest_tensor, model_args
+from interest_core.zero import reduce_bucket_elements
 
 GIB = 1024 ** 3
 
@@ -41,15 +43,20 @@ def plan(cfg: Config, num_items: int, num_event_types: int | None = None, train_
                       cfg.data.max_len, user_feature_buckets=cfg.data.user_feature_buckets)
     loss = args.loss
     p = count_params(args)
-    w, g = (2, 2) if bf16 else (4, 4)
-    opt = 12 if bf16 else 8
-    per_rank = {0: (w + g + opt) * p, 1: (w + g) * p + opt * p / world, 2: w * p + (g + opt) * p / world,
-                3: (w + g + opt) * p / world}[t.zero_stage]
+    w, opt = (2, 12) if bf16 else (4, 8)
     b, length, d = t.micro_batch_size, cfg.data.max_len, m.dim
-    act = (2 * b * length * d * m.n_layers) if t.activation_checkpointing else 34 * b * length * d * m.n_layers
-    candidates = num_items if loss == "full" else m.num_negatives + b * length
-    logits = b * length * candidates * 4
-    total = per_rank + act + logits
+    act_bytes = 2 if bf16 else 4
+    # Korthikanti et al.: 34 bytes per token and dim for a block in 16-bit (16 two-byte values + 2 one-byte
+    # dropout masks): 66 in fp32; checkpointing keeps each block's input; plus the summed input embeddings
+    per_block = act_bytes if t.activation_checkpointing else 16 * act_bytes + 2
+    act = b * length * d * (per_block * m.n_layers + 4 * act_bytes)
+    # sampled: the batch's distinct targets (at most one per position, at most the catalog) + the uniform draws
+    candidates = num_items if loss == "full" else m.num_negatives + min(b * length, num_items)
+    logits = 2 * b * length * candidates * 4  # fp32 logits and the log-softmax the backward keeps
+    mem = rank_memory(p, largest_tensor(args), tied=args.arch != "vae", world=world, stage=t.zero_stage,
+                      bf16=bf16, activations=act, logits=logits, bucket_elements=reduce_bucket_elements(t.zero_stage))
+    total = mem["total"]
+    sharded = (2 * w + 12) * p / world if t.zero_stage == 3 else None  # what more GPUs divide at ZeRO-3
     flops_token = flops_per_token(args)
     tokens_epoch = train_sequences * length
     seconds_epoch = flops_token * tokens_epoch / (world * gpu_tflops * 1e12 * mfu)
@@ -61,8 +68,9 @@ def plan(cfg: Config, num_items: int, num_event_types: int | None = None, train_
                   "flops_per_token": flops_token, "loss": loss, "num_items": num_items},
         "parallel": {"world_size": world, "zero_stage": t.zero_stage, "micro_batch": b,
                      "global_batch": b * t.grad_accum * world, "activation_checkpointing": t.activation_checkpointing},
-        "memory_gib_per_rank": {"model_states": per_rank / GIB, "activations": act / GIB, "loss_logits": logits / GIB,
-                                "total": total / GIB, "gpu_mem": gpu_mem_gib,
+        "memory_gib_per_rank": {**{k: mem[k] / GIB for k in ("model_states", "activations", "loss_logits",
+                                                             "transient", "total")},
+                                "peak_phase": mem["peak_phase"], "gpu_mem": gpu_mem_gib,
                                 "fits": total <= 0.9 * gpu_mem_gib * GIB},
         "time": {"train_sequences": train_sequences, "tokens_per_epoch": tokens_epoch,
                  "seconds_per_step": seconds_epoch * b * t.grad_accum * world / max(train_sequences, 1),
@@ -71,7 +79,7 @@ def plan(cfg: Config, num_items: int, num_event_types: int | None = None, train_
         "checkpoint": {"gib": state_bytes / GIB, "keep": t.keep_checkpoints,
                        "storage_gib": (state_bytes * t.keep_checkpoints + 4 * p) / GIB},
         "export": {"users": export_users, "seconds": export_flops / (world * gpu_tflops * 1e12 * mfu)},
-        "min_gpus_to_fit": _min_gpus(per_rank * world if t.zero_stage == 3 else None, act + logits, gpu_mem_gib),
+        "min_gpus_to_fit": _min_gpus(None if sharded is None else sharded * world, total - (sharded or 0), gpu_mem_gib),
     }
 
 

@@ -212,6 +212,14 @@ def count_params(a: ModelArgs, non_embedding: bool = False) -> int:
     return dense + embeddings + a.n_layers * block_tables + head_tables
 
 
+def largest_tensor(a: ModelArgs) -> int:
+    """Elements of the model's largest parameter tensor: the item table (num_items x dim; the output layer is tied
+    to it), Mult-VAE's encoder/decoder matrix (items and categories x hidden)."""
+    if a.arch == "vae":
+        return (a.num_items + a.num_categories) * a.vae_hidden
+    return a.num_items * a.dim
+
+
 def content_params(a: ModelArgs) -> dict[str, int]:
     """The representation's parameters besides the ID table: "tables" (category, brand, price-bucket embeddings and
     the user side-feature rows), "text" (the TEXT_DIM -> D projection) and "graph" (the item-graph fusion's 2D -> D

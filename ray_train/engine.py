@@ -1,20 +1,20 @@
 """DeepSpeed engine setup, applied to a plain model from outside (the model knows nothing of DeepSpeed).
 
-ZeRO settings come from the package's deepspeed/zero{0,1,2,3}.json; batch sizes, clipping and precision are filled
+ZeRO settings come from interest_core's deepspeed/zero{0,1,2,3}.json (interest_core.zero, which the capacity
+planner reads too); batch sizes, clipping and precision are filled
 in from the typed train config. fp32 on CPU (DS_ACCELERATOR=cpu, gloo), bf16 on GPU. The optimizer (AdamW) and the
 schedule (linear warmup, then constant or cosine decay to min_lr_ratio: train.lr_schedule) are torch objects handed
 to DeepSpeed, which steps both.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-from importlib import resources
 
 import torch
 
 from interest_core.config import TrainConfig
+from interest_core.zero import zero_config
 from ray_train.logs import library_stdout
 
 
@@ -25,7 +25,7 @@ def ensure_accelerator_env() -> None:
 
 
 def deepspeed_config(train: TrainConfig, world_size: int, on_gpu: bool) -> dict:
-    cfg = json.loads((resources.files("ray_train") / "deepspeed" / f"zero{train.zero_stage}.json").read_text())
+    cfg = zero_config(train.zero_stage)
     cfg.update({
         "train_micro_batch_size_per_gpu": train.micro_batch_size,
         "gradient_accumulation_steps": train.grad_accum,

@@ -2,9 +2,11 @@ import json
 
 import pytest
 
+from cluster.memory_model import rank_memory
 from cluster.plan import format_table, plan, suggest
 from interest.cli import main
 from interest_core.config import load_config
+from interest_core.zero import reduce_bucket_elements, zero_config
 
 
 def test_zero_stages_shrink_model_states_per_rank():
@@ -14,10 +16,43 @@ def test_zero_stages_shrink_model_states_per_rank():
         c = cfg.model_copy(update={"train": cfg.train.model_copy(update={"zero_stage": stage})})
         by_stage[stage] = plan(c, num_items=4_000_000, gpus=16)
     states = [by_stage[s]["memory_gib_per_rank"]["model_states"] for s in (0, 1, 2, 3)]
-    assert states == sorted(states, reverse=True) and states[3] == pytest.approx(states[0] / 16)
+    assert states[0] > states[1] == states[2] > states[3]  # ZeRO-2 partitions gradients, which are transient
     p = by_stage[3]["model"]["params"]
-    assert by_stage[0]["memory_gib_per_rank"]["model_states"] == pytest.approx(16 * p / 2**30)
+    # bf16: weights + fp32 master + Adam moments; ZeRO-3 adds the bf16 gradient partition and the reduce bucket
+    assert states[0] == pytest.approx(14 * p / 2**30)
+    assert states[3] == pytest.approx((16 * p / 16 + 2 * min(reduce_bucket_elements(3), p)) / 2**30)
     assert by_stage[3]["model"]["loss"] == "sampled"  # 4M items is above the full-softmax threshold
+    for r in by_stage.values():
+        m = r["memory_gib_per_rank"]
+        assert m["total"] == pytest.approx(m["model_states"] + m["activations"] + m["loss_logits"] + m["transient"])
+
+
+def test_memory_model_phases_on_cpu_fp32():
+    """fp32 ZeRO-0 on CPU: weights + Adam persist; the step adds the gradients and the larger of the flat
+    all-reduce bucket and AdamW's two temporaries of the largest tensor; ZeRO-3's backward holds the gathered
+    table, its gradient and (tied output layer) the second dense gradient."""
+    p, t, k = 10_000_000, 8_000_000, 50_000_000
+    m = rank_memory(p, t, tied=True, world=2, stage=0, bf16=False, activations=1.0, logits=2.0, bucket_elements=k)
+    assert m["model_states"] == 12 * p and m["peak_phase"] == "step"
+    assert m["total"] == 12 * p + 3 + 4 * p + max(4 * p, 8 * t)
+    m3 = rank_memory(p, t, tied=True, world=2, stage=3, bf16=False, activations=0, logits=0, bucket_elements=k)
+    assert m3["model_states"] == 20 * p / 2 + 4 * p and m3["peak_phase"] == "backward"
+    assert m3["transient"] == 3 * 4 * t
+    untied = rank_memory(p, t, tied=False, world=2, stage=3, bf16=False, activations=0, logits=0, bucket_elements=k)
+    assert untied["transient"] == 2 * 4 * t  # no second dense gradient without the tied output layer
+    with pytest.raises(ValueError, match="ZeRO stage"):
+        rank_memory(p, t, tied=True, world=2, stage=4, bf16=False, activations=0, logits=0, bucket_elements=k)
+
+
+def test_engine_and_planner_read_the_same_zero_settings():
+    from ray_train.engine import deepspeed_config
+
+    cfg = load_config("base", ["train.zero_stage=3"])
+    ds = deepspeed_config(cfg.train, world_size=2, on_gpu=False)
+    assert ds["zero_optimization"]["reduce_bucket_size"] == reduce_bucket_elements(3) == 50_000_000
+    assert ds["zero_optimization"] == zero_config(3)["zero_optimization"]
+    with pytest.raises(ValueError, match="zero_stage"):
+        zero_config(5)
 
 
 def test_plan_time_scales_with_data_and_gpus():
@@ -48,14 +83,14 @@ def test_suggest_finds_the_smallest_change_that_fits():
     cfg = load_config("large")
     assert suggest(cfg, num_items=4_000_000, gpus=16) is None  # fits: nothing to change
     small = cfg.model_copy(update={"train": cfg.train.model_copy(update={"zero_stage": 0})})
-    assert not plan(small, num_items=4_000_000, gpus=16, gpu_mem_gib=16)["memory_gib_per_rank"]["fits"]
-    fix = suggest(small, num_items=4_000_000, gpus=16, gpu_mem_gib=16)
+    assert not plan(small, num_items=4_000_000, gpus=16, gpu_mem_gib=32)["memory_gib_per_rank"]["fits"]
+    fix = suggest(small, num_items=4_000_000, gpus=16, gpu_mem_gib=32)
     assert fix["plan"]["memory_gib_per_rank"]["fits"] and fix["change"].startswith("train.zero_stage=")
     # ZeRO-1 alone does not fit: the first stage that does is named, not a bigger one
     stage = int(fix["change"].split("=")[1])
     if stage > 1:
         lower = small.model_copy(update={"train": small.train.model_copy(update={"zero_stage": stage - 1})})
-        assert not plan(lower, num_items=4_000_000, gpus=16, gpu_mem_gib=16)["memory_gib_per_rank"]["fits"]
+        assert not plan(lower, num_items=4_000_000, gpus=16, gpu_mem_gib=32)["memory_gib_per_rank"]["fits"]
     # a GPU far too small: every change at once, then more GPUs
     fix = suggest(small, num_items=4_000_000, gpus=2, gpu_mem_gib=2)
     assert "--gpus" in fix["change"] or "does not fit" in fix["change"]
