@@ -50,7 +50,7 @@ def main() -> int:
             kw = {"gpu_mem_gib": H100_MEM_GIB, "gpu_tflops": H100_BF16_TFLOPS, "mfu": args.mfu}
             r1 = plan(cfg, args.num_items, gpus=gpus, train_sequences=int(1e9 * rows_per_event), **kw)
             r10 = plan(cfg, args.num_items, gpus=gpus, train_sequences=int(1e10 * rows_per_event), **kw)
-            fix = suggest(cfg, args.num_items, gpus=gpus, **kw)
+            fix = suggest(cfg, args.num_items, gpus=gpus, current=r1, **kw)
             mem = f"{r1['memory_gib_per_rank']['total']:.1f}" + ("" if fix is None else f" (fits with {fix['change']})")
             print(f"| {preset} | {gpus} | {cfg.train.zero_stage} | {r1['model']['params'] / 1e6:.0f}M | {mem} | "
                   f"{_time(r1['time']['seconds_per_step'])} | {_time(r1['time']['seconds_per_epoch'])} | "

@@ -96,9 +96,11 @@ def _with(cfg: Config, **train) -> Config:
                                   "model": cfg.model.model_copy(update=model)})
 
 
-def suggest(cfg: Config, num_items: int, gpus: int | None = None, **kw) -> dict | None:
-    """None when the config fits; else the smallest change that makes it fit: {"change": text, "plan": plan}."""
-    if plan(cfg, num_items, gpus=gpus, **kw)["memory_gib_per_rank"]["fits"]:
+def suggest(cfg: Config, num_items: int, gpus: int | None = None, current: dict | None = None, **kw) -> dict | None:
+    """None when the config fits; else the smallest change that makes it fit: {"change": text, "plan": plan}.
+    current: plan(cfg, num_items, gpus=gpus, **kw) when the caller has it already."""
+    current = current or plan(cfg, num_items, gpus=gpus, **kw)
+    if current["memory_gib_per_rank"]["fits"]:
         return None
     t = cfg.train
     steps = [(f"train.zero_stage={z}", {"zero_stage": z}) for z in range(t.zero_stage + 1, 4)]
@@ -110,7 +112,7 @@ def suggest(cfg: Config, num_items: int, gpus: int | None = None, **kw) -> dict 
         steps.append((f"train.micro_batch_size={b} train.grad_accum={accum}",
                       {"micro_batch_size": b, "grad_accum": accum}))
         b //= 2
-    if plan(cfg, num_items, gpus=gpus, **kw)["model"]["loss"] == "full":
+    if current["model"]["loss"] == "full":
         steps.append(("model.loss=sampled", {"loss": "sampled"}))
     for text, change in steps:  # the first single change that fits
         r = plan(_with(cfg, **change), num_items, gpus=gpus, **kw)
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     kw = {"train_sequences": args.train_sequences, "gpu_mem_gib": args.gpu_mem_gib, "gpu_tflops": args.gpu_tflops,
           "mfu": args.mfu, "export_users": args.export_users}
     result = plan(cfg, args.num_items, gpus=args.gpus, **kw)
-    fix = suggest(cfg, args.num_items, gpus=args.gpus, **kw)
+    fix = suggest(cfg, args.num_items, gpus=args.gpus, current=result, **kw)
     result["to_fit"] = fix["change"] if fix else None
     if args.spark_env and args.events is None:
         raise SystemExit("interest plan: --spark-env sizes the ETL: give --events, e.g. --events 1e9")
