@@ -150,10 +150,21 @@ def test_rerun_is_identical_and_publishes_a_new_version(spark, tmp_path):
     assert sum(r["interests_before"] is not None for r in planted) == sum(t["migrated"] for t in truth) > 0
 
 
+def _cli_on_the_session_spark(monkeypatch, spark, argv):
+    """`interest ARGV` through the CLI's own main() in this process, its ETL on the session's Spark (one JVM start
+    less than a subprocess; the tests that start `interest etl` as a user does keep the JVM start covered)."""
+    from interest.cli import main
+    from spark_jobs import etl
+
+    monkeypatch.setattr(etl, "get_spark_for", lambda cfg, master=None: spark)
+    monkeypatch.setattr(spark, "stop", lambda: None)  # the session's Spark outlives the command
+    return main(argv)
+
+
 @pytest.mark.slow
-def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(tmp_path):
+def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(spark, tmp_path, monkeypatch, capsys):
     """`interest etl --split time --cutoff 2024-03-31 --horizon-days 30`, as a user types it; then a cutoff whose
-    label window runs past the data is refused with the latest usable cutoff."""
+    label window runs past the data is refused with the latest usable cutoff (exit 2, the reason on stderr)."""
     from interest.synthetic import generate
     from interest_core.contract import DECAY_SCHEMA
 
@@ -178,8 +189,10 @@ def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(tmp_path):
     markers = [r for r in train if r["items"][-1] == 0]  # each user's newest window ends with the marker
     assert len(markers) == len({r["user_id"] for r in train}) and {r["ts"][-1] for r in markers} == {
         cutoff - 30 * 86400}
-    late = subprocess.run(cmd + ["--cutoff", "2024-05-01"], capture_output=True, text=True, timeout=600)
-    assert late.returncode != 0 and "plus the horizon (30 days) is after the last event" in late.stderr
+    capsys.readouterr()
+    late = _cli_on_the_session_spark(monkeypatch, spark, cmd[1:] + ["--cutoff", "2024-05-01"])
+    err = capsys.readouterr().err
+    assert late == 2 and "plus the horizon (30 days) is after the last event" in err, err[-2000:]
 
 
 def test_cli_cold_items_holds_items_out_of_training_only(spark, tmp_path):
@@ -226,7 +239,8 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_a_killed_etl_leaves_the_previous_version_readable_and_a_run_keeps_its_version(spark, tmp_path):
+def test_a_killed_etl_leaves_the_previous_version_readable_and_a_run_keeps_its_version(spark, tmp_path, monkeypatch,
+                                                                                     capsys):
     """SIGKILL between writing a version and replacing the pointer: readers keep the previous complete version;
     the next ETL removes the killed one's leftovers, and a version a run trains on survives later ETLs."""
     from interest.synthetic import generate
@@ -248,12 +262,13 @@ def test_a_killed_etl_leaves_the_previous_version_readable_and_a_run_keeps_its_v
     assert len(killed) == 1 and (killed[0] / "_SUCCESS").exists()  # written whole, never published
     # the next run: the killed version and the temporary directory go (reported); run1's version stays
     (tmp_path / ".out.tmp-0badc0de").mkdir()  # what a killed ETL of the unversioned layout left
-    got = subprocess.run([str(Path(sys.executable).parent / "interest"), *cmd[2:]], cwd=REPO, capture_output=True,
-                         text=True, timeout=600)
-    assert got.returncode == 0, got.stderr[-2000:]
+    capsys.readouterr()
+    code = _cli_on_the_session_spark(monkeypatch, spark, cmd[2:])  # `interest etl ...` (the kill is undone)
+    got = capsys.readouterr()
+    assert code == 0, got.err[-2000:]
     assert not killed[0].exists() and not (tmp_path / ".out.tmp-0badc0de").exists()
-    assert "a temporary directory a killed ETL left" in got.stdout
-    assert f"kept {v1.name}: runs still use it" in got.stdout and v1.exists() and _out(tmp_path) != v1
+    assert "a temporary directory a killed ETL left" in got.out
+    assert f"kept {v1.name}: runs still use it" in got.out and v1.exists() and _out(tmp_path) != v1
     # once the run directory is gone, the next ETL deletes its version
     (tmp_path / "run1").rmdir()
     _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
@@ -312,7 +327,7 @@ def test_a_failed_job_exits_1_naming_the_log_and_bad_usage_exits_2_before_spark(
 
 
 def test_out_of_memory_ends_the_etl_with_a_message_never_a_hang(tmp_path):
-    """A bot with 3M events, no cap on events per user, a 600 MB heap: the JVM runs out of memory grouping that
+    """A bot with 1M events, no cap on events per user, a 600 MB heap: the JVM runs out of memory grouping that
     user's history; it exits at once (-XX:+ExitOnOutOfMemoryError) and `interest etl` exits 1 naming the cause and
     the fix, publishing nothing."""
     f = tmp_path / "events.csv"
@@ -320,7 +335,7 @@ def test_out_of_memory_ends_the_etl_with_a_message_never_a_hang(tmp_path):
         out.write("user_id,item_id,ts\n")
         out.writelines(f"u{u},i{(u * 7 + k) % 500},{1700000000 + u * 1000 + k * 60}\n" for u in range(50)
                        for k in range(20))
-        out.writelines(f"bot,i{n % 500},{1700000000 + n}\n" for n in range(3_000_000))
+        out.writelines(f"bot,i{n % 500},{1700000000 + n}\n" for n in range(1_000_000))
     got = subprocess.run([str(Path(sys.executable).parent / "interest"), "etl", "--input", str(f), "--format",
                           "generic", "--output", str(tmp_path / "out"), "--config", "tiny-cpu",
                           "--allow-insecure-demo-key", "--set", "data.spark_driver_memory=600m",
