@@ -90,9 +90,18 @@ def test_resume_mid_epoch_skips_the_micro_batches_already_trained(shards, tmp_pa
     assert n_steps > 2 and [h["step"] for h in second] == [1, 2, n_steps]
 
 
-def test_a_run_directory_of_another_model_is_refused_with_the_fix(shards, tmp_path):
-    out = tmp_path / "other"
-    _train(shards, out, "--epochs", "1")
+@pytest.fixture(scope="module")
+def ks_run(ray_session, shards, tmp_path_factory):
+    """One finished run (1 epoch, eval.ks=[5, 20], eval.select=ndcg@5) that two tests read: its selection, metrics
+    and report; and the refusal to resume it as another model, world size or data (what a resume compares is the
+    model, the data, the workers and the ZeRO stage, never the eval settings)."""
+    out = tmp_path_factory.mktemp("ks") / "ks"
+    run, history = _train(shards, out, "--epochs", "1", "--set", "eval.ks=[5, 20]", "--set", "eval.select=ndcg@5")
+    return out, run, history
+
+
+def test_a_run_directory_of_another_model_is_refused_with_the_fix(shards, ks_run, tmp_path):
+    out = ks_run[0]  # a finished run of the preset's model (dim 32), 2 workers; every refusal leaves it as it is
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
     args = parser.parse_args(["--data", str(shards), "--output", str(out), "--config", "tiny-cpu",
@@ -214,12 +223,11 @@ def test_a_killed_worker_restarts_from_the_latest_checkpoint(shards, tmp_path, c
     assert not list(Path(tempfile.gettempdir()).glob(checkpoints.staging_prefix(out, None) + "*"))
 
 
-def test_eval_ks_drive_selection_metrics_and_the_report(shards, tmp_path):
+def test_eval_ks_drive_selection_metrics_and_the_report(ks_run):
     """eval.ks without 10 and eval.select=ndcg@5: training selects on it, evaluate and report use only those Ks."""
     from interest.cli import main
 
-    out = tmp_path / "ks"
-    run, history = _train(shards, out, "--epochs", "1", "--set", "eval.ks=[5, 20]", "--set", "eval.select=ndcg@5")
+    out, run, history = ks_run
     assert run["selection"] == {"protocol": "full", "metric": "ndcg@5"} and run["best_valid_score"] > 0
     want = {f"{m}@{k}" for m in ("hr", "ndcg", "mrr") for k in (5, 20)}
     assert set(history[0]["valid"]) == want and history[0]["valid"]["ndcg@5"] == run["best_valid_score"]
