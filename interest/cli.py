@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     set_verbose(args.verbose)
     module = importlib.import_module(args._module)
     try:
-        return module.run(args)
+        from interest.remote import local_dirs  # runs and exports given as URIs: local copies, uploaded after
+
+        with local_dirs(args) as upload:
+            rc = module.run(args)
+            if rc == 0:
+                upload()
+            return rc
     except (ValueError, FileNotFoundError) as exc:
         # Bad usage (a setting, a path, data that does not fit): the message carries the fix; a traceback would
         # bury it. Exit 2, as argparse does.

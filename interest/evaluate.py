@@ -22,7 +22,7 @@ from interest_core.baselines import Baselines
 from interest_core.batches import read_eval_split
 from interest_core.config import config_from_dict
 from interest_core.contract import check_same_data, item_categories, load_manifest
-from interest_core.data_versions import resolve_data_dir
+from interest_core.data_versions import readable_data_dir
 from interest_core.metrics import PROTOCOLS
 from interest_core.tags import category_names
 from interest_core.scoring import draw_split_negatives, new_accumulators, results, row_segments, score_rows
@@ -44,7 +44,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, latent
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text())
     explicit = data_dir is not None
-    data_dir = resolve_data_dir(data_dir or run["data_dir"])
+    data_dir = readable_data_dir(data_dir or run["data_dir"])
     manifest = load_manifest(data_dir)
     check_same_data(run, data_dir, manifest, explicit)
     cfg = config_from_dict(run["config"])

@@ -171,6 +171,11 @@ WORK = {"etl": _etl, "train": _train, "evaluate": _evaluate, "report": _report, 
 
 
 def run(args: argparse.Namespace) -> int:
+    from interest_core import storage
+
+    if storage.is_remote(args.out):
+        raise ValueError(f"--out {args.out}: the pipeline keeps its record, data and runs in a local directory; for "
+                         f"shared storage run the stages one by one with URIs (README: Shared storage)")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     record = _load_record(out, args)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from interest_core.data_versions import CURRENT
+from interest_core.data_versions import CURRENT, DataDirError  # noqa: F401  (DataDirError: re-exported)
 
 SCHEMA_VERSION = 8  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
@@ -181,10 +181,6 @@ QUARANTINE_COLUMNS = QUARANTINE_SCHEMA.names
 def num_event_types(event_types: list[str]) -> int:
     """Event-type vocabulary size: the configured types (data.event_types) plus 0 = padding."""
     return len(event_types) + 1
-
-
-class DataDirError(ValueError):
-    """The data directory is not a finished ETL output this version can read."""
 
 
 def load_manifest(data_dir: str | Path) -> dict:

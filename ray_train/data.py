@@ -1,36 +1,40 @@
 """The trainer's side of the shards: the train split as a Ray Dataset, collated with the core's one collate."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from interest_core import storage
 from interest_core.batches import collate
 from interest_core.config import Config
-from interest_core.contract import TRAIN_COLUMNS, split_files
+from interest_core.contract import TRAIN_COLUMNS, DataDirError
 
 
-def train_dataset(data_dir: Path, cfg: Config, rows: int, world: int):
-    """The train split as a Ray Dataset: only the train columns are read; shards up to train.materialize_max_mb
-    on disk are read once into the object store instead of from storage every epoch. Padded with rows that carry
-    no loss to a multiple of the world size, so the equal split across ranks drops no training row."""
+def train_dataset(data_at: str | Path, cfg: Config, rows: int, world: int):
+    """The train split as a Ray Dataset, read where the data version lives (a local directory or a URI of shared
+    storage, through its pyarrow filesystem): only the train columns are read; shards up to
+    train.materialize_max_mb are read once into the object store instead of from storage every epoch. Padded with
+    rows that carry no loss to a multiple of the world size, so the equal split across ranks drops no training
+    row."""
     import ray
 
-    files = split_files(data_dir, "train")
-    ds = ray.data.read_parquet(files).select_columns(list(TRAIN_COLUMNS))  # projected into the read
+    fs, files = storage.files(storage.join(data_at, "train"), ".parquet")
+    if not files:
+        raise DataDirError(f"{data_at}/train: no Parquet files")
+    ds = ray.data.read_parquet(files, filesystem=fs).select_columns(list(TRAIN_COLUMNS))  # projected into the read
     if rows % world:
-        ds = ds.union(ray.data.from_arrow(padding_rows(files[0], world - rows % world)))
-    if sum(os.path.getsize(f) for f in files) <= cfg.train.materialize_max_mb * 2**20:
+        ds = ds.union(ray.data.from_arrow(padding_rows(files[0], world - rows % world, fs)))
+    if sum(i.size for i in fs.get_file_info(files)) <= cfg.train.materialize_max_mb * 2**20:
         ds = ds.materialize()
     return ds
 
 
-def padding_rows(file: str, n: int) -> pa.Table:
+def padding_rows(file: str, n: int, filesystem=None) -> pa.Table:
     """n copies of the file's first window with first_target = its length: read like any row, scored nowhere."""
-    first = pq.ParquetFile(file).read_row_group(0, columns=list(TRAIN_COLUMNS)).slice(0, 1)
+    first = pq.ParquetFile(file, filesystem=filesystem).read_row_group(0, columns=list(TRAIN_COLUMNS)).slice(0, 1)
     length = pc.list_value_length(first["items"])
     first = first.set_column(first.schema.get_field_index("first_target"), "first_target", length.cast(pa.int32()))
     return pa.concat_tables([first] * n)

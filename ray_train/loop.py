@@ -22,6 +22,7 @@ from interest_core.batches import read_decay_split, read_eval_split
 from interest_core.binary import auc, brier
 from interest_core.config import Config, config_from_dict, redacted
 from interest_core.contract import item_categories
+from interest_core.data_versions import local_data_dir
 from interest_core.item_features import graph_arrays, item_arrays, text_matrix
 from interest_core.modelargs import ModelArgs, model_args_for_data
 from interest_core.scoring import new_accumulators, score_hazards, score_rows
@@ -53,6 +54,8 @@ class Job:
     """The item text embeddings' cache, filled by the driver (ray_train/text_embed.py) when the model reads text."""
     data: dict | None = None
     """{"fingerprint", "vocab_fingerprint"} of the data (interest_core.contract), recorded in every checkpoint."""
+    local_data: str | None = None
+    """The driver's local copy of a remote data_dir: a worker on its node reads it, one elsewhere makes its own."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
@@ -212,14 +215,16 @@ def train_loop_per_worker(config: dict) -> None:
     torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
     torch.manual_seed(cfg.train.seed + rank)
     args = model_args_for_data(cfg, job.manifest)
+    # a remote version: this node's local copy of it (the driver's, or one made here with this node's credentials)
+    data_dir = job.local_data if job.local_data and Path(job.local_data).is_dir() else str(local_data_dir(job.data_dir))
     model = build_model(args)
     if args.arch == "vae" and args.num_categories:  # the vae's bags hold their items' categories
-        model.set_item_categories(item_categories(job.data_dir, args.num_items))
+        model.set_item_categories(item_categories(data_dir, args.num_items))
     if args.item_features:  # the content tower's per-item features
-        text = text_matrix(job.data_dir, job.text_cache, args.num_items)[0] if "text" in args.item_features else None
-        model.set_item_arrays(item_arrays(job.data_dir, args.num_items, args.brand_buckets, text))
+        text = text_matrix(data_dir, job.text_cache, args.num_items)[0] if "text" in args.item_features else None
+        model.set_item_arrays(item_arrays(data_dir, args.num_items, args.brand_buckets, text))
     if args.graph_hops:  # the item-graph fusion's top-K neighbours
-        model.set_item_graph(*graph_arrays(job.data_dir, args.num_items, args.graph_top_k))
+        model.set_item_graph(*graph_arrays(data_dir, args.num_items, args.graph_top_k))
     n_steps, micro = steps_per_epoch(job.manifest["rows"]["train"], world, cfg)
     every = validation_interval(cfg, n_steps)
     total = n_steps * cfg.train.epochs
@@ -248,8 +253,8 @@ def train_loop_per_worker(config: dict) -> None:
         elif cfg.model.decay_loss_weight > 0:
             print("[interest] split=leave-one-out: no end of observation, decay head off (use --split time)",
                   flush=True)
-    valid_rows = read_eval_split(job.data_dir, "valid", rank, world, cfg.eval.max_valid_users)
-    decay_rows = read_decay_split(job.data_dir, "valid", rank, world) if args.decay_loss_weight > 0 else None
+    valid_rows = read_eval_split(data_dir, "valid", rank, world, cfg.eval.max_valid_users)
+    decay_rows = read_decay_split(data_dir, "valid", rank, world) if args.decay_loss_weight > 0 else None
     out = Reporter(job.run_dir, job.progress_board, job.config, cfg, state.get("mlflow_run_id")) if rank == 0 else None
     if out is not None:
         state["mlflow_run_id"] = out.mlflow_run_id  # a resumed run continues this MLflow run

@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from interest_core import storage
 from interest_core.config import Config, build_config, load_config, redacted
-from interest_core.data_versions import PREFIX, add_reference, resolve_data_dir
+from interest_core.data_versions import PREFIX, add_reference, local_data_dir, resolve_data_dir
 from interest_core.contract import data_fingerprint, load_manifest, vocab_fingerprint
 from interest_core.modelargs import ARCHS, count_params, model_args_for_data
 from ray_train import checkpoints
@@ -30,8 +31,11 @@ from ray_train.progress import driver_progress
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
-                   help="ETL output directory (its current version is read), e.g. --data out/data")
-    p.add_argument("--output", required=True, help="run directory; rerun the same to resume, e.g. --output runs/r1")
+                   help="ETL output directory or URI (its current version is read), e.g. --data out/data or "
+                        "--data s3://bucket/data")
+    p.add_argument("--output", required=True,
+                   help="run directory or URI (s3://, gs://, hdfs://); rerun the same to resume, e.g. --output "
+                        "runs/r1")
     p.add_argument("--model", default=None, choices=list(ARCHS),
                    help="model family: sasrec / hstu (sequence) or vae (Mult-VAE over bags), e.g. --model hstu")
     p.add_argument("--workers", type=int, default=None, help="Ray Train workers (DeepSpeed ranks), e.g. --workers 2")
@@ -92,7 +96,10 @@ def init_ray(cfg: Config, address: str | None) -> bool:
     return True
 
 
-def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, progress_board: str | None = None):
+def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, progress_board: str | None = None,
+                  data_at: str | Path | None = None, run_at: str | Path | None = None):
+    """data_dir / run_dir: local directories; data_at / run_at: where the data version and the run live when that
+    is shared storage (a URI): Ray Data reads the train shards from there, Ray Train writes checkpoints there."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -100,10 +107,11 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
     # Ray Data progress bars interleave with training logs on the driver; the progress lines say enough.
     ray.data.DataContext.get_current().enable_progress_bars = False
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
-    train_ds = train_dataset(data_dir, cfg, manifest["rows"]["train"], cfg.train.workers)
-    job = Job(config=cfg.to_dict(), data_dir=str(data_dir), run_dir=str(run_dir), manifest=manifest,
+    data_at, run_at = data_at or data_dir, run_at or run_dir
+    train_ds = train_dataset(data_at, cfg, manifest["rows"]["train"], cfg.train.workers)
+    job = Job(config=cfg.to_dict(), data_dir=str(data_at), run_dir=str(run_dir), manifest=manifest,
               progress_board=progress_board, text_cache=str(text_cache_dir(cfg, run_dir)),
-              data=data_identity(data_dir, manifest))
+              data=data_identity(data_dir, manifest), local_data=str(data_dir))
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config=job.__dict__,
@@ -111,7 +119,7 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
         scaling_config=ScalingConfig(num_workers=cfg.train.workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=RunConfig(
-            name=run_dir.name, storage_path=str(run_dir.parent),
+            **run_storage(run_at),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
                                                checkpoint_score_attribute=select_key(cfg),
                                                checkpoint_score_order="max"),
@@ -119,6 +127,15 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
             logging_config=LoggingConfig(log_level=train_log_level())),
         datasets={"train": train_ds},
     )
+
+
+def run_storage(run_at: str | Path) -> dict:
+    """RunConfig's name and storage: a local parent directory, or the URI's filesystem (storage.py: the endpoint and
+    credentials of the environment) and the path in it."""
+    if not storage.is_remote(run_at):
+        return {"name": Path(run_at).name, "storage_path": str(Path(run_at).parent)}
+    fs, path = storage.filesystem_and_path(run_at)
+    return {"name": storage.basename(run_at), "storage_path": path.rsplit("/", 1)[0], "storage_filesystem": fs}
 
 
 def text_cache_dir(cfg: Config, run_dir: Path) -> Path:
@@ -145,7 +162,7 @@ def prepare_content(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict) 
 
 
 def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, t0: float, started: str,
-             content: dict | None = None) -> dict:
+             content: dict | None = None, data_at: str | Path | None = None, run_at: str | Path | None = None) -> dict:
     """Copies the best checkpoint's model files to RUN/model and writes run.json, history.json, steps.json."""
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
@@ -168,14 +185,15 @@ def finalize(result, cfg: Config, data_dir: Path, run_dir: Path, manifest: dict,
     args = model_args_for_data(cfg, manifest)
     refit = _refit_decay(cfg, data_dir, run_dir, manifest) if args.decay_loss_weight > 0 else None
     run = {
-        "data_dir": str(data_dir), "model": cfg.model.arch, "config": redacted(cfg.to_dict()),
+        "data_dir": str(data_at or data_dir), "model": cfg.model.arch, "config": redacted(cfg.to_dict()),
         "num_params": count_params(args),
         "world_size": cfg.train.workers, "zero_stage": cfg.train.zero_stage, "loss": args.loss,
         "wall_time_s": time.time() - t0, "started": started,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "best_epoch": meta["epoch"], "best_step": meta["step"], "validations": len(history),
         "selection": {"protocol": cfg.eval.select_protocol, "metric": cfg.eval.select},
-        "best_valid_score": best[1].get(key), "best_checkpoint": str(best[0].path),
+        "best_valid_score": best[1].get(key),
+        "best_checkpoint": str(storage.join(run_at or run_dir, Path(best[0].path).name)),
         "stopped_early": bool(last.get("stopped_early")), "epochs_run": history[-1]["epoch"] if history else 0,
         "steps_run": history[-1]["step"] if history else 0,
         "global_batch": cfg.train.micro_batch_size * cfg.train.grad_accum * cfg.train.workers,
@@ -278,7 +296,12 @@ def check_resumable(run_dir: Path, cfg: Config, manifest: dict, data_dir: Path |
 
 
 def run(args: argparse.Namespace) -> int:
-    data_dir, run_dir = resolve_data_dir(Path(args.data).resolve()), Path(args.output).resolve()
+    data_at, run_at = resolve_data_dir(args.data), storage.normalize(args.output)
+    data_dir = local_data_dir(data_at)  # a remote version: checked finished, read through a local copy
+    # A remote run is worked on in a local copy (what resuming and the checks read; run.json, model/ uploaded at the
+    # end, run.json last); Ray Train writes its checkpoints to the remote run itself.
+    work = storage.WorkingCopy(run_at) if storage.is_remote(run_at) else None
+    run_dir = work.open() if work else run_at
     manifest = load_manifest(data_dir)
     cfg = config_from_args(args, manifest)
     model_args_for_data(cfg, manifest)  # every model argument checked before Ray starts
@@ -292,8 +315,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("train.mlflow_tracking_uri is set but mlflow is not installed: "
                              "pip install 'interest-trainer[mlflow]' (or unset the key)") from None
     run_dir.mkdir(parents=True, exist_ok=True)
-    if data_dir.name.startswith(PREFIX):  # keeps this version from being deleted by a later ETL
-        add_reference(data_dir, run_dir)
+    if storage.basename(data_at).startswith(PREFIX):  # keeps this version from being deleted by a later ETL
+        add_reference(data_at, run_at)
     t0, started = time.time(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     import ray
 
@@ -302,15 +325,17 @@ def run(args: argparse.Namespace) -> int:
         content = prepare_content(cfg, data_dir, run_dir, manifest)
         n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
         with driver_progress(cfg.train.progress, n_steps * cfg.train.epochs) as board:
-            result = build_trainer(cfg, data_dir, run_dir, manifest, board).fit()
-        info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started, content)
+            result = build_trainer(cfg, data_dir, run_dir, manifest, board, data_at, run_at).fit()
+        info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started, content, data_at, run_at)
+        if work:
+            work.save(last=("run.json",))
     finally:
         checkpoints.clear_staging(run_dir)  # a killed worker's staging on this node
         if started_ray:
             ray.shutdown()
     print(f"train: best valid {cfg.eval.select} {info['best_valid_score']:.4f} at step {info['best_step']} (epoch "
           f"{info['best_epoch']:.2f}; {info['steps_run']} steps, {info['epochs_run']:.2f} epochs, "
-          f"{info['wall_time_s']:.0f}s) -> {run_dir}")
+          f"{info['wall_time_s']:.0f}s) -> {run_at}")
     return 0
 
 

@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,8 +28,10 @@ from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from interest_core import storage  # noqa: E402
 from interest_core.config import Config, load_config  # noqa: E402
 from interest_core.contract import OOV_ID, SCHEMA_VERSION, num_event_types  # noqa: E402
+from interest_core.data_versions import SUCCESS  # noqa: E402
 from interest_core.windows import WindowRule  # noqa: E402
 from spark_jobs import graph, ingest, items, pseudonymize, publish, sequences, users, validate, vocab  # noqa: E402
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
@@ -55,7 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", required=True, choices=ingest.FORMATS,
                    help="input format, e.g. --format retailrocket (see README: Input formats)")
     p.add_argument("--output", required=True,
-                   help="data directory; each run publishes a new version of it, e.g. --output out/data")
+                   help="data directory or URI (s3://, gs://, hdfs://, file://); each run publishes a new version of "
+                        "it, e.g. --output out/data")
     p.add_argument("--items", default=None, help="item catalog (Parquet/CSV/.item), e.g. --items data/items.csv")
     p.add_argument("--users", default=None,
                    help="user side features (CSV/Parquet/JSON lines/.user: user_id, age, gender, occupation, region), "
@@ -135,16 +137,10 @@ def input_fingerprints(args: argparse.Namespace) -> dict:
             "users": _fingerprint(args.users, "--users") if getattr(args, "users", None) else None}
 
 
-def _write(df: DataFrame, path: Path, row_group_mb: int) -> None:
+def _write(df: DataFrame, path: publish.Target, row_group_mb: int) -> None:
     """One file per partition of df: a per-user frame cut row by row from the split, which is hash-partitioned by
     user_id into data.num_files partitions and sorted by user_id inside each (no shuffle, no sort here)."""
     df.write.option("parquet.block.size", row_group_mb * 1024 * 1024).mode("overwrite").parquet(str(path))
-
-
-def _parquet_rows(path: Path) -> int:
-    """Row count from the Parquet footers only (no Spark job, nothing event-sized on the driver)."""
-    import pyarrow.parquet as pq
-    return sum(pq.read_metadata(f).num_rows for f in sorted(path.glob("*.parquet")))
 
 
 def _has_category(checked: DataFrame) -> bool:
@@ -163,24 +159,25 @@ def run_etl(spark: SparkSession, args: argparse.Namespace, cfg: Config) -> dict:
     if key_source == "insecure-demo-key":
         print("WARNING: pseudonymizing users with the PUBLIC insecure demo key (--allow-insecure-demo-key); "
               "never use this for real user data", file=sys.stderr)
-    out = Path(args.output).resolve()
+    out = storage.normalize(args.output)  # a local path or a URI of shared storage (interest_core/storage.py)
     inputs = input_fingerprints(args)
     version = publish.prepare(out)
     try:
         now = cfg.data.now_ts if cfg.data.now is not None else inputs["modified_ts"]
-        manifest = _build(spark, args, cfg, version, key, now) | {"input": inputs, "validated_now_ts": now}
+        manifest = _build(spark, args, cfg, publish.Target(version), key, now) | {"input": inputs,
+                                                                                   "validated_now_ts": now}
         manifest.update(pseudonymization={"algorithm": "HMAC-SHA256", "key_id": pseudonymize.key_id(key),
-                                          "key_source": key_source.split(":")[0]}, version=version.name)
+                                          "key_source": key_source.split(":")[0]}, version=storage.basename(version))
         manifest["wall_time_s"] = round(time.time() - t0, 3)
         manifest["ingest_rows_per_s"] = manifest["counts"]["rows_in"] / max(manifest["wall_time_s"], 1e-9)
-        (version / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        (version / "_SUCCESS").write_text("")
+        storage.write_text(storage.join(version, "manifest.json"), json.dumps(manifest, indent=2, sort_keys=True))
+        storage.write_text(storage.join(version, SUCCESS), "")
     except QuarantineLimitExceeded as exc:  # the quarantined rows are the evidence: kept, never deleted
         publish.mark_failed(version, str(exc))
-        raise QuarantineLimitExceeded(f"{exc}. The quarantined rows are in {version / 'quarantine'}; the current "
-                                      f"data of {out} is unchanged") from None
+        raise QuarantineLimitExceeded(f"{exc}. The quarantined rows are in {storage.join(version, 'quarantine')}; "
+                                      f"the current data of {out} is unchanged") from None
     except BaseException:
-        shutil.rmtree(version, ignore_errors=True)
+        storage.delete(version)
         raise
     for line in publish.publish(out, version):
         print(f"etl: {line}", flush=True)
@@ -200,7 +197,8 @@ class _Stages:
         self._t = now
 
 
-def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path, key: bytes, now: int) -> dict:
+def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publish.Target, key: bytes,
+           now: int) -> dict:
     d = cfg.data
     st = _Stages()
     rules = validate.rules_from_config(d, args.ts_unit, now)
@@ -322,7 +320,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: Path
               "users_without_target": n_users - users_with_test,
               "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)}}
     written = ("train", "valid", "test", "action_test", *decay_ends, "drift_valid", "drift_test")
-    rows = {s: _parquet_rows(tmp / s) for s in written}
+    rows = {s: (tmp / s).parquet_rows() for s in written}
     st.done("vocab_write_counts")
     return {
         "schema_version": SCHEMA_VERSION,
@@ -372,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
     c = m["counts"]
     print(f"etl: {c['rows_in']} rows in, {c['rows_quarantined']} quarantined, {c['rows_deduplicated']} duplicates, "
           f"{c['users']} users; train/valid/test rows {m['rows']['train']}/{m['rows']['valid']}/"
-          f"{m['rows']['test']}; {m['wall_time_s']:.1f}s -> {Path(args.output).resolve()}")
+          f"{m['rows']['test']}; {m['wall_time_s']:.1f}s -> {storage.normalize(args.output)}")
     return 0
 
 

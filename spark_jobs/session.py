@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from interest_core import storage
 from interest_core.verbosity import verbose
 
 QUIET_LOG4J = Path(__file__).resolve().parent / "log4j2-quiet.properties"
@@ -33,6 +34,10 @@ def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, drive
         if not verbose():  # errors only on the console; the JVM reads it at start, before any setLogLevel
             java_options.append(f"-Dlog4j2.configurationFile={QUIET_LOG4J}")
         builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
+    endpoint = storage.s3_endpoint_url()
+    if endpoint:  # s3a:// (hadoop-aws) at an S3-compatible store; the keys come from s3a's own chain (environment)
+        builder = (builder.config("spark.hadoop.fs.s3a.endpoint", endpoint)
+                   .config("spark.hadoop.fs.s3a.path.style.access", "true"))
     spark = (builder
              .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
              .config("spark.sql.session.timeZone", "UTC")

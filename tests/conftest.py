@@ -45,6 +45,26 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def shards(spark, tmp_path_factory):
+    """A tiny ETL output (500 users, 15,000 synthetic events, tiny-cpu), its published version's directory: what the
+    training tests (tests/test_trainer.py, tests/test_object_storage.py) train on."""
+    import argparse
+
+    from interest.synthetic import generate
+    from interest_core.config import load_config
+    from interest_core.data_versions import resolve_data_dir
+    from spark_jobs.etl import run_etl
+
+    root = tmp_path_factory.mktemp("trainer")
+    generate(root / "synth", users=500, items=300, days=40, events=15_000, seed=3)
+    args = argparse.Namespace(input=str(root / "synth"), format="synthetic", output=str(root / "data"), items=None,
+                              column_map=None, ts_unit="auto", sep=None, hmac_key_file=None,
+                              allow_insecure_demo_key=True)
+    run_etl(spark, args, load_config("tiny-cpu"))
+    return resolve_data_dir(root / "data")
+
+
 def pytest_sessionstart(session):
     session.config._tmp_before = set(os.listdir(tempfile.gettempdir()))
 

@@ -19,22 +19,9 @@ from interest_core.config import load_config
 from interest.synthetic import generate
 from ray_train import train
 from interest_core.contract import DataDirError, check_same_data, load_manifest
-from interest_core.data_versions import resolve_data_dir
-from spark_jobs.etl import run_etl
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def shards(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("trainer")
-    generate(root / "synth", users=500, items=300, days=40, events=15_000, seed=3)
-    args = argparse.Namespace(input=str(root / "synth"), format="synthetic", output=str(root / "data"), items=None,
-                              column_map=None, ts_unit="auto", sep=None, hmac_key_file=None,
-                              allow_insecure_demo_key=True)
-    run_etl(spark, args, load_config("tiny-cpu"))
-    return resolve_data_dir(root / "data")
 
 
 def _train(data, out, *extra):

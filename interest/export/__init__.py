@@ -30,7 +30,7 @@ from interest.profiles import ProfileScorer, settings_from
 from interest_core.batches import iter_batches, read_head, row_batches
 from interest_core.config import config_from_dict
 from interest_core.contract import EVAL_COLUMNS, check_same_data, load_manifest, split_files
-from interest_core.data_versions import resolve_data_dir
+from interest_core.data_versions import readable_data_dir
 from interest_core.memory import peak_rss_mb
 from interest_core.modelargs import SEQUENCE_ARCHS
 
@@ -50,7 +50,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     latent_run: a `--model vae` run on the same data, whose posteriors give the profiles' drift_latent."""
     run_dir, out = Path(run_dir).resolve(), Path(out_dir).resolve()
     run = json.loads((run_dir / "run.json").read_text())
-    data_dir = resolve_data_dir(run["data_dir"])
+    data_dir = readable_data_dir(run["data_dir"])
     manifest = load_manifest(data_dir)
     check_same_data(run, data_dir, manifest, explicit=False)
     horizon = float(manifest["split"]["horizon_days"])
