@@ -102,7 +102,8 @@ def _filesystem(kind: str, authority: str, s3_options: tuple[tuple[str, str], ..
     try:
         return pafs.FileSystem.from_uri(f"{kind}://{authority}/")[0]
     except (OSError, ImportError, ValueError) as exc:
-        raise StorageError(f"{kind}://{authority}: no {kind} client here ({exc}); {kind} needs its client libraries "
+        need = "JAVA_HOME, HADOOP_HOME and libhdfs" if kind == "hdfs" else "its client libraries and credentials"
+        raise StorageError(f"{kind}://{authority}: cannot open ({str(exc).splitlines()[0]}); {kind}:// needs {need} "
                            f"on every machine that reads or writes it") from None
 
 

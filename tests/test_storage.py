@@ -15,6 +15,13 @@ def test_an_unknown_scheme_is_refused_naming_the_uri_and_the_schemes(uri):
         storage.filesystem_and_path(uri)
 
 
+def test_hdfs_without_a_client_is_refused_in_one_line_naming_what_it_needs(monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent")
+    with pytest.raises(storage.StorageError, match=r"^hdfs://namenode:8020: cannot open .*JAVA_HOME, HADOOP_HOME") as e:
+        storage.filesystem_and_path("hdfs://namenode:8020/data")
+    assert "\n" not in str(e.value)
+
+
 def test_an_s3_uri_without_a_bucket_is_refused():
     with pytest.raises(storage.StorageError, match="no bucket"):
         storage.filesystem_and_path("s3:///data")
