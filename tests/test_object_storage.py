@@ -1,5 +1,5 @@
 """Shared storage end to end: an ETL output published on a local S3-compatible server (moto's server mode), then
-`interest train` (1 epoch) -> `evaluate` -> `export` through the CLI with the data, the run and the export all on
+`interest train` (1 epoch) -> `evaluate` -> `report` -> `export` through the CLI with the data, the run and the export all on
 s3://; a newer version still being written (no `_SUCCESS`, `_CURRENT` on the old one) is never read, and a pointer
 at an unfinished version is refused with the fix."""
 import json
@@ -64,6 +64,7 @@ def test_train_evaluate_export_on_s3_never_read_a_half_written_version(shards, s
     assert main(["evaluate", "--run", run]) == 0
     metrics = _json(f"{run}/metrics.json")
     assert metrics["test"]["full"]["n_users"] > 0 and storage.exists(f"{run}/negatives/test.parquet")
+    assert main(["report", "--run", run]) == 0 and storage.exists(f"{run}/report.html")
     assert main(["export", "--run", run, "--output", export]) == 0
     exported = _json(f"{export}/export.json")
     assert exported == _json(f"{run}/export.json") and storage.exists(f"{export}/model")
