@@ -31,7 +31,6 @@ SUCCESS = "_SUCCESS"
 WRITER = "_WRITER.json"  # the ETL writing an unfinished version: host and pid
 
 
-
 class DataDirError(ValueError):
     """The data directory is not a finished ETL output this version can read."""
 

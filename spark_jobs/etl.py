@@ -137,6 +137,14 @@ def input_fingerprints(args: argparse.Namespace) -> dict:
             "users": _fingerprint(args.users, "--users") if getattr(args, "users", None) else None}
 
 
+# The three event-sized caches (the validated input, the user lists, the per-user split) go to local disk, not the
+# heap: with execution memory off the heap (data.spark_offheap_memory), MEMORY_AND_DISK let them fill the heap's whole
+# unified region once the data outgrew it (100M events on a 6g heap), leaving too little for what Spark does not
+# account (the cache's column builders, array expressions, broadcast relations): the JVM died in the windows'
+# write. The OS page cache still keeps the files in memory while there is room.
+EVENT_SIZED = StorageLevel.DISK_ONLY
+
+
 def _write(df: DataFrame, path: publish.Target, row_group_mb: int) -> None:
     """One file per partition of df: a per-user frame cut row by row from the split, which is hash-partitioned by
     user_id into data.num_files partitions and sorted by user_id inside each (no shuffle, no sort here)."""
@@ -203,7 +211,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     st = _Stages()
     rules = validate.rules_from_config(d, args.ts_unit, now)
     raw = ingest.read_events(spark, args.input, args.format, ingest.parse_column_map(args.column_map), args.sep)
-    validated = validate.with_reason(raw, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    validated = validate.with_reason(raw, rules).persist(EVENT_SIZED)
     checked, capped_users = validate.cap_events_per_user(validated, d.max_events_per_user)
     tallies = {r["reason"]: r["count"] for r in checked.groupBy("reason").count().collect()}
     st.done("ingest_validate")
@@ -221,7 +229,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     # One shuffle by user does dedupe and grouping. The lists keep the input's user ids (in memory only, never
     # written): indexing regroups them by the same key without a second shuffle, and the HMAC then runs once per
     # user on the indexed sequences, not once per event.
-    lists = user_event_lists(events).persist(StorageLevel.MEMORY_AND_DISK)
+    lists = user_event_lists(events).persist(EVENT_SIZED)
     per_type = [F.sum(F.size(F.filter("ev", _is_type(t)))).alias(f"type_{i}") for i, t in enumerate(d.event_types)]
     ev_ts = lambda f: f(F.transform("ev", lambda e: e["ts"]))  # noqa: E731
     agg = lists.agg(F.count(F.lit(1)).alias("users"), F.sum("n_raw").alias("n_raw"),
@@ -259,7 +267,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     # sorted by it inside each: each output is written without a shuffle or a sort of its own, its rows in user
     # order (windows in order inside a user), so reruns are byte-identical.
     split = (users.attach(split.repartition(d.num_files, "user_id"), user_feats).sortWithinPartitions("user_id")
-             .persist(StorageLevel.MEMORY_AND_DISK))
+             .persist(EVENT_SIZED))
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
     buy = d.buy_event_type
