@@ -16,11 +16,15 @@ Nothing a target depends on is visible in its history or in any training window 
 """
 from __future__ import annotations
 
+from functools import partial
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
-from interest_core.contract import DECAY_COLUMNS, DRIFT_COLUMNS, EVAL_COLUMNS, INTEREST_CATEGORIES, TRAIN_COLUMNS
-from interest_core.windows import Ops, WindowRule
+from interest_core import arrow_lists, history_features, window_rows
+from interest_core.contract import DECAY_SCHEMA, DRIFT_SCHEMA, EVAL_COLUMNS, TRAIN_SCHEMA
+from interest_core.windows import WindowRule
 
 _EV = "struct(ts, src_file, src_row, item_idx, event_type_idx, category_idx)"
 
@@ -148,15 +152,6 @@ def hold_out_users(split: DataFrame, fraction: float, max_events: int) -> DataFr
     # expression reads the columns as they were
 
 
-def _column(x) -> Column:
-    return x if isinstance(x, Column) else F.lit(x)
-
-
-# The core's window rule evaluated on Columns.
-SPARK_OPS = Ops(greatest=lambda a, b: F.greatest(_column(a), _column(b)), ceil=lambda x: F.ceil(x).cast("int"),
-                where=lambda c, a, b: F.when(c, _column(a)).otherwise(_column(b)))
-
-
 def with_censoring_marker(split: DataFrame) -> DataFrame:
     """train_ev + one marker event (item 0, time train_end) where the observation end is known (split=time): the
     window rule then makes the gap from the last training event to train_end a target like any other, which the
@@ -170,21 +165,11 @@ def with_censoring_marker(split: DataFrame) -> DataFrame:
                                                F.concat("train_ev", F.array(marker))).otherwise(F.col("train_ev")))
 
 
-def _before(events: Column, n_before: Column, buy_type: int | None) -> list[Column]:
-    """days_before (distinct UTC days with an event) and buys_before (events of type buy_type) among the first
-    n_before events: the whole-history counts the decay head continues inside a window (batches.py)."""
-    head = F.slice(events, 1, n_before)
-    days = F.size(F.array_distinct(F.transform(head, lambda e: F.floor(e["ts"] / 86400))))
-    buys = F.size(F.filter(head, lambda e: e["event_type_idx"] == buy_type)) if buy_type is not None else F.lit(0)
-    return [F.when(n_before > 0, days).otherwise(0).cast("int").alias("days_before"),
-            F.when(n_before > 0, buys).otherwise(0).cast("int").alias("buys_before")]
-
-
 def training_windows(split: DataFrame, rule: WindowRule, buy_type: int | None = None) -> DataFrame:
     """One row per window of at most max_len + 1 events, counted back from the most recent event, with the
     position of its first scored target (interest_core.windows), the number of the user's events before the
     window (n_before), the time of the user's first event (first_ts), and the distinct days and buys before
-    the window (_before; O(events before the window) per window)."""
+    the window (interest_core.window_rows)."""
     return _windows(with_censoring_marker(split), "train_ev", rule, buy_type)
 
 
@@ -197,27 +182,13 @@ def action_windows(split: DataFrame, rule: WindowRule, buy_type: int | None = No
 
 def _windows(split: DataFrame, col: str, rule: WindowRule, buy_type: int | None,
              scored_from: str | None = None) -> DataFrame:
-    m = F.size(col)
-    n = rule.n_windows(m, SPARK_OPS)
-    last = n - 1
-    if scored_from:  # window k ends at m - k * stride; only those ending at or after scored_from hold a target
-        last = F.least(last, F.floor((m - F.col(scored_from)) / rule.stride).cast("int"))
-    df = split.where(F.col(col).isNotNull() & (m >= 2)).select(
-        "user_id", col, *([scored_from] if scored_from else []), n.alias("n_windows"), user_features(split),
-        F.explode(F.sequence(F.lit(0), last)).alias("window"))
-    end = rule.end(F.size(col), F.col("window"))
-    start = rule.start(end, SPARK_OPS)
-    win = F.slice(col, start, end - start + 1)
-    first = rule.first_target(F.col("window"), F.col("n_windows"), SPARK_OPS)
-    if scored_from:  # 1-based position scored_from is 0-based position scored_from - start in the window
-        df = df.where(end >= F.col(scored_from))
-        first = F.greatest(first, F.col(scored_from) - start)
-    return df.select("user_id", win.alias("win"), F.col("window").cast("int").alias("window"),
-                     first.cast("int").alias("first_target"), (start - 1).cast("int").alias("n_before"),
-                     F.element_at(col, 1)["ts"].alias("first_ts"),
-                     *_before(F.col(col), start - 1, buy_type), "user_features").select(
-        "user_id", *_unzip("win"), "window", "first_target", "n_before", "first_ts", "days_before",
-        "buys_before", "user_features").select(*TRAIN_COLUMNS)
+    """The window rows of `col`, cut in one vectorized pass per partition (interest_core.window_rows). Narrow: the
+    rows keep the split's partitioning and order (windows in order inside a user)."""
+    df = split.where(F.col(col).isNotNull() & (F.size(col) >= 2)).select(
+        "user_id", F.col(col).alias("ev"), user_features(split),
+        *([F.col(scored_from).alias("scored_from")] if scored_from else []))
+    return df.mapInArrow(partial(arrow_lists.batches, window_rows.windows, rule=rule, buy_type=buy_type,
+                                 scored=scored_from is not None), from_arrow_schema(TRAIN_SCHEMA))
 
 
 def user_features(split: DataFrame) -> Column:
@@ -226,171 +197,41 @@ def user_features(split: DataFrame) -> Column:
             else F.array().cast("array<int>")).alias("user_features")
 
 
-def _unzip(col: str | Column) -> list[Column]:
-    return [F.transform(col, lambda e: e["item_idx"]).alias("items"),
-            F.transform(col, lambda e: e["event_type_idx"]).alias("event_types"),
-            F.transform(col, lambda e: e["ts"]).alias("ts"),
-            F.transform(col, lambda e: e["dt"]).alias("dt")]
-
-
-def _histogram(sorted_values: str, prefix: str) -> list[Column]:
-    """Columns {prefix}_keys (sorted distinct values), {prefix}_first and {prefix}_n from a column of sorted values
-    (a column, not an expression: the lambda reads it once per key, and an expression would be re-sorted each
-    time); _counts turns them into counts: linear native work instead of one lambda filter per key."""
-    srt = F.col(sorted_values)
-    keys = F.array_distinct(srt)
-    first = F.transform(keys, lambda c: F.array_position(srt, c))
-    return [keys.alias(f"{prefix}_keys"), first.alias(f"{prefix}_first"), F.size(srt).alias(f"{prefix}_n")]
-
-
-def _counts(prefix: str) -> Column:
-    first, n = F.col(f"{prefix}_first"), F.col(f"{prefix}_n")
-    return F.transform(first, lambda f, i: F.coalesce(F.try_element_at(first, i + 2), n + 1) - f)
-
-
-def _count_map(prefix: str) -> Column:
-    """key -> count of a histogram, as a column {prefix}_map (js_divergence reads it)."""
-    return F.map_from_arrays(F.col(f"{prefix}_keys"), _counts(prefix)).alias(f"{prefix}_map")
-
-
-def js_divergence(early: str, recent: str) -> Column:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) between two histograms made by _histogram, whose count maps
-    (_count_map) are materialised columns: built inside the lambda, they would be rebuilt for every key."""
-    pe, pr = F.col(f"{early}_map"), F.col(f"{recent}_map")
-    ne, nr = F.greatest(F.col(f"{early}_n"), F.lit(1)), F.greatest(F.col(f"{recent}_n"), F.lit(1))
-    both = F.array_distinct(F.concat(F.col(f"{early}_keys"), F.col(f"{recent}_keys")))
-
-    def term(c: Column) -> Column:
-        p = F.coalesce(F.try_element_at(pe, c), F.lit(0)) / ne
-        q = F.coalesce(F.try_element_at(pr, c), F.lit(0)) / nr
-        mid = (p + q) / 2
-        kl = lambda a: F.when(a > 0, a * F.log2(a / mid)).otherwise(F.lit(0.0))  # noqa: E731
-        return (kl(p) + kl(q)) / 2
-
-    return F.aggregate(F.transform(both, term), F.lit(0.0), lambda acc, x: acc + x)
-
-
-def _top_categories(prefix: str, k: int = 3) -> Column:
-    """The k most frequent keys (ties by smaller id)."""
-    pairs = F.arrays_zip(F.transform(_counts(prefix), lambda n: -n).alias("neg_n"),
-                         F.col(f"{prefix}_keys").alias("c"))
-    return F.slice(F.transform(F.array_sort(pairs), lambda s: s["c"]), 1, k)
-
-
-def decayed_by_category(hist: Column, half_life_s: float) -> Column:
-    """The history's events of a known category as (c, w) sorted by category (then weight): w = 0.5 ** ((last
-    event's ts - ts) / half_life). Its categories in order are the sorted known categories, so _histogram's runs of
-    them index its runs (interest_sums)."""
-    last_ts = F.element_at(hist, -1)["ts"]
-    known = F.filter(hist, lambda e: e["category_idx"] > 0)
-    return F.array_sort(F.transform(known, lambda e: F.struct(
-        e["category_idx"].alias("c"), F.pow(F.lit(0.5), (last_ts - e["ts"]) / F.lit(float(half_life_s))).alias("w"))))
-
-
-def interest_sums(decayed: str, prefix: str) -> Column:
-    """category id -> the summed time-decayed weight of a history's events in it, from the column `decayed`
-    (decayed_by_category) and the materialised histogram {prefix}_* of its categories: each category's run is
-    summed once (linear; adding events into a map one by one was linear per event in the categories)."""
-    first, n = F.col(f"{prefix}_first"), F.col(f"{prefix}_n")
-    sums = F.transform(first, lambda f, i: F.aggregate(
-        F.slice(F.col(decayed), f, F.coalesce(F.try_element_at(first, i + 2), n + 1) - f), F.lit(0.0),
-        lambda acc, p: acc + p["w"]))
-    return F.map_from_arrays(F.col(f"{prefix}_keys"), sums)
-
-
-def interest_weights(sums: Column, k: int = INTEREST_CATEGORIES) -> list[Column]:
-    """From a materialised interest_sums column: the k categories with the most weight, as interest_categories
-    (ids, by descending weight, ties by smaller id) and interest_weights (each one's share of the total weight of
-    all known categories; interest_core.tags reads them)."""
-    total = F.aggregate(F.map_values(sums), F.lit(0.0), lambda acc, w: acc + w)
-    ranked = F.slice(F.array_sort(F.transform(F.map_entries(sums), lambda e: F.struct(
-        (-e["value"]).alias("neg_w"), e["key"].alias("c")))), 1, k)
-    share = lambda e: F.when(total > 0, -e["neg_w"] / total).otherwise(F.lit(0.0))  # noqa: E731
-    return [F.transform(ranked, lambda e: e["c"]).cast("array<int>").alias("interest_categories"),
-            F.transform(ranked, share).alias("interest_weights")]
-
-
 def eval_rows(split: DataFrame, which: str, max_len: int, item_train_counts: DataFrame,
               tag_half_life_days: float) -> DataFrame:
-    """Rows of contract.EVAL_SCHEMA for which in {"valid", "test"}.
-
-    top_categories, drift_score and the interest weights (interest_weights, half-life in days) use known categories
-    only (category id 0 = unknown is left out). Like every feature of the row they read the history alone, never
-    the target event.
-    """
+    """Rows of contract.EVAL_SCHEMA for which in {"valid", "test"}: the features of each user's history are
+    computed in one vectorized pass per partition (interest_core.history_features, where they are defined), the
+    training counts then mark a cold target. Like every feature of the row they read the history alone, never the
+    target event. Narrow: the rows keep the split's partitioning and order."""
     hist, target = f"{which}_hist", f"{which}_target"
-    df = split.where(F.col(target).isNotNull() & F.col(hist).isNotNull())
-    h = F.size(hist)
-    last = F.slice(hist, F.greatest(F.lit(1), h - max_len + 1), max_len)
-    half = F.floor(h / 2).cast("int")
-    cat = lambda e: e["category_idx"]  # noqa: E731
-    early = F.filter(F.transform(F.slice(hist, 1, F.greatest(half, F.lit(1))), cat), lambda c: c > 0)
-    recent = F.filter(F.transform(F.slice(hist, half + 1, h), cat), lambda c: c > 0)
-    # Sorted categories, then histograms, are materialised as columns first, so later expressions (and lambdas)
-    # reference them instead of recomputing them per element.
-    df = df.select(
-        "user_id", last.alias("last"), F.col(target).alias("t"), h.alias("history_len"), user_features(split),
-        F.array_distinct(F.transform(hist, lambda e: e["item_idx"])).alias("seen_items"),
-        (F.col(target)["ts"] - F.element_at(hist, -1)["ts"]).alias("time_since_last"),
-        decayed_by_category(F.col(hist), tag_half_life_days * 86400).alias("_decayed"),
-        *[F.array_sort(c).alias(f"_srt_{name}") for c, name in ((early, "early"), (recent, "recent"))])
-    df = df.select("*", F.transform("_decayed", lambda p: p["c"]).alias("_srt_all"))
-    df = df.select("*", *[x for name in ("all", "early", "recent") for x in _histogram(f"_srt_{name}", name)])
-    df = df.select("*", interest_sums("_decayed", "all").alias("_interest_sums"), _count_map("early"),
-                   _count_map("recent"))
-    df = df.select("*", _top_categories("all").alias("top_categories"), *interest_weights(F.col("_interest_sums")),
-                   F.when(F.col("history_len") >= 2, js_divergence("early", "recent"))
-                   .otherwise(F.lit(0.0)).alias("drift_score"))
+    df = split.where(F.col(target).isNotNull() & F.col(hist).isNotNull()).select(
+        "user_id", F.col(hist).alias("hist"), F.col(target).alias("t"), user_features(split))
+    feats = df.mapInArrow(partial(arrow_lists.batches, history_features.eval_features, max_len=max_len,
+                                  half_life_s=tag_half_life_days * 86400.0),
+                          from_arrow_schema(history_features.EVAL_FEATURE_SCHEMA))
     counts = item_train_counts.select(F.col("item_idx").alias("_idx"), F.col("train_count").alias("_tc"))
-    df = df.join(counts, F.col("t")["item_idx"] == F.col("_idx"), how="left")
-    return df.select(
-        "user_id", *_unzip("last"),
-        F.col("t")["item_idx"].alias("target_item"), F.col("t")["event_type_idx"].alias("target_event_type"),
-        F.col("t")["ts"].alias("target_ts"), F.col("t")["category_idx"].alias("target_category"),
-        "history_len", "seen_items", "top_categories", "time_since_last", "drift_score",
-        (F.coalesce(F.col("_tc"), F.lit(0)) == 0).alias("target_is_cold_item"), "interest_categories",
-        "interest_weights", "user_features").select(*EVAL_COLUMNS)
+    return feats.join(counts, F.col("target_item") == F.col("_idx"), how="left").withColumn(
+        "target_is_cold_item", F.coalesce(F.col("_tc"), F.lit(0)) == 0).select(*EVAL_COLUMNS)
 
 
 def decay_rows(split: DataFrame, which: str, max_len: int, end_ts: int, buy_type: int | None) -> DataFrame:
     """Rows of contract.DECAY_SCHEMA for which in {"valid", "test"} (split=time): every user with a history up to
     the observation end `end_ts` (V or C), its last max_len events, its label ("any event in (end, end + H]"),
     and the recency / frequency / repeat-day features of the whole history that the classical baselines read
-    (BG/NBD's calibration summary on UTC days: x = active days - 1, t_x = last - first active day, T = end - the
-    first active day's start; so x = 0 means t_x = 0, as the model requires)."""
-    hist = f"{which}_hist"
-    df = split.where(F.col(hist).isNotNull())
-    h = F.size(hist)
-    first_ts, last_ts = F.element_at(hist, 1)["ts"], F.element_at(hist, -1)["ts"]
-    days = F.array_distinct(F.transform(hist, lambda e: F.floor(e["ts"] / 86400)))
-    bought = (F.array_distinct(F.transform(F.filter(hist, lambda e: e["event_type_idx"] == buy_type),
-                                           lambda e: e["item_idx"]))
-              if buy_type is not None else F.array().cast("array<int>"))
-    last = F.slice(hist, F.greatest(F.lit(1), h - max_len + 1), max_len)
-    return df.select(
-        "user_id", *_unzip(last), F.lit(end_ts).cast("long").alias("end_ts"),
-        F.col(f"{which}_decay_label").alias("label"), h.cast("int").alias("history_len"),
-        (h - F.size(last)).cast("int").alias("n_before"), first_ts.alias("first_ts"),
-        *_before(F.col(hist), h - F.size(last), buy_type),
-        ((F.lit(end_ts) - last_ts) / 86400.0).alias("recency_days"),
-        F.size(F.filter(hist, lambda e: e["ts"] > end_ts - 90 * 86400)).cast("int").alias("frequency_90d"),
-        (F.size(days) - 1).cast("int").alias("bg_x"),
-        (F.floor(last_ts / 86400) - F.floor(first_ts / 86400)).cast("double").alias("bg_t_x"),
-        (F.lit(end_ts / 86400) - F.floor(first_ts / 86400)).alias("bg_T"), bought.alias("bought_items")
-    ).select(*DECAY_COLUMNS)
+    (interest_core.history_features.decay_features, one vectorized pass per partition)."""
+    df = split.where(F.col(f"{which}_hist").isNotNull()).select(
+        "user_id", F.col(f"{which}_hist").alias("hist"), F.col(f"{which}_decay_label").alias("label"))
+    return df.mapInArrow(partial(arrow_lists.batches, history_features.decay_features, max_len=max_len,
+                                 end_ts=end_ts, buy_type=buy_type), from_arrow_schema(DECAY_SCHEMA))
 
 
 def drift_rows(split: DataFrame, which: str, max_events: int, end_ts: int | None) -> DataFrame:
     """Rows of contract.DRIFT_SCHEMA for which in {"valid", "test"}: every user with a history, its last
     max_events events (the interest-migration windows are cut from them: interest_core.drift) and the end of
     observation: end_ts under split=time (V or C), the last history event's time under leave-one-out."""
-    hist = f"{which}_hist"
-    df = split.where(F.col(hist).isNotNull())
-    h = F.size(hist)
-    last = F.slice(hist, F.greatest(F.lit(1), h - max_events + 1), max_events)
-    end = F.lit(end_ts).cast("long") if end_ts is not None else F.element_at(hist, -1)["ts"]
-    return df.select("user_id", *_unzip(last), end.alias("end_ts"), h.cast("int").alias("history_len"),
-                     (h - F.size(last)).cast("int").alias("n_before")).select(*DRIFT_COLUMNS)
+    df = split.where(F.col(f"{which}_hist").isNotNull()).select("user_id", F.col(f"{which}_hist").alias("hist"))
+    return df.mapInArrow(partial(arrow_lists.batches, history_features.drift_features, max_events=max_events,
+                                 end_ts=end_ts), from_arrow_schema(DRIFT_SCHEMA))
 
 
 def item_train_counts(split: DataFrame) -> DataFrame:
