@@ -15,17 +15,13 @@ from pyspark.sql import functions as F
 def user_event_lists(events: DataFrame) -> DataFrame:
     """user_id, ev: array<struct<ts, src_file, src_row, item_id, event_type>> (distinct, in input order within a
     timestamp), n_raw: events before dedupe."""
-    # The sorted array is a column before the filter reads it: an expression inside the lambda would be re-sorted
-    # for every element (quadratic in the user's events; a bot with 1M events would never finish).
-    grouped = events.groupBy("user_id").agg(
-        F.array_sort(F.collect_list(F.struct("ts", "item_id", "event_type", "src_file", "src_row"))).alias("srt"))
-    # Sorted by (ts, item_id, event_type, position): duplicates are adjacent, their first occurrence first.
-    srt = F.col("srt")
-    same_as_previous = lambda e, i: (  # noqa: E731
-        (e["ts"] == F.get(srt, i - 1)["ts"]) & (e["item_id"] == F.get(srt, i - 1)["item_id"])
-        & (e["event_type"] == F.get(srt, i - 1)["event_type"]))
-    distinct = F.filter(srt, lambda e, i: (i == 0) | ~same_as_previous(e, i))
-    ordered = F.array_sort(F.transform(distinct, lambda e: F.struct(
-        e["ts"].alias("ts"), e["src_file"].alias("src_file"), e["src_row"].alias("src_row"),
-        e["item_id"].alias("item_id"), e["event_type"].alias("event_type"))))
-    return grouped.select("user_id", ordered.alias("ev"), F.size("srt").alias("n_raw"))
+    # One shuffle, by user: the events are hash-partitioned by user_id, which already clusters them for both
+    # aggregations below (by event, then by user), so neither shuffles again. Dropping duplicates is a hash
+    # aggregation keeping each event's first input position; the list is then sorted by (ts, position) natively.
+    by_user = events.repartition("user_id")
+    distinct = by_user.groupBy("user_id", "item_id", "event_type", "ts").agg(
+        F.min(F.struct("src_file", "src_row")).alias("at"), F.count(F.lit(1)).alias("n"))
+    ev = F.struct("ts", F.col("at.src_file").alias("src_file"), F.col("at.src_row").alias("src_row"), "item_id",
+                  "event_type")
+    return distinct.groupBy("user_id").agg(F.array_sort(F.collect_list(ev)).alias("ev"),
+                                           F.sum("n").cast("int").alias("n_raw"))

@@ -70,7 +70,9 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
     test_decay_label (decay_rows reads them with valid_hist / test_hist), and the held-out events of the
     next-action evaluation: action_ev (the history up to the end of the test period) and action_from (1-based
     position of its first held-out event): the last event under leave-one-out, the events in (C, C + H] under
-    split=time (users with events on both sides of C only)."""
+    split=time (users with events on both sides of C only). Columns of seqs besides user_id and ev pass through.
+    Every column is an expression of ev alone, so the split is cut where it is read, not stored."""
+    keep = [c for c in seqs.columns if c not in ("user_id", "ev")]
     n = F.size("ev")
     if split == "leave-one-out":
         target_at = lambda i: F.when(n >= i, F.element_at("ev", n - i + 1))  # noqa: E731
@@ -83,14 +85,15 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
             F.when(n >= 3, hist_upto(2)).alias("valid_hist"), F.when(n >= 3, target_at(2)).alias("valid_target"),
             hist_upto(1).alias("test_hist"), F.when(n >= 2, target_at(1)).alias("test_target"),
             none.cast("int").alias("valid_decay_label"), none.cast("int").alias("test_decay_label"),
-            F.when(n >= 2, F.col("ev")).alias("action_ev"), F.when(n >= 2, n).cast("int").alias("action_from"))
+            F.when(n >= 2, F.col("ev")).alias("action_ev"), F.when(n >= 2, n).cast("int").alias("action_from"), *keep)
     if split != "time" or cutoff_ts is None or horizon_s is None:
         raise ValueError("split='time' needs --cutoff DATE and --horizon-days N")
     v = cutoff_ts - horizon_s
     upto = lambda t: F.filter("ev", lambda e: e["ts"] <= t)  # noqa: E731
     after = lambda t: F.filter("ev", lambda e: e["ts"] > t)  # noqa: E731
     parts = seqs.select("user_id", upto(v).alias("pv"), upto(cutoff_ts).alias("pc"),
-                        after(v).alias("fv"), after(cutoff_ts).alias("fc"), upto(cutoff_ts + horizon_s).alias("ph"))
+                        after(v).alias("fv"), after(cutoff_ts).alias("fc"), upto(cutoff_ts + horizon_s).alias("ph"),
+                        *keep)
     some = lambda c: F.when(F.size(c) >= 1, F.col(c))  # noqa: E731
     held_out = (F.size("pc") >= 1) & (F.size("ph") > F.size("pc"))
     first = lambda c, t: F.when((F.size(c) >= 1) & (F.element_at(c, 1)["ts"] <= t), F.element_at(c, 1))  # noqa
@@ -103,7 +106,7 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
         some("pc").alias("test_hist"), F.when(F.size("pc") >= 1, first("fc", 2**62)).alias("test_target"),
         label("pv", "fv", v).alias("valid_decay_label"), label("pc", "fc", cutoff_ts).alias("test_decay_label"),
         F.when(held_out, F.col("ph")).alias("action_ev"), F.when(held_out, F.size("pc") + 1).cast("int")
-        .alias("action_from"))
+        .alias("action_from"), *keep)
 
 
 COLD_ITEMS_SEED = 20_241  # the hash seed of the cold-item holdout (a fixed choice: reruns hold out the same items)
