@@ -219,7 +219,10 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     if d.max_events_per_user and (sizes["most"] or 0) > d.max_events_per_user:
         checked, capped_users = validate.cap_events_per_user(validated, d.max_events_per_user)
     st.done("ingest_validate")
-    validate.quarantined(checked, key).coalesce(1).write.mode("overwrite").parquet(str(tmp / "quarantine"))
+    # repartition(1), not coalesce(1): coalesce would run the whole validation pass in one task; the shuffle moves
+    # only the rejected rows, written in input order.
+    (validate.quarantined(checked, key).repartition(1).sortWithinPartitions("source", "position")
+     .write.mode("overwrite").parquet(str(tmp / "quarantine")))
     tallies = {r["reason"]: r["count"] for r in spark.read.parquet(str(tmp / "quarantine")).groupBy("reason")
                .count().collect()}
     tallies[None] = rows_in - sum(tallies.values())  # valid rows; the lists' reconciliation below checks them
@@ -303,9 +306,9 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     if planted is not None:  # the generator's ground truth, pseudonymized like the events
         (pseudonymize.pseudonymize_users(planted, key).coalesce(1).sortWithinPartitions("user_id")
          .write.mode("overwrite").parquet(str(tmp / "planted")))
-    # repartition, not coalesce: coalesce(1) would pull the top-K window (a sort of every distinct pair) into one
-    # task; the shuffle moves only the small top-K result.
-    (graph.item_graph(split, d.graph_window, int(d.graph_max_gap_hours * 3600), d.graph_top_k)
+    # repartition, not coalesce: coalesce(1) would pull the top-K pass (every distinct pair) into one task; the
+    # shuffle moves only the small top-K result.
+    (graph.item_graph(split, d.graph_window, int(d.graph_max_gap_hours * 3600), d.graph_top_k, d.shuffle_partitions)
      .repartition(1).sortWithinPartitions("src", "rank").write.mode("overwrite").parquet(str(tmp / "graph")))
     st.done("graph")
     item_vocab.coalesce(1).sortWithinPartitions("item_idx", "item_id").write.mode("overwrite").parquet(

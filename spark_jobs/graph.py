@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from interest_core import arrow_lists
 from interest_core.arrow_lists import flatten_events
-from interest_core.contract import OOV_ID
+from interest_core.contract import GRAPH_SCHEMA, OOV_ID
 
 
 def weight_scale(window: int) -> int:
@@ -61,14 +63,32 @@ def cooccurrence_pairs(split: DataFrame, window: int, max_gap_s: int) -> DataFra
                          "key long, w int")
 
 
-def item_graph(split: DataFrame, window: int, max_gap_s: int, top_k: int) -> DataFrame:
-    """contract.GRAPH_SCHEMA: src, dst, weight, rank (1 = strongest); weight = sum over co-occurrences of 1/distance."""
+def top_k_rows(batches: Iterator[pa.RecordBatch], top_k: int, scale: int) -> Iterator[pa.RecordBatch]:
+    """contract.GRAPH_SCHEMA rows from one partition of directed (src, dst, w) rows holding every row of its
+    sources: each source's top_k by weight (ties by smaller dst), ranked from 1; one numpy sort of the partition
+    (Spark's window planned a sort of every directed pair before its shuffle and another after)."""
+    parts = [b for b in batches if b.num_rows]
+    if not parts:
+        return
+    table = pa.Table.from_batches(parts)
+    src, dst, w = (table.column(c).to_numpy() for c in ("src", "dst", "w"))
+    order = np.lexsort((dst, -w, src))
+    src, dst, w = src[order], dst[order], w[order]
+    rank = np.arange(len(src)) - np.searchsorted(src, src) + 1
+    keep = rank <= top_k
+    yield pa.RecordBatch.from_arrays([pa.array(src[keep]), pa.array(dst[keep]), pa.array(w[keep] / scale),
+                                      pa.array(rank[keep].astype(np.int32))], schema=GRAPH_SCHEMA)
+
+
+def item_graph(split: DataFrame, window: int, max_gap_s: int, top_k: int, partitions: int = 16) -> DataFrame:
+    """contract.GRAPH_SCHEMA: src, dst, weight, rank (1 = strongest); weight = sum over co-occurrences of 1/distance.
+    The unordered pairs are summed by Spark (one shuffle by pair), both directions of each then go to their source's
+    partition (one shuffle by src, `partitions` of them) where top_k_rows ranks them."""
     undirected = cooccurrence_pairs(split, window, max_gap_s).groupBy("key").agg(F.sum("w").alias("w"))
     lo, hi = F.shiftright("key", 32).cast("int"), F.col("key").bitwiseAND(F.lit(0xFFFFFFFF)).cast("int")
     # Both directions from each aggregated row (a union of two selects would plan the aggregation twice).
-    agg = undirected.select(F.explode(F.array(F.struct(lo.alias("src"), hi.alias("dst"), "w"),
-                                              F.struct(hi.alias("src"), lo.alias("dst"), "w"))).alias("e")
-                            ).select("e.*")
-    rank = F.row_number().over(Window.partitionBy("src").orderBy(F.desc("w"), F.asc("dst")))
-    return agg.withColumn("rank", rank.cast("int")).where(F.col("rank") <= top_k).select(
-        "src", "dst", (F.col("w") / F.lit(weight_scale(window))).cast("double").alias("weight"), "rank")
+    directed = undirected.select(F.explode(F.array(F.struct(lo.alias("src"), hi.alias("dst"), "w"),
+                                                   F.struct(hi.alias("src"), lo.alias("dst"), "w"))).alias("e")
+                                 ).select("e.*")
+    return directed.repartition(partitions, "src").mapInArrow(
+        partial(top_k_rows, top_k=top_k, scale=weight_scale(window)), from_arrow_schema(GRAPH_SCHEMA))
