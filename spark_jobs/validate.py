@@ -119,6 +119,9 @@ def cap_events_per_user(checked: DataFrame, max_events: int | None) -> tuple[Dat
     edge = (checked.where(heavy).select(user.alias("u"), F.col("ts_s").alias("e_ts"),
                                          F.col("src_file").alias("e_file"), F.col("src_row").alias("e_row"))
             .withColumn("_rank", F.row_number().over(latest)).where(F.col("_rank") == max_events).drop("_rank"))
+    # One row per capped user, collected once: the input is not cached, and every pass that reads the frame returned
+    # here (quarantine, user lists) would otherwise rank the capped users' rows again.
+    edge = checked.sparkSession.createDataFrame(edge.collect(), edge.schema)
     marked = checked.join(F.broadcast(edge), user == F.col("u"), "left")
     older = F.struct("ts_s", "src_file", "src_row") < F.struct("e_ts", "e_file", "e_row")  # field by field
     capped = F.when(F.col("reason").isNull() & F.col("u").isNotNull() & older,
