@@ -55,7 +55,7 @@ def eval_features(batch: pa.RecordBatch, max_len: int, half_life_s: float) -> pa
     h, start, row, pos = ev.length, ev.start, ev.row, ev.pos
     ts, item, cat = ev.fields["ts"], ev.fields["item_idx"], ev.fields["category_idx"]
     last_ts = ts[start + h - 1]
-    _, _, seq = _tail(ev, max_len)
+    _, seq = _tail(ev, max_len)
     first_seen, seen_len = distinct_in_order(row, item, n)
 
     known = cat > 0
@@ -98,12 +98,12 @@ def eval_features(batch: pa.RecordBatch, max_len: int, half_life_s: float) -> pa
         "user_features": batch.column("user_features")}, EVAL_FEATURE_SCHEMA)
 
 
-def _tail(ev, max_len: int) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array]]:
-    """The last max_len events of each row: their indices, how many per row, and items/event_types/ts/dt."""
+def _tail(ev, max_len: int) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """The last max_len events of each row: how many per row, and their items/event_types/ts/dt."""
     keep = np.nonzero(ev.pos >= (ev.length - max_len)[ev.row])[0]
     length = np.minimum(ev.length, max_len)
     f = ev.fields
-    return keep, length, {"items": lists(length, f["item_idx"][keep], np.int32),
+    return length, {"items": lists(length, f["item_idx"][keep], np.int32),
                           "event_types": lists(length, f["event_type_idx"][keep], np.int32),
                           "ts": lists(length, f["ts"][keep], np.int64), "dt": lists(length, f["dt"][keep], np.int64)}
 
@@ -120,7 +120,7 @@ def decay_features(batch: pa.RecordBatch, max_len: int, end_ts: int, buy_type: i
     n = batch.num_rows
     ev = flatten_events(batch.column("hist"))
     h, start, row, f = ev.length, ev.start, ev.row, ev.fields
-    _, tail_len, seq = _tail(ev, max_len)
+    tail_len, seq = _tail(ev, max_len)
     n_before = h - tail_len
     days_before, buys_before = (c[start + n_before] for c in counts_before(f["ts"], f["event_type_idx"], ev.pos,
                                                                            start, row, buy_type))
@@ -142,7 +142,7 @@ def drift_features(batch: pa.RecordBatch, max_events: int, end_ts: int | None) -
     """contract.DRIFT_SCHEMA rows from columns user_id, hist: the last max_events events and the end of
     observation (end_ts, or the last history event's time when it is None)."""
     ev = flatten_events(batch.column("hist"))
-    _, tail_len, seq = _tail(ev, max_events)
+    tail_len, seq = _tail(ev, max_events)
     last_ts = ev.fields["ts"][ev.start + ev.length - 1]
     return _batch(seq | {"user_id": batch.column("user_id"), "history_len": ev.length,
                          "end_ts": last_ts if end_ts is None else np.full(batch.num_rows, end_ts, np.int64),
