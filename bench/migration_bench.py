@@ -3,14 +3,16 @@ category Jensen-Shannon drift scores, the migrated flag and the estimated migrat
 
 Runs the product on the decay bench's synthetic data and time split (bench/product.py): `interest etl`, then per
 training seed `interest train --config tiny-cpu` (SASRec), `interest train --model vae --config tiny-cpu` and
-`interest evaluate --run RUN --latent VAE_RUN` (metrics.json["migration"]). Then, on the first seed's models:
+`interest evaluate --run RUN --latent VAE_RUN` (metrics.json["migration"]: AUC, flag precision / recall / F1 and
+the migration time on the held-out half of the users, the flag's threshold fitted on the other half; see
+drift.fitting_users). Then, on the first seed's models:
 
-* the settings sweep on the VALIDATION users (drift_valid/: histories up to cutoff - horizon, truth = a planted
-  migration inside that history): migration.window_days in {7, 14, 21, 30} x migration.divergence in {w2,
-  sym_kl}, and model.vae_categories off / on (a second vae run) at each window; the defaults are the best of
-  these;
-* for information, the change-point variant of both detectors on the test users: the largest divergence between
-  the bags before and after any day boundary of the history (at least 2 events each side), not the fixed
+* the settings sweep on the FITTING users' validation rows (drift.fitting_users; drift_valid/: histories up to
+  cutoff - horizon, truth = a planted migration inside that history), never the held-out users the figures above
+  are measured on: migration.window_days in {7, 14, 21, 30} x migration.divergence in {w2, sym_kl}, and
+  model.vae_categories off / on (a second vae run) at each window; the defaults are the best of these;
+* for information, the change-point variant of both detectors on the held-out test users: the largest divergence
+  between the bags before and after any day boundary of the history (at least 2 events each side), not the fixed
   early / recent windows.
 
     .venv/bin/python bench/migration_bench.py [--seeds 42 1 7]
@@ -35,24 +37,28 @@ PRESET = "tiny-cpu"
 WINDOWS = (7.0, 14.0, 21.0, 30.0)
 
 
-def scored(data: Path, vae_run: Path, which: str, window_days: float, divergence: str) -> tuple[float, int]:
-    """(AUC of the latent score, users) on drift_{which} for one setting."""
+def scored(data: Path, vae_run: Path, window_days: float, divergence: str) -> tuple[float, int]:
+    """(AUC of the latent score, users) on the fitting users' drift_valid rows for one setting."""
     from interest.migration_scores import DriftScorer, labels, read_drift_split, truth_times
+    from interest_core import drift
     from interest_core.binary import auc
     from interest_core.contract import item_categories
     from interest_core.migration_config import MigrationConfig
     from ray_train.models.saved import load_model
 
     vae, _ = load_model(vae_run)
-    rows = read_drift_split(data, which)
+    rows = read_drift_split(data, "valid")
     cfg = MigrationConfig(window_days=window_days, divergence=divergence)
     got = DriftScorer(item_categories(data, vae.args.num_items), cfg, latent=vae).score(rows)
-    y = labels(rows, got["windows"].rows, truth_times(data))
-    return auc(got["latent"], y), len(y)
+    idx = got["windows"].rows
+    fit = drift.fitting_users([rows["user_id"][i] for i in idx])
+    y = labels(rows, idx[fit], truth_times(data))
+    return auc(got["latent"][fit], y), len(y)
 
 
 def change_point(data: Path, vae_run: Path) -> dict:
-    """Test AUC of max over day boundaries of W2 (latent) and JS (categories) between the bags before and after."""
+    """Held-out test users' AUC of max over day boundaries of W2 (latent) and JS (categories) between the bags
+    before and after."""
     from interest.migration_scores import DriftScorer, labels, read_drift_split, truth_times
     from interest_core import drift
     from interest_core.binary import auc
@@ -64,9 +70,10 @@ def change_point(data: Path, vae_run: Path) -> dict:
     ic = item_categories(data, vae.args.num_items)
     rows = read_drift_split(data, "test")
     scorer = DriftScorer(ic, MigrationConfig(), latent=vae)
-    w = scorer.score(rows)["windows"]
-    y = labels(rows, w.rows, truth_times(data))
-    bags, owner, _ = scorer.candidate_splits(rows, w.rows)  # the migration time's candidates
+    idx = scorer.score(rows)["windows"].rows
+    idx = idx[~drift.fitting_users([rows["user_id"][i] for i in idx])]
+    y = labels(rows, idx, truth_times(data))
+    bags, owner, _ = scorer.candidate_splits(rows, idx)  # the migration time's candidates
     js = [drift.js_divergence(drift.category_distribution(before, ic), drift.category_distribution(after, ic))
           for before, after in zip(bags[0::2], bags[1::2])]
     m, lv = scorer.posteriors(bags)
@@ -102,33 +109,34 @@ def main() -> int:
         m = json.loads((run / "metrics.json").read_text())["migration"]
         per_seed[seed] = m
         print(f"seed {seed}: AUC " + ", ".join(f"{k} {v:.4f}" for k, v in m["auc"].items())
-              + f"; flag precision {m['precision']:.4f} recall {m['recall']:.4f}; time within 7 days "
-              f"{m['time_within_7d']:.4f} of {m['n_true_positives']} true positives; {m['n_users']} users, "
-              f"{m['n_migrated']} migrated", flush=True)
+              + f"; flag precision {m['precision']:.4f} recall {m['recall']:.4f} F1 {m['f1']:.4f} (threshold "
+              f"{m['threshold']['value']:.4f} fitted on {m['threshold']['n_fit_users']} users); time within 7 days "
+              f"{m['time_within_7d']:.4f} of {m['n_true_positives']} true positives; {m['n_held_out']} held-out "
+              f"users of {m['n_users']}, {m['n_migrated']} migrated", flush=True)
     for key in ("latent", "sequence", "category_js"):
         v = [m["auc"][key] for m in per_seed.values()]
         print(f"mean AUC {key}: {np.mean(v):.4f} (spread {max(v) - min(v):.4f})")
-    for key in ("precision", "recall", "time_within_7d"):
+    for key in ("precision", "recall", "f1", "time_within_7d"):
         v = [m[key] for m in per_seed.values()]
         print(f"mean {key}: {np.mean(v):.4f} (spread {max(v) - min(v):.4f})")
     first = a.seeds[0]
     vae = out / f"vae_{first}"
-    print("validation sweep (latent AUC on drift_valid):")
+    print("validation sweep (latent AUC on the fitting users' drift_valid rows):")
     sweep = {}
     for wd in WINDOWS:
         for div in ("w2", "sym_kl"):
-            sweep[f"window_days={wd:g} divergence={div}"] = got = scored(data, vae, "valid", wd, div)
+            sweep[f"window_days={wd:g} divergence={div}"] = got = scored(data, vae, wd, div)
             print(f"  window_days={wd:g} divergence={div}: {got[0]:.4f} ({got[1]} users)", flush=True)
     cats = out / f"vae_{first}_categories"
     cli("train", "--data", str(data), "--output", str(cats), "--model", "vae", "--config", PRESET, "--set",
         f"train.seed={first}", "--set", "model.vae_categories=true")
     for wd in WINDOWS:
         for name, run in (("vae_categories=false", vae), ("vae_categories=true", cats)):
-            sweep[f"{name} window_days={wd:g}"] = got = scored(data, run, "valid", wd, "w2")
+            sweep[f"{name} window_days={wd:g}"] = got = scored(data, run, wd, "w2")
             print(f"  {name} window_days={wd:g} (w2): {got[0]:.4f}", flush=True)
     cp = change_point(data, vae)
-    print(f"change point (test, information only): latent {cp['latent']:.4f}, category_js {cp['category_js']:.4f} "
-          f"over {cp['n_users']} users")
+    print(f"change point (held-out test users, information only): latent {cp['latent']:.4f}, category_js "
+          f"{cp['category_js']:.4f} over {cp['n_users']} users")
     (out / "migration_bench.json").write_text(json.dumps({"per_seed": per_seed, "sweep": sweep,
                                                           "change_point": cp}, indent=2, default=str))
     return 0

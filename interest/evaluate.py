@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     if out["migration"] and out["migration"]["auc"]:
         m = out["migration"]
         aucs = ", ".join(f"{k} {v:.4f}" for k, v in m["auc"].items() if v is not None)
-        print(f"evaluate: interest migration AUC {aucs} over {m['n_users']:,} users ({m['n_migrated']:,} migrated); "
-              f"{m['n_flagged']:,} flagged by {m['flag_score']}")
+        print(f"evaluate: interest migration AUC {aucs} over {m['n_held_out']:,} held-out users ({m['n_migrated']:,} "
+              f"migrated; the threshold fitted on other users); {m['n_flagged']:,} of {m['n_users']:,} flagged by "
+              f"{m['flag_score']}")
     return 0

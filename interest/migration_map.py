@@ -38,8 +38,6 @@ def latent_map(scorer, rows: dict[str, list], scored: dict, flags: np.ndarray, p
     scorer: a DriftScorer; scored: its score(rows); flags / positives: per scored user (positives None: no truth)."""
     from sklearn.decomposition import PCA
 
-    from interest.migration_scores import observed  # imports this module: read at call time
-
     w = scored["windows"]
     if scorer.latent is None or len(w.rows) < 3:
         return None
@@ -57,7 +55,7 @@ def latent_map(scorer, rows: dict[str, list], scored: dict, flags: np.ndarray, p
     paths = []
     for j, est in zip(chosen, estimated):
         i = w.rows[j]
-        ts, items = observed(rows, i)
+        ts, items = drift.observed(rows, i)
         bags, days = window_bags(ts, items, rows["end_ts"][i], window_s, window_s / 3)
         if not bags:
             continue

@@ -2,9 +2,10 @@
 the estimated migration time and the top categories before and after, from the user's drift_test row.
 
 The flag rule is fitted once on the driver (`fit_settings`: the latent z-score's moments on the first rows of
-drift_test, the threshold on drift_valid as `interest evaluate` chooses it) and applied unchanged by every Ray Data
-actor, so a user's flag does not depend on which batch it was scored in. On data whose test split fits in
-FIT_ROWS, the export flags exactly the users `interest evaluate --latent` puts in its `migrated` segment.
+drift_test, the threshold on the fitting users' drift_valid rows as `interest evaluate` chooses it,
+drift.fitting_users) and applied unchanged by every Ray Data actor to every user, fitting or held out, so a user's
+flag does not depend on which batch it was scored in. On data whose test split fits in FIT_ROWS, the export flags
+exactly the users `interest evaluate --latent` puts in its `migrated` segment.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from interest_core.contract import DRIFT_COLUMNS, item_categories, split_files
 from interest_core.migration_config import MigrationConfig
 from interest_core.tags import category_names
 
-FIT_ROWS = 200_000  # drift_test / drift_valid rows the flag rule is fitted on
+FIT_ROWS = 200_000  # drift_test / drift_valid rows read to fit the flag rule (the threshold: their fitting users)
 TOP_CATEGORIES = 3  # categories before / after per user
 _f64 = pa.float64()
 MIGRATION_FIELDS = [
@@ -93,8 +94,9 @@ class MigrationProfiler:
 
 def fit_settings(data_dir: str | Path, cfg: MigrationConfig, sequence, latent_run: str | Path | None,
                  batch_size: int, fit_rows: int = FIT_ROWS) -> MigrationSettings | None:
-    """The flag rule fitted on the first fit_rows drift_test and drift_valid rows (driver side); None when the
-    data has no drift rows (an ETL older than schema 6)."""
+    """The flag rule fitted on the first fit_rows drift_test rows (the latent moments) and drift_valid rows (the
+    threshold, on their fitting users: migration_scores.fit_rule), driver side; None when the data has no drift
+    rows (an ETL older than schema 6)."""
     data_dir = Path(data_dir)
     if not (data_dir / "drift_test").is_dir():
         return None

@@ -7,9 +7,13 @@ Drift scores, each over the users with events in both windows of a split:
   sequence     cosine distance between the sequence model's user state after the early events and after all
   category_js  Jensen-Shannon divergence of the two windows' category distributions (the classical baseline)
 Truth (synthetic data, planted/): a user migrated when the planted migration time falls inside the observed
-history (an event before it and one at or after it, up to the end of observation). The flag is the first available
-of latent, sequence, category_js above a threshold: the best F1 on the valid drift rows when there is truth, else
-z > migration.threshold_z. The migration time (latent change point) is estimated for the flagged users.
+history (an event before it and one at or after it, up to the end of observation). With truth, the users are split
+by a fixed hash of the pseudonym (drift.fitting_users): the flag's threshold is fitted on the fitting half's valid
+drift rows, and auc, precision, recall, f1 and time_within_7d are measured on the other half's test rows only (a
+user's valid and test labels come from the same planted time). The flag is the first available of latent,
+sequence, category_js above a threshold: the best F1 on the fitting users when there is truth, else
+z > migration.threshold_z. Every test user is flagged (the `migrated` segment, the paths, the histogram). The
+migration time (latent change point) is estimated for the flagged users.
 """
 from __future__ import annotations
 
@@ -55,13 +59,6 @@ def load_latent(latent_run: str | Path, num_items: int):
                          f"(found a {model.args.arch} model over {model.args.num_items} item ids, this run has "
                          f"{num_items})")
     return model
-
-
-def observed(rows: dict[str, list], i: int) -> tuple[np.ndarray, np.ndarray]:
-    """(timestamps, items) of drift row i up to its end of observation."""
-    ts = np.asarray(rows["ts"][i], dtype=np.int64)
-    ts = ts[ts <= rows["end_ts"][i]]
-    return ts, np.asarray(rows["items"][i][:len(ts)], dtype=np.int64)
 
 
 def labels(rows: dict[str, list], idx: np.ndarray, truth: dict[str, int | None]) -> np.ndarray:
@@ -132,7 +129,7 @@ class DriftScorer:
         lies somewhere in that gap: the midpoint is the estimate with the smallest worst-case error)."""
         bags, owner, at = [], [], []
         for j, i in enumerate(idx):
-            ts, items = observed(rows, i)
+            ts, items = drift.observed(rows, i)
             for k in drift.change_candidates(ts, self.cfg.change_candidates):
                 bags += [items[:k], items[k:]]
                 owner.append(j)
@@ -166,10 +163,11 @@ class FlagRule:
     (migration.threshold_z: data without truth)."""
     score: str
     threshold: float
-    chosen_on: str  # "validation F1" | "migration.threshold_z"
+    chosen_on: str  # "validation F1" (the fitting users' drift_valid rows) | "migration.threshold_z"
     latent_stats: tuple[float, float] | None = None  # (mean, std) of the latent divergence over the test users
     z_stats: tuple[float, float] | None = None
-    valid_f1: float | None = None
+    valid_f1: float | None = None  # F1 on the fitting users' drift_valid rows
+    n_fit_users: int | None = None  # the fitting users (drift.fitting_users) with events in both windows
 
     def flags(self, scored: dict) -> np.ndarray:
         v = scored[self.score]
@@ -177,21 +175,25 @@ class FlagRule:
 
     def record(self) -> dict:
         out = {"value": self.threshold, "chosen_on": self.chosen_on}
-        return out | ({"valid_f1": self.valid_f1} if self.chosen_on == "validation F1" else {})
+        fitted = {"valid_f1": self.valid_f1, "n_fit_users": self.n_fit_users}
+        return out | (fitted if self.chosen_on == "validation F1" else {})
 
 
 def fit_rule(scorer: DriftScorer, test: dict, cfg: MigrationConfig, truth: dict | None,
              valid_rows: dict[str, list] | None) -> FlagRule:
     """The flag rule for scored test rows (`test`: DriftScorer.score, all users or a sample): the threshold with the
-    best F1 on the valid drift rows when there is truth, else migration.threshold_z on the flag score's z-score."""
+    best F1 on the fitting users' (drift.fitting_users) valid drift rows when there is truth, else
+    migration.threshold_z on the flag score's z-score. The held-out users' labels are never read here."""
     name = flag_score(test)
     latent = drift.moments(test["latent_divergence"]) if test["latent_divergence"] is not None else None
     if truth is not None and valid_rows is not None:
         valid = scorer.score(valid_rows)
-        y = labels(valid_rows, valid["windows"].rows, truth)
+        rows = valid["windows"].rows
+        fit = drift.fitting_users([valid_rows["user_id"][i] for i in rows])
+        y = labels(valid_rows, rows[fit], truth)
         if len(y):
-            threshold, f1 = drift.best_threshold(valid[name], y)
-            return FlagRule(name, threshold, "validation F1", latent, None, f1)
+            threshold, f1 = drift.best_threshold(valid[name][fit], y)
+            return FlagRule(name, threshold, "validation F1", latent, None, f1, int(len(y)))
     return FlagRule(name, cfg.threshold_z, "migration.threshold_z", latent, drift.moments(test[name]))
 
 
@@ -209,10 +211,36 @@ def category_paths(rows: dict[str, list], scored: dict, flagged: np.ndarray, ite
     return [{"from": names[a], "to": names[b], "users": n} for (a, b), n in paths.most_common(top)]
 
 
+def held_out_metrics(scorer: DriftScorer, rows: dict[str, list], scored: dict, flagged: np.ndarray,
+                      truth: dict[str, int | None]) -> dict:
+    """Against the planted truth, over the held-out users (not drift.fitting_users) among the scored rows only,
+    for every score alike: n_held_out, n_migrated, auc per score; the flag's n_flagged_held_out, precision, recall,
+    f1; time_within_7d of its true positives (with a latent model) and n_true_positives."""
+    idx = scored["windows"].rows
+    held = ~drift.fitting_users([rows["user_id"][i] for i in idx])
+    y = labels(rows, idx[held], truth)
+    out = {"n_held_out": int(held.sum()), "n_migrated": int(y.sum()),
+           "auc": {s: (auc(scored[s][held], y) if scored[s] is not None and 0 < y.sum() < len(y) else None)
+                   for s in SCORES}}
+    if not len(y):
+        return out
+    f = flagged[held]
+    tp = f & (y == 1)
+    out |= {"n_flagged_held_out": int(f.sum()), "precision": float(tp.sum() / max(f.sum(), 1)),
+            "recall": float(tp.sum() / max(y.sum(), 1)), "f1": float(2 * tp.sum() / max(f.sum() + y.sum(), 1))}
+    if scorer.latent is not None and tp.any():
+        hits = idx[held][tp]
+        est = scorer.migration_times(rows, hits)
+        planted = np.array([truth[rows["user_id"][i]] for i in hits])
+        out["time_within_7d"] = float((np.abs(est - planted) <= 7 * drift.DAY_S).mean())
+        out["n_true_positives"] = int(tp.sum())
+    return out
+
+
 def migration_metrics(data_dir: str | Path, cfg: MigrationConfig, item_category: np.ndarray, category_names: list,
                       latent=None, sequence=None, batch_size: int = 512) -> tuple[dict | None, set[str]]:
-    """(metrics.json["migration"], the pseudonyms of the test users flagged as migrated); (None, empty) when the
-    data has no drift rows (an ETL of an older version)."""
+    """(metrics.json["migration"], the pseudonyms of the test users flagged as migrated, both halves); (None,
+    empty) when the data has no drift rows (an ETL of an older version)."""
     if not (Path(data_dir) / "drift_test").is_dir():
         return None, set()
     scorer = DriftScorer(item_category, cfg, latent, sequence, batch_size)
@@ -220,28 +248,15 @@ def migration_metrics(data_dir: str | Path, cfg: MigrationConfig, item_category:
     test_rows = read_drift_split(data_dir, "test")
     test = scorer.score(test_rows)
     rule = fit_rule(scorer, test, cfg, truth, read_drift_split(data_dir, "valid") if truth is not None else None)
-    name = rule.score
+    name, flagged = rule.score, rule.flags(test)
     out: dict = {"window_days": cfg.window_days, "divergence": cfg.divergence, "flag_score": name,
-                 "n_users": int(len(test["windows"].rows)), "auc": None, "time_within_7d": None,
-                 "threshold": rule.record()}
+                 "n_users": int(len(test["windows"].rows)), "n_flagged": int(flagged.sum()), "auc": None,
+                 "time_within_7d": None, "threshold": rule.record()}
+    positives = None
     if truth is not None:
-        y = labels(test_rows, test["windows"].rows, truth)
-        out["n_migrated"] = int(y.sum())
-        out["auc"] = {s: (auc(test[s], y) if test[s] is not None and 0 < y.sum() < len(y) else None)
-                      for s in SCORES}
-    flagged = rule.flags(test)
-    out["n_flagged"] = int(flagged.sum())
-    if truth is not None and len(y):
-        tp = flagged & (y == 1)
-        out["precision"] = float(tp.sum() / max(flagged.sum(), 1))
-        out["recall"] = float(tp.sum() / max(y.sum(), 1))
-        if latent is not None and tp.any():
-            idx = test["windows"].rows[tp]
-            est = scorer.migration_times(test_rows, idx)
-            planted = np.array([truth[test_rows["user_id"][i]] for i in idx])
-            out["time_within_7d"] = float((np.abs(est - planted) <= 7 * drift.DAY_S).mean())
-            out["n_true_positives"] = int(tp.sum())
-    out["latent_map"] = latent_map(scorer, test_rows, test, flagged, y if truth is not None else None, truth, seed=0)
+        out |= held_out_metrics(scorer, test_rows, test, flagged, truth)
+        positives = labels(test_rows, test["windows"].rows, truth)  # the map draws true positives first
+    out["latent_map"] = latent_map(scorer, test_rows, test, flagged, positives, truth, seed=0)
     out["paths"] = category_paths(test_rows, test, flagged, item_category, category_names, cfg.top_paths)
     hist, edges = np.histogram(test[name], bins=30) if len(test[name]) else (np.zeros(0), np.zeros(0))
     out["histogram"] = {"score": name, "counts": hist.tolist(), "edges": edges.tolist()}

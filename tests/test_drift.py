@@ -117,3 +117,56 @@ def test_candidate_splits_cut_at_day_boundaries_and_time_them_mid_gap():
     assert owner.tolist() == [0, 0]  # row 1 spans one day: no candidate
     assert [b.tolist() for b in bags] == [[2, 3], [4, 5], [2, 3, 4], [5]]
     assert at.tolist() == [(1 * DAY + 5 + 3 * DAY) // 2, 6 * DAY]
+
+
+def _drift_dir(tmp_path, users: list[tuple[str, int, bool]]):
+    """A data dir whose drift_valid and drift_test hold the same rows (as the ETL's do: the same users, the same
+    planted time behind both labels): per user (pseudonym, recent level, migrated). Early window: two category-1
+    events; recent: level 0 = two category-1 events (JS 0), 1 = one of each (JS 0.31), 2 = two category-2 (JS 1)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from interest_core.contract import DRIFT_SCHEMA
+
+    recent = {0: [2, 2], 1: [2, 3], 2: [3, 3]}
+    ts = [10 * DAY, 20 * DAY, 90 * DAY, 95 * DAY]
+    rows = {"user_id": [u for u, _, _ in users], "items": [[2, 2] + recent[lv] for _, lv, _ in users],
+            "event_types": [[1] * 4] * len(users), "ts": [ts] * len(users),
+            "dt": [[0] + np.diff(ts).tolist()] * len(users), "end_ts": [100 * DAY] * len(users),
+            "history_len": [4] * len(users), "n_before": [0] * len(users)}
+    for split in ("drift_valid", "drift_test"):
+        (tmp_path / split).mkdir()
+        pq.write_table(pa.Table.from_pydict(rows, schema=DRIFT_SCHEMA), tmp_path / split / "part-0.parquet")
+    (tmp_path / "planted").mkdir()
+    pq.write_table(pa.table({"user_id": rows["user_id"], "migration_ts": pa.array(
+        [50 * DAY if m else None for _, _, m in users], pa.int64())}), tmp_path / "planted" / "part-0.parquet")
+    return tmp_path
+
+
+def test_flag_is_fitted_on_one_half_of_the_users_and_measured_on_the_other(tmp_path):
+    """Issue 36.4: a user's valid and test labels share one planted time, so the threshold is fitted on the fitting
+    half (drift.fitting_users) and precision / recall / F1 / AUC come from the held-out half only. Planted: on the
+    fitting half, level 1 and 2 migrated (the best threshold is below level 1); on the held-out half, level 1 did
+    not migrate (fitted on it too, the threshold would move above level 1 and precision would read 1.0)."""
+    from interest.migration_scores import migration_metrics
+    from interest_core.migration_config import MigrationConfig
+
+    ids = [f"user-{i}" for i in range(200)]
+    fit = drift.fitting_users(ids)
+    assert 0.4 < fit.mean() < 0.6 and (drift.fitting_users(ids[::-1])[::-1] == fit).all()  # per user, not per batch
+    fitting, held = [u for u, f in zip(ids, fit) if f], [u for u, f in zip(ids, fit) if not f]
+    users = ([(u, 1, True) for u in fitting[:3]] + [(u, 2, True) for u in fitting[3:5]]
+             + [(u, 0, False) for u in fitting[5:10]]
+             + [(u, 1, False) for u in held[:8]] + [(u, 2, True) for u in held[8:10]])
+    data = _drift_dir(tmp_path, users)
+    m, flagged = migration_metrics(data, MigrationConfig(), np.array([0, 0, 1, 2]), ["?", "old", "new"])
+    assert m["flag_score"] == "category_js" and m["threshold"]["chosen_on"] == "validation F1"
+    assert m["threshold"]["n_fit_users"] == 10 and m["threshold"]["valid_f1"] == pytest.approx(1.0)
+    assert 0 < m["threshold"]["value"] < drift.js_divergence({1: 1.0}, {1: 0.5, 2: 0.5})
+    # every test user is flagged with that rule (the `migrated` segment, as the export flags them) ...
+    assert m["n_users"] == 20 and m["n_flagged"] == 15 and len(flagged) == 15
+    assert flagged == {u for u, lv, _ in users if lv > 0}
+    # ... but measured on the held-out half only: 8 level-1 false positives, 2 true positives
+    assert m["n_held_out"] == 10 and m["n_migrated"] == 2 and m["n_flagged_held_out"] == 10
+    assert (m["precision"], m["recall"]) == pytest.approx((0.2, 1.0)) and m["f1"] == pytest.approx(4 / 12)
+    assert m["auc"]["category_js"] == pytest.approx(1.0) and m["auc"]["latent"] is None

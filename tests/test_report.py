@@ -38,7 +38,8 @@ def migration_block() -> dict:
     """metrics.json["migration"] as ``interest evaluate`` writes it (interest/migration_scores.py)."""
     return {"window_days": 14.0, "divergence": "w2", "flag_score": "latent", "n_users": 863,
             "auc": {"latent": 0.8971, "sequence": 0.7823, "category_js": 0.9038}, "time_within_7d": 0.8289,
-            "threshold": {"value": 0.98, "chosen_on": "validation F1", "valid_f1": 0.68}, "n_migrated": 115,
+            "threshold": {"value": 0.98, "chosen_on": "validation F1", "valid_f1": 0.68, "n_fit_users": 431},
+            "n_held_out": 432, "n_migrated": 115, "n_flagged_held_out": 52, "f1": 0.6909,
             "n_flagged": 105, "precision": 0.7238, "recall": 0.6609, "n_true_positives": 76,
             "paths": [{"from": "Cat05/Sub30", "to": "Cat09/Sub47", "users": 3}, {"from": "A", "to": "B", "users": 1}],
             "histogram": {"score": "latent", "counts": [5, 3, 1], "edges": [-1.0, 0.0, 1.0, 2.0]},
@@ -205,7 +206,7 @@ def test_full_report(tmp_path):
                     "Metric definitions",
                     "Per-epoch history"):
         assert section in text, section
-    for s in ("latent (Mult-VAE posteriors)", "0.8971", "0.9038", "0.8289", "validation F1"):
+    for s in ("latent (Mult-VAE posteriors)", "0.8971", "0.9038", "0.8289", "validation F1", "432 held-out users"):
         assert s in text, s
     # summary numbers
     for s in ("1,234,567 (1.23 M)", "1 h 02 min 05 s", "0.1357", "train.lr", "ZeRO stage", "256", "yes — stopped"):

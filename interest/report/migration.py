@@ -97,8 +97,10 @@ def _section_migration(metrics: dict, plots: _Plots) -> str:
         out.append(_table(["drift score", "AUC against the planted migrations"],
                           [[_esc(SCORE_LABELS.get(k, k)), _fmt_metric(v)] for k, v in aucs.items()]))
         thr = _dict(m.get("threshold"))
-        out.append(f'<p class="note">{_fmt_int(m.get("n_migrated"))} users migrated inside their observed history. '
-                   f"Flag: precision {_fmt_metric(m.get('precision'))}, recall {_fmt_metric(m.get('recall'))} "
+        held = (f"Measured on the {_fmt_int(m['n_held_out'])} held-out users (the flag's threshold is fitted on the "
+                "others): ") if m.get("n_held_out") is not None else ""
+        out.append(f'<p class="note">{held}{_fmt_int(m.get("n_migrated"))} users migrated inside their observed '
+                   f"history. Flag: precision {_fmt_metric(m.get('precision'))}, recall {_fmt_metric(m.get('recall'))} "
                    f"(threshold {_fmt_metric(thr.get('value'))}, {_esc(thr.get('chosen_on'))}); estimated migration "
                    f"time within 7 days of the planted one for {_fmt_metric(m.get('time_within_7d'))} of "
                    f"{_fmt_int(m.get('n_true_positives'))} true positives.</p>")
