@@ -125,6 +125,26 @@ def test_a_run_directory_of_another_model_is_refused_with_the_fix(shards, ks_run
         check_same_data(run, other, m, explicit=True)
 
 
+def test_resuming_on_another_zero_stage_is_refused_naming_both_stages(shards, ks_run, capsys, monkeypatch):
+    """The ZeRO stage is part of what a checkpoint holds (another stage's partitioned optimizer state would not
+    load): through the CLI, --set train.zero_stage or --zero-stage other than the run's (the preset's 2) exits 2
+    naming both stages and the fix, before Ray, with or without --force; the finished run stands."""
+    from interest.cli import main
+
+    def no_ray(*a, **k):
+        raise AssertionError("train reached Ray resuming on another ZeRO stage")
+
+    out = ks_run[0]
+    before = (out / "run.json").read_text()
+    monkeypatch.setattr(train, "init_ray", no_ray)
+    for flags, stages in ((["--set", "train.zero_stage=3"], "2 -> 3"), (["--zero-stage", "1", "--force"], "2 -> 1")):
+        code = main(["train", "--data", str(shards), "--output", str(out), "--config", "tiny-cpu", *flags])
+        err = capsys.readouterr().err
+        assert code == 2 and f"holds checkpoints of another run (zero_stage: {stages})" in err, err
+        assert "Use a new --output" in err and "Traceback" not in err, err
+    assert (out / "run.json").read_text() == before
+
+
 def test_metrics_reach_mlflow_when_a_tracking_uri_is_set(shards, tmp_path):
     from mlflow.tracking import MlflowClient
 
