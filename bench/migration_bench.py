@@ -99,6 +99,9 @@ def main() -> int:
     cli("etl", "--input", str(out / "synthetic"), "--format", "synthetic", "--output", str(data), "--config", PRESET,
         "--allow-insecure-demo-key", "--split", "time", "--cutoff", SYNTHETIC_CUTOFF, "--horizon-days",
         str(SYNTHETIC_HORIZON_DAYS))
+    from interest_core.data_versions import resolve_data_dir
+
+    version = Path(resolve_data_dir(data))  # the published version the pointer names: what the readers below read
     per_seed = {}
     for seed in a.seeds:
         run, vae = out / f"run_{seed}", out / f"vae_{seed}"
@@ -125,16 +128,16 @@ def main() -> int:
     sweep = {}
     for wd in WINDOWS:
         for div in ("w2", "sym_kl"):
-            sweep[f"window_days={wd:g} divergence={div}"] = got = scored(data, vae, wd, div)
+            sweep[f"window_days={wd:g} divergence={div}"] = got = scored(version, vae, wd, div)
             print(f"  window_days={wd:g} divergence={div}: {got[0]:.4f} ({got[1]} users)", flush=True)
     cats = out / f"vae_{first}_categories"
     cli("train", "--data", str(data), "--output", str(cats), "--model", "vae", "--config", PRESET, "--set",
         f"train.seed={first}", "--set", "model.vae_categories=true")
     for wd in WINDOWS:
         for name, run in (("vae_categories=false", vae), ("vae_categories=true", cats)):
-            sweep[f"{name} window_days={wd:g}"] = got = scored(data, run, wd, "w2")
+            sweep[f"{name} window_days={wd:g}"] = got = scored(version, run, wd, "w2")
             print(f"  {name} window_days={wd:g} (w2): {got[0]:.4f}", flush=True)
-    cp = change_point(data, vae)
+    cp = change_point(version, vae)
     print(f"change point (held-out test users, information only): latent {cp['latent']:.4f}, category_js "
           f"{cp['category_js']:.4f} over {cp['n_users']} users")
     (out / "migration_bench.json").write_text(json.dumps({"per_seed": per_seed, "sweep": sweep,
