@@ -26,7 +26,8 @@ schemas, so no reader needs pyspark to learn a column name. Layout of a data dir
   vocab/          items/, categories/, event_types/: the id maps
 
 Ids: item 0 = padding, 1 = out-of-vocabulary (a valid input, never a target or a recommendation), 2.. by
-descending frequency; event type 0 = padding, 1.. in the configured order; category 0 = unknown.
+descending frequency in the training events (spark_jobs/vocab.py: only training counts decide which items get an
+id; an item with catalog content always does); event type 0 = padding, 1.. in the configured order; category 0 = unknown.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import pyarrow as pa
 
 from interest_core.data_versions import CURRENT, DataDirError  # noqa: F401  (DataDirError: re-exported)
 
-SCHEMA_VERSION = 8  # 2: train rows carry first_target; equal timestamps keep the input's order
+SCHEMA_VERSION = 9  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
 #    first_ts; decay_valid/ decay_test/ rows
 # 4: action_test/ windows (the next-action evaluation's held-out events)
@@ -46,6 +47,8 @@ SCHEMA_VERSION = 8  # 2: train rows carry first_target; equal timestamps keep th
 # 7: quarantine/ keeps pseudonyms, fields and a hash of the row, never its text;
 #    items/ carries description (the text the content tower embeds besides the title); manifest split.cold_items
 # 8: train/valid/test/action_test rows carry user_features (interest etl --users); manifest users
+# 9: the item vocabulary and the next-action prior (manifest counts.event_types_train) read training events only;
+#    the cold-item holdout hashes the item's id
 
 INTEREST_CATEGORIES = 20  # interest_categories / interest_weights kept per eval row
 

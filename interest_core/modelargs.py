@@ -124,7 +124,7 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
     learn a constant. The decay head needs data whose training sequences end at a known end of observation
     (split=time, censoring_known); without it every gap would look observed and the head would learn a bias.
     decay_max_gap_s: the longest gap the training windows can hold (end of training observation - first event).
-    event_type_prior: the share of each event type in the data (the next-action head's logit adjustment).
+    event_type_prior: the share of each event type in the training events (the next-action head's logit adjustment).
     num_categories: the data's category vocabulary (incl. 0 = unknown), which the vae's bags include when
     model.vae_categories is on and the data has known categories. user_feature_buckets: the data's hashed user
     side-feature rows (its manifest's users.buckets), 0 when it has no users file; model.user_features needs them."""
@@ -155,8 +155,9 @@ def model_args(cfg: Config, num_items: int, num_event_types: int, max_len: int,
 
 
 def event_types_seen(manifest: dict) -> int | None:
-    """How many event types occur in the data (None for data sets written before the ETL counted them)."""
-    counts = manifest["counts"].get("event_types")
+    """How many event types occur in the training events, the only ones the heads learn from (None without
+    counts)."""
+    counts = manifest["counts"].get("event_types_train")
     return None if counts is None else sum(1 for n in counts.values() if n > 0)
 
 
@@ -172,9 +173,10 @@ def model_args_for_data(cfg: Config, manifest: dict) -> ModelArgs:
 
 
 def event_type_prior(manifest: dict) -> list[float] | None:
-    """Share of each event-type id among the data's events ([0.0] for padding first), from the manifest's counts;
-    None for data sets written before the ETL counted types."""
-    counts, names = manifest["counts"].get("event_types"), manifest["vocab"].get("event_types")
+    """Share of each event-type id among the training events ([0.0] for padding first), from the manifest's
+    counts.event_types_train (never the valid or test periods' events, which the next-action head is scored on);
+    None without those counts."""
+    counts, names = manifest["counts"].get("event_types_train"), manifest["vocab"].get("event_types")
     if counts is None or names is None:
         return None
     total = sum(counts.values()) or 1

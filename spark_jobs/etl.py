@@ -4,8 +4,8 @@
     spark-submit spark_jobs/etl.py --input PATH --format FMT --output DIR [...]
 
 Stages (each a pure DataFrame -> DataFrame function in its own module):
-ingest -> validate/quarantine -> dedupe (grouped by the input's user id) -> vocab -> index -> pseudonymize (once
-per user) -> sequences -> shards -> item features -> graph (docs/design.md: passes and shuffles).
+ingest -> validate/quarantine -> dedupe (grouped by the input's user id) and pseudonymize (once per user) -> vocab
+(training counts) -> index -> sequences -> shards -> item features -> graph (docs/design.md: passes and shuffles).
 Nothing event-sized is collected to the driver: only counts, per-reason tallies and small vocabularies of
 event types. Each run writes a new version of the output directory, `_SUCCESS` last, then makes it current by
 replacing one pointer file (spark_jobs/publish.py): readers never see a half-written version.
@@ -230,16 +230,17 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     st.done("quarantine_write")
 
     events = validate.valid_events(checked)
-    catalog = ingest.read_items(spark, args.format, args.input, args.items)
+    catalog = catalog_read = ingest.read_items(spark, args.format, args.input, args.items)
     if catalog is None and args.format in ("taobao", "generic") and _has_category(checked):
         catalog = items.catalog_from_events(events)
     if catalog is not None:  # one row per item, by a stated rule (items.one_row_per_item)
         catalog = items.one_row_per_item(catalog).persist()
         catalog.count()
     # One shuffle by user does dedupe and grouping. The lists keep the input's user ids (in memory only, never
-    # written): indexing regroups them by the same key without a second shuffle, and the HMAC then runs once per
-    # user on the indexed sequences, not once per event.
-    lists = user_event_lists(events).persist(EVENT_SIZED)
+    # written) beside their pseudonyms (pid: the HMAC runs once per user, not once per event): indexing regroups
+    # them by the same key without a second shuffle.
+    lists = user_event_lists(events).withColumn("pid", pseudonymize.hmac_column(F.col("user_id"), key)) \
+        .persist(EVENT_SIZED)
     # One native aggregation over the exploded lists (every user has at least one event): a user is counted at
     # their first event, which also carries their n_raw.
     flat = lists.select("n_raw", F.posexplode("ev").alias("pos", "e"))
@@ -252,9 +253,13 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
         check_time_split(d.cutoff_ts, d.horizon_s, agg["first_ts"], agg["last_ts"])
     st.done("dedupe_pseudonymize")
 
-    counts_df = vocab.item_counts(lists).persist()
+    # The vocabulary reads training counts only: the same split and holdouts as the outputs', cut from the lists.
+    train_split = sequences.split_and_hold_out(sequences.mark_held_out_items(
+        lists.select(F.col("pid").alias("user_id"), "ev"), d.cold_items), d)
+    counts_df = vocab.item_counts(lists, train_split, d.event_types).persist()
     item_vocab = vocab.item_vocab(counts_df, d.min_item_count,
-                                  catalog if d.catalog_items and catalog is not None else None).persist()
+                                  catalog if d.catalog_items and catalog is not None else None,
+                                  vocab.content_items(catalog) if catalog_read is not None else None).persist()
     n_vocab_rows = item_vocab.count()
     cats = vocab.category_vocab(catalog.select("category") if catalog is not None
                                 else spark.createDataFrame([], "category string")).persist()
@@ -265,8 +270,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
         "item_id", "item_idx", F.coalesce("category_idx", F.lit(0)).alias("category_idx"))
     st.done("vocab")
 
-    seqs = pseudonymize.pseudonymize_users(sequences.index_sequences(
-        lists, item_index, d.event_types, broadcast_items=n_vocab_rows <= d.broadcast_max_items), key)
+    seqs = sequences.index_sequences(lists, item_index, d.event_types,
+                                     broadcast_items=n_vocab_rows <= d.broadcast_max_items, cold_items=d.cold_items)
     user_feats, users_counts = None, None
     users_path = users_file(args)
     if users_path:
@@ -279,9 +284,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     # and stored; the split (prefixes and suffixes of them) is cut where each output reads it.
     seqs = (users.attach(seqs.repartition(d.num_files, "user_id"), user_feats).sortWithinPartitions("user_id")
             .persist(EVENT_SIZED))
-    split = sequences.split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s)
-    split = sequences.hold_out_users(sequences.hold_out_items(split, d.cold_items), d.cold_users,
-                                     d.cold_user_max_events)
+    split = sequences.split_and_hold_out(seqs, d)
     train_counts = sequences.item_train_counts(split).persist()
     rule = WindowRule(d.max_len, d.effective_stride)
     buy = d.buy_event_type
@@ -318,9 +321,10 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     vocab.event_type_vocab(spark, d.event_types).coalesce(1).write.mode("overwrite").parquet(
         str(tmp / "vocab" / "event_types"))
     max_item = item_vocab.agg(F.max("item_idx")).first()[0] or 1
-    cold_items = (item_vocab.where((F.col("item_idx") > OOV_ID) & sequences.held_out_item(F.col("item_idx"),
+    cold_items = (item_vocab.where((F.col("item_idx") > OOV_ID) & sequences.held_out_item(F.col("item_id"),
                                                                                           d.cold_items)).count()
                   if d.cold_items > 0 else 0)
+    train_types = vocab.train_event_type_counts(counts_df, d.event_types)
     n_cats = cats.count()
     catalog_only = item_vocab.where(F.col("count") == 0).count() if d.catalog_items else 0
     cold_users = (split.where(sequences.held_out_user(F.col("user_id"), d.cold_users)
@@ -341,7 +345,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     counts = {"rows_in": quarantine["rows_in"], "rows_quarantined": quarantine["rows_quarantined"],
               "rows_valid": rows_valid, "rows_used": used, "rows_deduplicated": rows_valid - used, "users": n_users,
               "users_without_target": n_users - rows["test"],  # a test row: a user with a test target
-              "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)}}
+              "event_types": {t: int(agg[f"type_{i}"] or 0) for i, t in enumerate(d.event_types)},
+              "event_types_train": train_types}  # the training events' types: the next-action prior
     st.done("vocab_write_counts")
     return {
         "schema_version": SCHEMA_VERSION,

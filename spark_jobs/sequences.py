@@ -26,7 +26,7 @@ from interest_core import arrow_lists, history_features, window_rows
 from interest_core.contract import DECAY_SCHEMA, DRIFT_SCHEMA, EVAL_COLUMNS, TRAIN_SCHEMA
 from interest_core.windows import WindowRule
 
-_EV = "struct(ts, src_file, src_row, item_idx, event_type_idx, category_idx)"
+_EV = ("ts", "src_file", "src_row", "item_idx", "event_type_idx", "category_idx")  # sorted in this order
 
 
 def _with_dt(ev: str) -> Column:
@@ -37,30 +37,37 @@ def _with_dt(ev: str) -> Column:
         "dt", F.when(i == 0, F.lit(0).cast("long")).otherwise(e["ts"] - F.col(ev)[i - 1]["ts"])))
 
 
-def user_sequences(events: DataFrame) -> DataFrame:
-    """Indexed events -> user_id, ev: array<struct<ts, item_idx, event_type_idx, category_idx, dt>>, oldest first."""
-    seqs = events.groupBy("user_id").agg(F.array_sort(F.collect_list(F.expr(_EV))).alias("ev"))
+def user_sequences(events: DataFrame, keys: tuple[str, ...] = ("user_id",)) -> DataFrame:
+    """Indexed events -> keys, ev: array<struct<ts, item_idx, event_type_idx, category_idx, dt>>, oldest first. With a
+    boolean `held` column (index_sequences: the cold-item holdout), also held_out: array<boolean>, aligned with ev."""
+    extra = ["held"] if "held" in events.columns else []
+    seqs = events.groupBy(*keys).agg(F.array_sort(F.collect_list(F.struct(*_EV, *extra))).alias("ev"))
     ev = F.transform("ev", lambda e: F.struct(*[e[c].alias(c) for c in ("ts", "item_idx", "event_type_idx",
                                                                          "category_idx")]))
-    return seqs.select("user_id", ev.alias("ev")).select("user_id", _with_dt("ev").alias("ev"))
+    held = [F.transform("ev", lambda e: e["held"]).alias("held_out")] if extra else []
+    return seqs.select(*keys, ev.alias("ev"), *held).select(*keys, _with_dt("ev").alias("ev"),
+                                                           *(["held_out"] if extra else []))
 
 
 def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[str],
-                    broadcast_items: bool) -> DataFrame:
-    """Deduped per-user lists of (ts, item_id, event_type) -> the indexed sequences of user_sequences.
+                    broadcast_items: bool, cold_items: float = 0.0) -> DataFrame:
+    """Deduped per-user lists of (ts, item_id, event_type) with each user's pseudonym (pid) -> the indexed sequences
+    of user_sequences, user_id = the pseudonym; with cold_items > 0 also held_out (mark_held_out_items' column).
 
-    The lists are already partitioned by user, so exploding them, joining the item index (broadcast when it is
-    small enough) and collecting again by user needs no second shuffle of the events.
+    The lists are already partitioned by the input's user id, so exploding them, joining the item index (broadcast
+    when it is small enough) and collecting again by (user id, pseudonym) needs no second shuffle of the events.
     """
     etype_idx = F.create_map(*[F.lit(x) for i, t in enumerate(event_types) for x in (t, i + 1)])
     index = item_index.select("item_id", "item_idx", "category_idx")
-    flat = lists.select("user_id", F.explode("ev").alias("e"))
+    flat = lists.select("user_id", "pid", F.explode("ev").alias("e"))
     joined = flat.join(F.broadcast(index) if broadcast_items else index,
                        F.col("e.item_id") == index["item_id"], how="inner")
-    indexed = joined.select("user_id", F.col("e.ts").alias("ts"), F.col("e.src_file").alias("src_file"),
+    held = [held_out_item(F.col("e.item_id"), cold_items).alias("held")] if cold_items > 0 else []
+    indexed = joined.select("user_id", "pid", F.col("e.ts").alias("ts"), F.col("e.src_file").alias("src_file"),
                             F.col("e.src_row").alias("src_row"), "item_idx",
-                            etype_idx[F.col("e.event_type")].alias("event_type_idx"), "category_idx")
-    return user_sequences(indexed)
+                            etype_idx[F.col("e.event_type")].alias("event_type_idx"), "category_idx", *held)
+    seqs = user_sequences(indexed, keys=("user_id", "pid"))
+    return seqs.select(F.col("pid").alias("user_id"), *[c for c in seqs.columns if c not in ("user_id", "pid")])
 
 
 def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
@@ -112,18 +119,28 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
 COLD_ITEMS_SEED = 20_241  # the hash seed of the cold-item holdout (a fixed choice: reruns hold out the same items)
 
 
-def held_out_item(item_idx: Column, fraction: float) -> Column:
-    """True for the items of the zero-shot holdout (data.cold_items): a hash of the item id below the fraction."""
-    bucket = F.pmod(F.xxhash64(item_idx.cast("int"), F.lit(COLD_ITEMS_SEED)), F.lit(1_000_000))
+def held_out_item(item_id: Column, fraction: float) -> Column:
+    """True for the items of the zero-shot holdout (data.cold_items): a hash of the item's id in the input (never its
+    index, which the training counts decide) below the fraction."""
+    bucket = F.pmod(F.xxhash64(item_id.cast("string"), F.lit(COLD_ITEMS_SEED)), F.lit(1_000_000))
     return bucket < F.lit(int(round(fraction * 1_000_000)))
 
 
+def mark_held_out_items(lists: DataFrame, fraction: float) -> DataFrame:
+    """Adds held_out (array<boolean>, aligned with ev) to per-user lists whose events carry item_id; fraction 0 = off
+    (index_sequences marks indexed sequences the same way)."""
+    if fraction <= 0:
+        return lists
+    return lists.withColumn("held_out", F.transform("ev", lambda e: held_out_item(e["item_id"], fraction)))
+
+
 def hold_out_items(split: DataFrame, fraction: float) -> DataFrame:
-    """Removes the held-out items' events from train_ev (null when nothing is left), so they get no training window,
-    training count or graph edge; their valid/test targets and their places in histories stay. fraction 0 = off."""
+    """Removes the held-out items' events (held_out, aligned with ev) from train_ev (null when nothing is left), so
+    they get no training window, training count or graph edge; their valid/test targets and their places in
+    histories stay. train_ev is a prefix of ev under both splits, so its i-th event is ev's. fraction 0 = off."""
     if fraction <= 0:
         return split
-    kept = F.filter("train_ev", lambda e: ~held_out_item(e["item_idx"], fraction))
+    kept = F.filter("train_ev", lambda e, i: ~F.col("held_out")[i])
     return split.withColumn("train_ev", F.when(F.size(kept) >= 1, kept))
 
 
@@ -153,6 +170,13 @@ def hold_out_users(split: DataFrame, fraction: float, max_events: int) -> DataFr
     new |= {c: F.when(~held, F.col(c)) for c in ("train_ev", "valid_hist", "valid_target", "action_ev", "action_from")}
     return split.select(*[new[c].alias(c) if c in new else F.col(c) for c in split.columns])  # one select: every
     # expression reads the columns as they were
+
+
+def split_and_hold_out(seqs: DataFrame, d) -> DataFrame:
+    """The split (split_sequences) and the holdouts of data config d (hold_out_items, hold_out_users): one rule for
+    the indexed sequences and for the lists whose training counts decide the vocabulary."""
+    split = split_sequences(seqs, d.split, d.cutoff_ts, d.horizon_s)
+    return hold_out_users(hold_out_items(split, d.cold_items), d.cold_users, d.cold_user_max_events)
 
 
 def with_censoring_marker(split: DataFrame) -> DataFrame:

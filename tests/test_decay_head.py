@@ -77,7 +77,7 @@ def test_buckets_past_the_longest_observable_gap_take_its_rate():
 
 def test_model_args_take_the_longest_observable_gap_from_the_manifest():
     first, valid_end = 1_700_000_000, 1_700_000_000 + 40 * 86400
-    manifest = {"vocab": {"num_items": 10, "num_event_types": 3}, "counts": {"event_types": {"view": 5, "buy": 1}},
+    manifest = {"vocab": {"num_items": 10, "num_event_types": 3}, "counts": {"event_types_train": {"view": 5, "buy": 1}},
                 "split": {"kind": "time", "max_len": 8, "valid_cutoff_ts": valid_end, "cutoff_ts": valid_end + 1},
                 "time_range": {"first_ts": first, "last_ts": valid_end + 5}}
     a = model_args_for_data(load_config("tiny-cpu"), manifest)

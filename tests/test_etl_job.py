@@ -1,5 +1,6 @@
 """The ETL job on small files of every input format: reconciliation, quarantine, determinism, atomic replace."""
 import argparse
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -193,6 +194,66 @@ def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(spark, tmp_path, mo
     late = _cli_on_the_session_spark(monkeypatch, spark, cmd[1:] + ["--cutoff", "2024-05-01"])
     err = capsys.readouterr().err
     assert late == 2 and "plus the horizon (30 days) is after the last event" in err, err[-2000:]
+
+
+@pytest.fixture(scope="module")
+def shifting_mix(spark, tmp_path_factory):
+    """split=time on data whose type mix changes after the training period (views and carts before cutoff - horizon,
+    buys after) and with two items that occur only after it, one listed with a title; --cold-items 0.3. Returns
+    (manifest, output dir, the CSV's rows, V)."""
+    tmp = tmp_path_factory.mktemp("shifting_mix")
+    day, v = 86400, 1_700_000_000 + 20 * 86400  # V = cutoff - horizon; cutoff = V + 10 days
+    lines = ["user,item,type,time"]
+    for u in range(12):
+        lines += [f"u{u},r{(2 * u + k) % 20},view,{v - (8 - k) * day}" for k in range(5)]
+        lines += [f"u{u},r{u},cart,{v - 2 * day}", f"u{u},r{(u + 7) % 20},buy,{v + 3 * day}",
+                  f"u{u},late,buy,{v + 12 * day}", f"u{u},late_titled,buy,{v + 21 * day}"]
+    (tmp / "events.csv").write_text("\n".join(lines) + "\n")
+    (tmp / "items.csv").write_text("item_id,title\n" + "".join(f"r{i},Item {i}\n" for i in range(20))
+                                   + "late_titled,A title\n")
+    cutoff = dt.datetime.fromtimestamp(v + 10 * day, dt.timezone.utc).isoformat()
+    args = _args(tmp / "events.csv", "generic", tmp / "out", items=str(tmp / "items.csv"),
+                 column_map="user_id=user,item_id=item,event_type=type,ts=time")
+    m = _run(spark, args, "data.split=time", f"data.cutoff={cutoff}", "data.horizon_days=10", "data.cold_items=0.3")
+    return m, _out(tmp), [ln.split(",") for ln in lines[1:]], v
+
+
+def _held_out(spark, ids):
+    from pyspark.sql import functions as F
+
+    from spark_jobs.sequences import held_out_item
+
+    return {r.i for r in spark.createDataFrame([(i,) for i in ids], "i string").select(
+        "i", held_out_item(F.col("i"), 0.3).alias("h")).collect() if r.h}
+
+
+def test_next_action_prior_is_the_training_events_mix(spark, shifting_mix):
+    """The prior of the next-action head and of its frequency baseline: the training events' types only, never the
+    buys of the valid and test periods that action_test scores (the held-out items' events do not train)."""
+    from interest_core.modelargs import event_type_prior
+
+    m, out, rows, v = shifting_mix
+    trains = {r["item_id"] for r in _rows(out / "items") if r["train_count"] > 0}  # not held out
+    trained = [r for r in rows if int(r[3]) <= v and r[1] in trains]
+    types = ("view", "click", "cart", "fav", "buy")
+    want = {t: sum(1 for r in trained if r[2] == t) for t in types}
+    assert want["buy"] == 0 < m["counts"]["event_types"]["buy"]
+    total = sum(want.values())
+    assert event_type_prior(m) == [0.0] + [want[t] / total for t in types]
+    assert m["counts"]["event_types_train"] == want
+
+
+def test_item_vocabulary_reads_training_counts_only(spark, shifting_mix):
+    """An item without a training event and without catalog content is out of vocabulary (its test targets are
+    unrankable, whatever their test-period count); one with a title keeps an id; the cold-item holdout is a hash of
+    the item's id (its events leave training), whatever index the item gets."""
+    m, out, _, _ = shifting_mix
+    items = {r["item_id"]: r for r in _rows(out / "items")}
+    assert "late" not in items and "late_titled" in items
+    assert {r["target_item"] for r in _rows(out / "test")} == {1}  # every test target is `late`: OOV
+    held = _held_out(spark, items)
+    assert 0 < len(held) == m["split"]["cold_items"]["items_held_out"]
+    assert {i for i, r in items.items() if r["train_count"] == 0} == held | {"late_titled"}
 
 
 def test_cli_cold_items_holds_items_out_of_training_only(spark, tmp_path):

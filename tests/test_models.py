@@ -405,14 +405,14 @@ def test_one_event_type_in_the_data_switches_the_event_type_input_and_head_off()
     from interest_core.modelargs import model_args_for_data
 
     manifest = {"vocab": {"num_items": 50, "num_event_types": 6}, "split": {"max_len": 10},
-                "counts": {"event_types": {"view": 90, "click": 0, "cart": 0, "fav": 0, "buy": 0}}}
+                "counts": {"event_types_train": {"view": 90, "click": 0, "cart": 0, "fav": 0, "buy": 0}}}
     cfg = load_config("tiny-cpu")
     one = model_args_for_data(cfg, manifest)
     assert not one.event_type_input and one.event_type_loss_weight == 0
     model = InterestModel(one)
     assert model.embed.event_type is None and "event_type" not in model.heads
     assert count_params(one) == model.num_params()
-    manifest["counts"]["event_types"]["buy"] = 3
+    manifest["counts"]["event_types_train"]["buy"] = 3
     two = model_args_for_data(cfg, manifest)
     assert two.event_type_input and two.event_type_loss_weight == cfg.model.event_type_loss_weight
 

@@ -127,27 +127,48 @@ def test_pseudonymize_refuses_without_key(monkeypatch):
         pseudonymize.load_key()
 
 
-def test_item_vocab_orders_by_count_then_id_and_maps_rare_to_oov(spark):
-    lists = spark.createDataFrame([("u", [(1, i, "view") for i in ["b", "a", "a", "c"]]),
-                                   ("w", [(0, i, "view") for i in ["c", "b", "d"]])],
+def test_item_vocab_orders_by_training_count_then_id_and_maps_rare_to_oov(spark):
+    lists = spark.createDataFrame([("u", [(1, i, "view") for i in ["b", "a", "a", "c", "e"]]),
+                                   ("w", [(0, i, "view") for i in ["c", "b", "d", "e"]])],
                                   "user_id string, ev array<struct<ts long, item_id string, event_type string>>")
-    counts = vocab.item_counts(lists)
-    assertDataFrameEqual(counts, [Row(item_id="a", count=2, first_seen_ts=1), Row(item_id="b", count=2, first_seen_ts=0),
-                                  Row(item_id="c", count=2, first_seen_ts=0), Row(item_id="d", count=1, first_seen_ts=0)])
-    got = vocab.item_vocab(counts, min_count=2)
+    split = sequences.split_sequences(lists, "leave-one-out")  # trains on u: b a a, w: c b
+    counts = vocab.item_counts(lists, split, ["view", "buy"])
+    assertDataFrameEqual(counts.select("item_id", "count", "first_seen_ts", "train_count", "train_type_0"), [
+        Row(item_id="a", count=2, first_seen_ts=1, train_count=2, train_type_0=2),
+        Row(item_id="b", count=2, first_seen_ts=0, train_count=2, train_type_0=2),
+        Row(item_id="c", count=2, first_seen_ts=0, train_count=1, train_type_0=1),
+        Row(item_id="d", count=1, first_seen_ts=0, train_count=0, train_type_0=0),
+        Row(item_id="e", count=2, first_seen_ts=0, train_count=0, train_type_0=0)])
+    assert vocab.train_event_type_counts(counts, ["view", "buy"]) == {"view": 5, "buy": 0}
+    # e occurs twice, both times as a valid/test target: its total count never earns it an id
+    got = vocab.item_vocab(counts, min_count=1)
     assertDataFrameEqual(got, [Row(item_id="a", count=2, item_idx=2), Row(item_id="b", count=2, item_idx=3),
-                               Row(item_id="c", count=2, item_idx=4), Row(item_id="d", count=1, item_idx=1)])
+                               Row(item_id="c", count=2, item_idx=4), Row(item_id="d", count=1, item_idx=1),
+                               Row(item_id="e", count=2, item_idx=1)])
+    # an item with catalog content keeps an id without training events (after the frequent ones, by id)
+    catalog = spark.createDataFrame([("d", "Dee", None, None), ("e", " ", None, None)],
+                                    "item_id string, title string, description string, category string")
+    got = vocab.item_vocab(counts, min_count=2, content=vocab.content_items(catalog))
+    assertDataFrameEqual(got, [Row(item_id="a", count=2, item_idx=2), Row(item_id="b", count=2, item_idx=3),
+                               Row(item_id="d", count=1, item_idx=4), Row(item_id="c", count=2, item_idx=1),
+                               Row(item_id="e", count=2, item_idx=1)])
 
 
 def test_index_sequences_maps_ids_and_sorts(spark):
-    lists = spark.createDataFrame([("u", [(5, 0, 0, "b", "buy"), (5, 0, 1, "a", "view"), (9, 0, 2, "zz", "cart")])],
-                                  "user_id string, ev array<struct<ts long, src_file int, src_row long, "
+    lists = spark.createDataFrame([("u", "pseudo", [(5, 0, 0, "b", "buy"), (5, 0, 1, "a", "view"),
+                                                    (9, 0, 2, "zz", "cart")])],
+                                  "user_id string, pid string, ev array<struct<ts long, src_file int, src_row long, "
                                   "item_id string, event_type string>>")
     index = spark.createDataFrame([("a", 3, 7), ("b", 2, 0), ("zz", 1, 0)], "item_id string, item_idx int, "
                                                                           "category_idx int")
     for bc in (True, False):
         row = sequences.index_sequences(lists, index, ["view", "click", "cart", "fav", "buy"], bc).first()
+        assert row.user_id == "pseudo" and "held_out" not in row.asDict()
         assert [tuple(e) for e in row.ev] == [(5, 2, 5, 0, 0), (5, 3, 1, 7, 0), (9, 1, 3, 0, 4)]
+    # the cold-item holdout marks each event by its item's id, the same rule as on the lists
+    row = sequences.index_sequences(lists, index, ["view", "click", "cart", "fav", "buy"], True, 0.5).first()
+    marked = sequences.mark_held_out_items(lists, 0.5).first()
+    assert row.held_out == marked.held_out and len(row.held_out) == 3
 
 
 def _indexed(spark, rows):
@@ -173,10 +194,13 @@ def test_leave_one_out_split_is_leakage_free(spark):
 def test_cold_item_holdout_removes_only_training_events(spark):
     rows = [("u1", t, i, 1, 1) for t, i in enumerate(range(2, 42))] + [("u2", t, i, 1, 1) for t, i in
                                                                        enumerate(range(41, 1, -1))]
-    split = sequences.split_sequences(sequences.user_sequences(_indexed(spark, rows)), "leave-one-out")
+    seqs = sequences.user_sequences(_indexed(spark, rows))
+    # the holdout hashes the item's id in the input (here its index's text stands for it), never the index
     held = {r.i for r in spark.range(2, 42).select(
-        F.col("id").alias("i"), sequences.held_out_item(F.col("id"), 0.3).alias("h")).collect() if r.h}
+        F.col("id").alias("i"), sequences.held_out_item(F.col("id").cast("string"), 0.3).alias("h")).collect() if r.h}
     assert 4 <= len(held) <= 20  # about 30% of 40 items
+    marks = F.transform("ev", lambda e: sequences.held_out_item(e["item_idx"].cast("string"), 0.3))
+    split = sequences.split_sequences(seqs.withColumn("held_out", marks), "leave-one-out")
     cold = sequences.hold_out_items(split, 0.3).collect()
     for before, after in zip(sorted(split.collect()), sorted(cold)):
         train = [e["item_idx"] for e in after.train_ev]

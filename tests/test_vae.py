@@ -39,7 +39,7 @@ def test_the_analytic_count_is_the_built_model_and_vae_has_no_heads():
     assert model.flops_per_token() > 0
     cfg = load_config("tiny-cpu", ["model.arch=vae"])
     manifest = {"vocab": {"num_items": V, "num_event_types": 3}, "split": {"max_len": 12, "kind": "time",
-                "valid_cutoff_ts": 100}, "counts": {"event_types": {"view": 5, "buy": 1}}, "time_range": {"first_ts": 0}}
+                "valid_cutoff_ts": 100}, "counts": {"event_types_train": {"view": 5, "buy": 1}}, "time_range": {"first_ts": 0}}
     got = model_args_for_data(cfg, manifest)
     assert got.arch == "vae" and got.loss == "full" and got.event_type_loss_weight == got.decay_loss_weight == 0
     with pytest.raises(ConfigError, match="model.loss=sampled"):
