@@ -17,6 +17,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+COLUMN_COUNT = "wrong_column_count"  # reason code of a row with too few or too many fields
 FORMATS = ("generic", "recbole", "retailrocket", "taobao", "synthetic")
 RAW_FIELDS = ["user_id", "item_id", "event_type", "ts", "session_id", "quantity", "price", "category"]
 
@@ -52,6 +53,12 @@ def normalize_event_type(col: Column) -> Column:
     return F.coalesce(mapping[lowered], lowered)
 
 
+def _view_unless_unread() -> Column:
+    """The event type of data without one (RecBole ratings, generic input without the column); a row that could not
+    be read (parse_error) gets none, so a miscounted row keeps no field at all."""
+    return F.when(F.col("parse_error").isNull(), F.lit("view"))
+
+
 def _finish(df: DataFrame, fields: dict[str, Column]) -> DataFrame:
     cols = [fields.get(name, F.lit(None)).cast("string").alias(name) for name in RAW_FIELDS]
     return df.select("raw", "source", "src_file", "src_row", "parse_error", *cols)
@@ -75,7 +82,10 @@ def _with_invalid_utf8(df: DataFrame) -> DataFrame:
 
 def read_delimited(spark: SparkSession, paths: list[str], names: list[str], sep: str,
                    header: bool) -> DataFrame:
-    """Delimited text with a known column list. Wrong column counts become parse errors, never drops."""
+    """Delimited text with a known column list. A row with the wrong number of fields becomes a parse error
+    (`wrong_column_count: expected N fields, found M`), never a drop, and keeps no field: read position by
+    position, a short or long row puts its values in other columns (a user id in `ts`), where nothing would
+    pseudonymize them."""
     text = _with_position(spark.read.text(paths).select(F.col("value").alias("raw"),
                                                         F.input_file_name().alias("source")), paths)
     text = text.where(F.length(F.trim("raw")) > 0)
@@ -87,8 +97,11 @@ def read_delimited(spark: SparkSession, paths: list[str], names: list[str], sep:
     n_fields = F.size(F.split(F.col("raw"), sep if sep != "|" else "\\|", -1))
     wrong = parsed.isNull() | parsed[f"c{len(names)}"].isNotNull() | (
         (n_fields < len(names)) if '"' not in sep else F.lit(False))
-    df = text.select("raw", "source", "src_file", "src_row", *[parsed[f"c{i}"].alias(n) for i, n in enumerate(names)])
-    df = df.withColumn("parse_error", F.when(wrong, F.lit("wrong_column_count")))
+    # The message counts the separators outside double quotes, as from_csv splits; only wrong rows pay for it.
+    outside_quotes = F.regexp_count(F.col("raw"), F.lit(f"\\Q{sep}\\E(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)")) + 1
+    error = F.format_string(f"{COLUMN_COUNT}: expected {len(names)} fields, found %d", outside_quotes)
+    df = text.select("raw", "source", "src_file", "src_row", F.when(wrong, error).alias("parse_error"),
+                     *[F.when(~wrong, parsed[f"c{i}"]).alias(n) for i, n in enumerate(names)])
     return _with_invalid_utf8(df)
 
 
@@ -180,7 +193,7 @@ def _read_recbole(spark: SparkSession, input_path: str, column_map: dict[str, st
         raise ValueError(f"recbole header {names} lacks columns {missing}; pass --map canonical=column")
     fields = {k: F.col(v) for k, v in pick.items() if v and v in names}
     # RecBole rating data (e.g. MovieLens) has no behaviour type: every interaction is treated as a view.
-    fields["event_type"] = normalize_event_type(fields.get("event_type", F.lit("view")))
+    fields["event_type"] = normalize_event_type(fields.get("event_type", _view_unless_unread()))
     return _finish(df, fields)
 
 
@@ -213,7 +226,7 @@ def _read_generic(spark: SparkSession, input_path: str, column_map: dict[str, st
             raise ValueError(f"generic input has no column for {required!r}; "
                              f"pass --map {required}=<your column>")
     fields = {k: v for k, v in fields.items() if v is not None}
-    fields["event_type"] = normalize_event_type(fields.get("event_type", F.lit("view")))
+    fields["event_type"] = normalize_event_type(fields.get("event_type", _view_unless_unread()))
     return _finish(df, fields)
 
 

@@ -141,7 +141,8 @@ def valid_events(checked: DataFrame) -> DataFrame:
 def quarantined(checked: DataFrame, key: bytes) -> DataFrame:
     """Rejected rows (contract.QUARANTINE_SCHEMA): reason, file and position, the user field pseudonymized with
     the ETL's key, the other fields as read, and the SHA-256 of the row's text (never the text: an unparseable
-    row can hold a raw user id anywhere)."""
+    row can hold a raw user id anywhere). A row with the wrong number of fields has no field left to keep
+    (ingest.read_delimited): its reason, file, position and hash only."""
     as_json = F.to_json(F.struct(*[F.col(c) for c in RAW_FIELDS]))
     return checked.where(F.col("reason").isNotNull()).select(
         "reason", "source", F.col("src_row").cast("long").alias("position"),
@@ -167,10 +168,15 @@ def check_time_split(cutoff_ts: int, horizon_s: int, first_ts: int, last_ts: int
 
 
 def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
-    """Counts per reason; fails above max_fraction of bad rows (rows over data.max_events_per_user are a rule's,
-    not bad input: quarantined and counted, not held against the threshold)."""
+    """Counts per reason code; fails above max_fraction of bad rows (rows over data.max_events_per_user are a
+    rule's, not bad input: quarantined and counted, not held against the threshold). A reason's detail after its
+    code (`wrong_column_count: expected 5 fields, found 4`) stays in the quarantined row, not in the counts."""
     rows_in = sum(reason_counts.values())
-    bad = {k: v for k, v in reason_counts.items() if k is not None}
+    bad: dict[str, int] = {}
+    for reason, n in reason_counts.items():
+        if reason is not None:
+            code = reason.split(":")[0]
+            bad[code] = bad.get(code, 0) + n
     n_bad = sum(bad.values())
     frac = (n_bad - bad.get(CAP_REASON, 0)) / rows_in if rows_in else 0.0
     if rows_in == 0:
