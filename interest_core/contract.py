@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from interest_core.data_versions import CURRENT, DataDirError  # noqa: F401  (DataDirError: re-exported)
+from interest_core.data_versions import CURRENT, DataDirError, require_finished
 
 SCHEMA_VERSION = 9  # 2: train rows carry first_target; equal timestamps keep the input's order
 # 3: split=time validates on (cutoff - horizon, cutoff]; train rows end with a censoring marker, carry n_before and
@@ -195,9 +195,7 @@ def load_manifest(data_dir: str | Path) -> dict:
     if not d.exists():
         raise DataDirError(f"{d} does not exist: a data version is deleted by a later ETL once no existing run "
                            f"refers to it. Give --data with the ETL's output directory, or rerun the ETL")
-    if not (d / "_SUCCESS").exists():
-        raise DataDirError(f"{d}: no _SUCCESS marker; the ETL did not finish there. Run `interest etl ... "
-                           f"--output {d}` first")
+    require_finished(d)
     manifest = json.loads((d / "manifest.json").read_text())
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:

@@ -9,7 +9,8 @@ A reader given DIR reads the version `_CURRENT` names; given a version directory
 point leaves the previous pointer, so the previous complete version stays readable throughout; no rename of a
 directory is needed, so the same steps work on object stores: DIR may be a URI (s3://, gs://, hdfs://, file://;
 storage.py), where the pointer is one PUT, atomic there as os.replace is locally. A reader refuses a version
-without `_SUCCESS` (contract.load_manifest locally, local_data_dir before it copies a remote one). A training run
+without `_SUCCESS` (require_finished: in contract.load_manifest locally, in local_data_dir before it copies a remote
+one). A training run
 records the version it read (run.json `data_dir`) and registers itself in `VERSION/_refs/`; a later ETL deletes a
 version only when it is not current and no run directory that still exists refers to it, and removes what a killed
 ETL left.
@@ -57,17 +58,27 @@ def resolve_data_dir(path: str | Path) -> str | Path:
 
 
 def local_data_dir(version: str | Path) -> Path:
-    """A resolved data version as a local directory: a remote one is checked finished (`_SUCCESS`; else a
-    DataDirError saying so) and read through a local copy (storage.immutable_copy: a published version never
-    changes); a local one is itself (contract.load_manifest checks it)."""
+    """A resolved data version as a local directory: a remote one is checked finished (require_finished) and read
+    through a local copy (storage.immutable_copy: a published version never changes); a local one is itself
+    (contract.load_manifest checks it)."""
     if not storage.is_remote(version):
         return storage.local(version)
-    if not finished(version):
-        raise DataDirError(f"{version}: no {SUCCESS} marker; the ETL did not finish there (a half-written version, "
-                           f"or {storage.parent(version)}/{CURRENT} names a version it never finished). Run "
-                           f"`interest etl ... --output {storage.parent(version)}` again, or give --data a finished "
-                           f"version")
+    require_finished(version)
     return storage.immutable_copy(version, "data")
+
+
+def require_finished(data_dir: str | Path) -> None:
+    """Refuses a data directory without `_SUCCESS` (an ETL that did not finish there), naming the ETL output to
+    write again: the version's parent for a version, else the directory itself."""
+    if finished(data_dir):
+        return
+    if storage.basename(data_dir).startswith(PREFIX):
+        out = storage.parent(data_dir)
+        why = f" (a half-written version, or {out}/{CURRENT} names a version it never finished)"
+    else:
+        out, why = data_dir, ""
+    raise DataDirError(f"{data_dir}: no {SUCCESS} marker; the ETL did not finish there{why}. Run `interest etl ... "
+                       f"--output {out}` again, or give --data a finished version")
 
 
 def readable_data_dir(path: str | Path) -> Path:

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 from interest_core import storage
 from interest_core.batches import collate
 from interest_core.config import Config
-from interest_core.contract import TRAIN_COLUMNS, DataDirError
+from interest_core.contract import TRAIN_COLUMNS
+from interest_core.data_versions import DataDirError
 
 
 def train_dataset(data_at: str | Path, cfg: Config, rows: int, world: int):

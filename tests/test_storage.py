@@ -1,11 +1,12 @@
 """interest_core.storage: locations as local paths or URIs, and the versioned publish rule on top of it (no server
 needed: the local filesystem; tests/test_object_storage.py runs the same against an S3-compatible server)."""
 import json
+import re
 
 import pytest
 
 from interest_core import storage
-from interest_core.data_versions import (CURRENT, local_data_dir, point_to, readable_data_dir,
+from interest_core.data_versions import (CURRENT, DataDirError, local_data_dir, point_to, readable_data_dir,
                                          resolve_data_dir, versions)
 
 
@@ -76,6 +77,22 @@ def test_versions_resolve_through_the_pointer_as_paths_or_file_uris(tmp_path):
     assert resolve_data_dir(out) == out / "v-1" and [storage.basename(v) for v in versions(out)] == ["v-1", "v-2"]
     assert json.loads((out / CURRENT).read_text())["version"] == "v-1"
     assert readable_data_dir(f"file://{out}") == local_data_dir(out / "v-1") == out / "v-1"
+
+
+def test_an_unfinished_version_is_refused_naming_the_etl_output_to_write_again(tmp_path):
+    """A version without _SUCCESS: the fix is the ETL on its parent (the versioned output), not on the version; an
+    unversioned directory's fix is the directory itself."""
+    from interest_core.contract import load_manifest
+
+    out = tmp_path / "data"
+    for d in (out / "v-2", tmp_path / "flat"):
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text("{}")
+    with pytest.raises(DataDirError, match=rf"v-2: no _SUCCESS marker.* names a version it never finished.*"
+                                           rf"--output {re.escape(str(out))}` again"):
+        load_manifest(out / "v-2")
+    with pytest.raises(DataDirError, match=rf"flat: no _SUCCESS marker.*--output {re.escape(str(tmp_path / 'flat'))}`"):
+        load_manifest(tmp_path / "flat")
 
 
 def test_the_etl_publishes_to_a_file_uri_as_to_its_path_and_spark_writes_s3_through_s3a(tmp_path):

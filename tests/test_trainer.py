@@ -18,7 +18,8 @@ import pytest
 from interest_core.config import load_config
 from interest.synthetic import generate
 from ray_train import train
-from interest_core.contract import DataDirError, check_same_data, load_manifest
+from interest_core.contract import check_same_data, load_manifest
+from interest_core.data_versions import DataDirError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 REPO = Path(__file__).resolve().parent.parent
