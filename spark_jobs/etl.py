@@ -157,14 +157,15 @@ def _has_category(checked: DataFrame) -> bool:
     return checked.where(F.col("category").isNotNull()).limit(1).count() > 0
 
 
-def run_etl(spark: SparkSession, args: argparse.Namespace, cfg: Config) -> dict:
+def run_etl(spark: SparkSession, args: argparse.Namespace, cfg: Config, inputs: dict | None = None) -> dict:
+    """One ETL run on a started Spark; inputs: input_fingerprints(args) when the caller already took them."""
     t0 = time.time()
     key, key_source = pseudonymize.load_key(args.hmac_key_file, args.allow_insecure_demo_key)
     if key_source == "insecure-demo-key":
         print("WARNING: pseudonymizing users with the PUBLIC insecure demo key (--allow-insecure-demo-key); "
               "never use this for real user data", file=sys.stderr)
     out = storage.normalize(args.output)  # a local path or a URI of shared storage (interest_core/storage.py)
-    inputs = input_fingerprints(args)
+    inputs = inputs or input_fingerprints(args)
     version = publish.prepare(out)
     try:
         now = cfg.data.now_ts if cfg.data.now is not None else inputs["modified_ts"]
@@ -379,10 +380,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    input_fingerprints(args)  # a missing or unreadable input fails here, before Spark starts
+    inputs = input_fingerprints(args)  # a missing or unreadable input fails here, before Spark starts
     spark = get_spark_for(cfg, args.master)
     try:
-        m = run_etl(spark, args, cfg)
+        m = run_etl(spark, args, cfg, inputs)
     except Exception as exc:
         # a lost connection to the JVM: did it end (out of memory)? Other errors leave it running.
         lost = isinstance(exc, (ConnectionError, EOFError)) or type(exc).__module__.startswith(("py4j", "pyspark"))

@@ -55,6 +55,27 @@ def test_etl_items_hmac_key_file_and_master(tmp_path, monkeypatch):
     assert asked[0][3] == "local[1]"
 
 
+def test_etl_fingerprints_its_input_once_per_run(tmp_path, monkeypatch, capsys):
+    """`interest etl` lists the input's files once, before Spark starts (a missing input fails there); the manifest
+    records that listing. Spark and the job itself are stand-ins here: only the run's bookkeeping is under test."""
+    from types import SimpleNamespace
+
+    from interest_core.data_versions import resolve_data_dir
+    from spark_jobs import etl
+
+    (tmp_path / "events.csv").write_text("user_id,item_id,ts\nu1,i1,1700000000\n")
+    listed, fingerprint = [], etl._fingerprint
+    monkeypatch.setattr(etl, "_fingerprint", lambda path, *flag: listed.append(path) or fingerprint(path, *flag))
+    monkeypatch.setattr(etl, "get_spark_for", lambda cfg, master=None: SimpleNamespace(stop=lambda: None))
+    counts = {"rows_in": 1, "rows_quarantined": 0, "rows_deduplicated": 0, "users": 1}
+    monkeypatch.setattr(etl, "_build", lambda *a: {"counts": counts, "rows": {"train": 1, "valid": 1, "test": 1}})
+    assert main(["etl", "--input", str(tmp_path / "events.csv"), "--format", "generic", "--output",
+                 str(tmp_path / "out"), "--config", "tiny-cpu", "--allow-insecure-demo-key"]) == 0
+    assert listed == [str(tmp_path / "events.csv")]
+    assert json.loads((resolve_data_dir(tmp_path / "out") / "manifest.json").read_text())["input"]["files"] == 1
+    capsys.readouterr()
+
+
 def test_etl_cold_users():
     from spark_jobs.etl import config_from_args
 
