@@ -3,8 +3,9 @@
 A profile is built from the user's test row (history + target: every event the data set holds for the user) and,
 when the model has a decay head, the user's decay_test row (history up to the cutoff, with the counts the head
 reads). PROFILE_SCHEMA says what each column holds. `ProfileScorer` loads the model itself, so Ray Data actors
-(interest.export) construct one each; `interest evaluate` uses the same scorer for metrics.json["tags"], so the
-figure measures exactly the tags the export writes.
+(interest.export) construct one each. `interest evaluate` uses the same scorer and weights for metrics.json["tags"]
+(tag_ids), with one difference: there the model reads the history alone, without the target that the export
+appends (full_history), because the baselines it is compared with (interest.tag_scores) read the history alone.
 """
 from __future__ import annotations
 
@@ -185,12 +186,13 @@ class ProfileScorer:
     def tag_ids(self, rows: dict[str, list], beta: float | None = None, top: int | None = None
                 ) -> list[np.ndarray]:
         """Per level, (B, top) tag ids of test rows (-1 = none), for the tag metrics; beta overrides
-        export.tag_predicted_weight, top export.tags_per_level."""
+        export.tag_predicted_weight, top export.tags_per_level. The model reads the rows' history alone, not
+        full_history: an evaluation gives every scorer the same events, and the history part and the baselines
+        (interest.tag_scores) have no target event. The export's profiles() use every event up to the target."""
         beta = self.s.tag_predicted_weight if beta is None else beta
         probs = None
         if beta > 0:
-            batch = collate(full_history(rows, self.max_len), self.max_len)
-            probs = torch.softmax(self.model.score_all(batch), dim=1)
+            probs = torch.softmax(self.model.score_all(collate(rows, self.max_len)), dim=1)
         return [t for t, _ in self.tag_ids_of(rows, probs, beta, top)]
 
     @torch.no_grad()

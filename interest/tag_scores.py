@@ -1,13 +1,20 @@
 """metrics.json["tags"]: the profiles' interest tags against the interests a synthetic data set planted.
 
-For every test user with planted interests (data_dir/planted/, written by the ETL from the generator's ground
-truth: after a migration, the new interests), precision@k = |top-k tags ∩ planted| / k with k = min(3, number of
-planted interests), averaged over users, at the deepest catalog level (the planted interests' level) and at every
-coarser one (planted interests cut to that level). The tags are those `interest export` writes
-(interest.profiles.ProfileScorer), against three baselines: `history` (the same tags without the model: the whole
-history's time-decayed categories alone), `frequency` (the history's three most frequent categories, the ETL's
-top_categories; coarser levels sum them with weights 3, 2, 1) and `popularity` (everyone gets the catalogue's most
-frequent categories). None when the data set has no planted interests (real data).
+For every user of the scored half (below) with planted interests (data_dir/planted/, written by the ETL from the
+generator's ground truth: after a migration, the new interests), precision@k = |top-k tags ∩ planted| / k with k =
+min(3, number of planted interests), averaged over users, at the deepest catalog level (the planted interests'
+level) and at every coarser one (planted interests cut to that level). The tags are those `interest export` writes
+(interest.profiles.ProfileScorer, one event earlier: below), against three baselines: `history` (the same tags
+without the model: the whole history's time-decayed categories alone), `frequency` (the history's three most
+frequent categories, the ETL's top_categories; coarser levels sum them with weights 3, 2, 1) and `popularity`
+(everyone gets the catalogue's most frequent categories). None when the data set has no planted interests (real
+data).
+
+Every scorer sees the same events: the row's history, without its target (the model too, ProfileScorer.tag_ids;
+the export's profiles add the target). The planted interests are one truth per user whatever the split, so the tag
+settings are chosen on other users than the ones reported, split by a fixed hash of the pseudonymous user id as
+for the migration flag (interest_core.drift.fitting_users): bench/tags_bench.py sweeps the settings on the
+`fitting` half; metrics.json["tags"] scores the `held_out` half only (the model and every baseline alike).
 """
 from __future__ import annotations
 
@@ -17,19 +24,25 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from interest.profiles import ProfileScorer
+from interest_core import drift
 from interest_core.batches import pad_left, row_batches
 from interest_core.tags import SEP, pad_lists, popular_tags, precision_at_k, top_tags
 
 K = 3
+HALVES = ("held_out", "fitting")  # drift.fitting_users False / True
 
 
-def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, list], beta: float | None = None
-                ) -> dict | None:
-    """rows: a valid/test split's rows (as read_eval_split reads them); beta overrides
-    export.tag_predicted_weight (the bench's validation sweep)."""
+def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, list], beta: float | None = None,
+                users: str = "held_out") -> dict | None:
+    """rows: a valid/test split's rows (as read_eval_split reads them), of which only the users of the `users`
+    half are scored; beta overrides export.tag_predicted_weight (the bench's sweep on the fitting half)."""
+    if users not in HALVES:
+        raise ValueError(f"users={users!r}: the half of the users to score is one of {', '.join(HALVES)}")
     planted_dir = Path(data_dir) / "planted"
     if not planted_dir.is_dir():
         return None
+    keep = np.flatnonzero(drift.fitting_users(rows["user_id"]) == (users == "fitting"))
+    rows = {k: [v[i] for i in keep] for k, v in rows.items()}
     planted = pq.read_table(planted_dir, columns=["user_id", "interests", "interests_before"]).to_pydict()
     truth_of = dict(zip(planted["user_id"], planted["interests"]))
     migrated = {u for u, b in zip(planted["user_id"], planted["interests_before"]) if b is not None}
@@ -66,5 +79,6 @@ def tag_metrics(scorer: ProfileScorer, data_dir: str | Path, rows: dict[str, lis
     out = scores(tags["model"])
     out["baselines"] = {name: scores(tags[name]) for name in ("history", "frequency", "popularity")}
     out["levels"] = levels.depth
+    out["users"] = users
     out["settings"] = {"predicted_weight": beta, "half_life_days": scorer.s.tag_half_life_days}
     return out

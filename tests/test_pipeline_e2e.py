@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from interest_core.data_versions import resolve_data_dir
+from interest_core.drift import fitting_users
 
 pytestmark = pytest.mark.slow
 
@@ -158,8 +159,9 @@ def test_interest_tags_find_the_planted_interests(demo):
     """metrics.json["tags"]: the profiles' tags against the generator's planted interests, with baselines."""
     out, *_ = demo
     t = json.loads((out / "run" / "metrics.json").read_text())["tags"]
-    manifest = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
-    assert t["n_users"] == manifest["rows"]["test"] and t["levels"] == 2
+    users = pq.read_table(resolve_data_dir(out / "data") / "test", columns=["user_id"]).column(0).to_pylist()
+    # the held-out half only: the tag settings are chosen on the other (interest.tag_scores)
+    assert t["users"] == "held_out" and t["n_users"] == int((~fitting_users(users)).sum()) and t["levels"] == 2
     assert set(t["baselines"]) == {"frequency", "history", "popularity"}
     assert t["precision@3"] > 0.5 and t["precision@3"] > 3 * t["baselines"]["popularity"]["precision@3"], t
     assert set(t["by_level"]) == {"1", "2"} and t["migrated"]["n_users"] > 0
