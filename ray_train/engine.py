@@ -24,6 +24,22 @@ def ensure_accelerator_env() -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+def gpu_record(engine) -> dict | None:
+    """What a history entry records of the GPU path, None on the CPU (no CUDA device: build_engine's rule): the
+    device, the process group's backend and size, whether DeepSpeed runs bf16 and the weights' dtype, and the peak
+    of GPU memory this rank allocated since the peak was last reset (torch.cuda.max_memory_allocated: tensors, not
+    the CUDA context or the allocator's cache)."""
+    if not torch.cuda.is_available():
+        return None
+    import torch.distributed as dist
+
+    group = dist.is_initialized()
+    return {"device": torch.cuda.get_device_name(), "backend": dist.get_backend() if group else None,
+            "world_size": dist.get_world_size() if group else 1, "bf16": bool(engine.bfloat16_enabled()),
+            "param_dtype": str(next(engine.module.parameters()).dtype).removeprefix("torch."),
+            "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20}
+
+
 def deepspeed_config(train: TrainConfig, world_size: int, on_gpu: bool) -> dict:
     cfg = zero_config(train.zero_stage)
     cfg.update({

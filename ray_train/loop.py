@@ -28,7 +28,7 @@ from interest_core.modelargs import ModelArgs, model_args_for_data
 from interest_core.scoring import new_accumulators, score_hazards, score_rows
 from ray_train import checkpoints
 from ray_train.data import arrow_train_collate
-from ray_train.engine import build_engine, ensure_accelerator_env
+from ray_train.engine import build_engine, ensure_accelerator_env, gpu_record
 from ray_train.logs import quiet_libraries
 from ray_train.models import build_model
 from ray_train.reporting import Reporter
@@ -333,6 +333,7 @@ def _record_validation(engine, args: ModelArgs, job: Job, cfg: Config, valid_row
     train_s = time.time() - window.t0
     consumed = torch.tensor([window.seqs], dtype=torch.float64)
     dist.all_reduce(consumed)
+    gpu = gpu_record(engine)  # before validation allocates: the peak of training since the last reset
     valid = validate(engine, args, job, cfg, valid_rows, decay_rows)
     score = valid[cfg.eval.select_protocol][cfg.eval.select]
     state["wall_s"] += time.time() - window.t0
@@ -347,6 +348,9 @@ def _record_validation(engine, args: ModelArgs, job: Job, cfg: Config, valid_row
              "lr": engine.get_lr()[0], "sequences": int(consumed[0])}
     if "decay" in valid:
         entry["valid_decay"] = valid["decay"]
+    if gpu is not None:  # on CUDA only: the CPU's history is unchanged
+        entry["gpu"] = gpu
+        torch.cuda.reset_peak_memory_stats()  # the next window's peak leaves this validation out
     state["history"].append(entry)
     stop = state["bad_validations"] >= cfg.train.early_stopping_patience
     state["stopped_early"] = stop and state["step"] < n_steps * cfg.train.epochs
