@@ -106,13 +106,22 @@ def _scoring_model(engine, args: ModelArgs, stage: int) -> torch.nn.Module:
     return model
 
 
+def _on_device(fn, model: torch.nn.Module):
+    """fn (a model method on a collated batch) for CPU batches: on a GPU model each batch moves to the model's
+    device and the output comes back to the CPU (collate builds CPU tensors; the metrics read numpy)."""
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        return fn
+    return lambda b: fn({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}).cpu()
+
+
 def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict, decay_rows: dict | None = None) -> dict:
     """{protocol: metrics} over the whole valid split (or eval.max_valid_users of it), all-reduced over ranks, and
     "decay" (decay head on decay_valid) when decay_rows are given."""
     model = _scoring_model(engine, args, cfg.train.zero_stage)
     model.eval()
     accs = new_accumulators(cfg.eval.ks, VALID_PROTOCOLS)
-    score_rows(model.score_all, rows, accs, max_len=args.max_len, batch_size=cfg.eval.batch_size)
+    score_rows(_on_device(model.score_all, model), rows, accs, max_len=args.max_len, batch_size=cfg.eval.batch_size)
     out = {}
     for proto, acc in accs.items():
         vec = acc.to_tensor(["all"])
@@ -129,7 +138,7 @@ def validate(engine, args: ModelArgs, job: Job, cfg: Config, rows: dict, decay_r
 def _validate_decay(model, args: ModelArgs, cfg: Config, rows: dict, horizon_days: float) -> dict:
     """The decay head's P(active within H) on this rank's decay_valid rows (uncalibrated), gathered from every
     rank: AUC, Brier and users, for history.json (checkpoint selection stays on eval.select)."""
-    h = score_hazards(model.decay_hazards, rows, max_len=args.max_len,
+    h = score_hazards(_on_device(model.decay_hazards, model), rows, max_len=args.max_len,
                       batch_size=cfg.eval.batch_size)
     p = decay.p_active_within(h, decay.elapsed_s(rows), horizon_days * decay.DAY_S)
     parts = [(p, np.asarray(rows["label"], dtype=np.float64))]
