@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from interest_core.verbosity import VERBOSE_ENV, verbose
+from ray_train.local_instance import SETUP_HOOK
 
 # Worker environment when quiet: no Python deprecation/future warnings from the libraries. (Ray's C++ core logs one
 # ERROR line per actor pool, "constructor arguments in the object store"; RAY_BACKEND_LOG_LEVEL would hide it but
@@ -23,7 +24,8 @@ LIBRARY_LOGGERS = ("ray.data", "ray.train", "ray.tune", "ray.air", "deepspeed", 
 
 def ray_init_kwargs(env_vars: dict[str, str], local: bool) -> dict:
     """Keyword arguments for ray.init (log levels, the workers' environment). local: this process starts the
-    instance (Ray 2.60 turns token authentication on for it, and says so: a warning only --verbose shows)."""
+    instance (Ray 2.60 turns token authentication on for it, and says so: a warning only --verbose shows; its workers
+    run local_instance.setup_worker)."""
     import ray
 
     quiet = not verbose()
@@ -34,7 +36,10 @@ def ray_init_kwargs(env_vars: dict[str, str], local: bool) -> dict:
         # Ray Data's console handler at ERROR, here and (a local instance inherits this environment) in Ray's
         # own actors that execute datasets; a remote cluster's nodes may not have this path, so not sent there.
         os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", str(RAY_DATA_QUIET))
-    return {"runtime_env": {"env_vars": env}, "log_to_driver": True,
+    runtime_env = {"env_vars": env}
+    if local:  # every worker process talks to this instance only (ray_train/local_instance.py)
+        runtime_env["worker_process_setup_hook"] = SETUP_HOOK
+    return {"runtime_env": runtime_env, "log_to_driver": True,
             "logging_level": logging.WARNING if quiet else logging.INFO,
             "logging_config": ray.LoggingConfig(log_level="WARNING" if quiet else "INFO")}
 

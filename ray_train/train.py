@@ -25,6 +25,7 @@ from interest_core.modelargs import ARCHS, count_params, model_args_for_data
 from ray_train import checkpoints
 from ray_train.data import train_dataset
 from ray_train.loop import Job, select_key, steps_per_epoch, train_loop_per_worker
+from ray_train.local_instance import own_instance
 from ray_train.logs import quiet_libraries, ray_init_kwargs, train_log_level
 from ray_train.progress import driver_progress
 
@@ -318,21 +319,17 @@ def run(args: argparse.Namespace) -> int:
     if storage.basename(data_at).startswith(PREFIX):  # keeps this version from being deleted by a later ETL
         add_reference(data_at, run_at)
     t0, started = time.time(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    import ray
-
-    started_ray = init_ray(cfg, args.address)
-    try:
-        content = prepare_content(cfg, data_dir, run_dir, manifest)
-        n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
-        with driver_progress(cfg.train.progress, n_steps * cfg.train.epochs) as board:
-            result = build_trainer(cfg, data_dir, run_dir, manifest, board, data_at, run_at).fit()
-        info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started, content, data_at, run_at)
-        if work:
-            work.save(last=("run.json",))
-    finally:
-        checkpoints.clear_staging(run_dir)  # a killed worker's staging on this node
-        if started_ray:
-            ray.shutdown()
+    with own_instance(init_ray(cfg, args.address)):  # a local instance it started: shut down at the end
+        try:
+            content = prepare_content(cfg, data_dir, run_dir, manifest)
+            n_steps, _ = steps_per_epoch(manifest["rows"]["train"], cfg.train.workers, cfg)
+            with driver_progress(cfg.train.progress, n_steps * cfg.train.epochs) as board:
+                result = build_trainer(cfg, data_dir, run_dir, manifest, board, data_at, run_at).fit()
+            info = finalize(result, cfg, data_dir, run_dir, manifest, t0, started, content, data_at, run_at)
+            if work:
+                work.save(last=("run.json",))
+        finally:
+            checkpoints.clear_staging(run_dir)  # a killed worker's staging on this node
     print(f"train: best valid {cfg.eval.select} {info['best_valid_score']:.4f} at step {info['best_step']} (epoch "
           f"{info['best_epoch']:.2f}; {info['steps_run']} steps, {info['epochs_run']:.2f} epochs, "
           f"{info['wall_time_s']:.0f}s) -> {run_at}")

@@ -33,6 +33,7 @@ from interest_core.contract import EVAL_COLUMNS, check_same_data, load_manifest,
 from interest_core.data_versions import readable_data_dir
 from interest_core.memory import peak_rss_mb
 from interest_core.modelargs import SEQUENCE_ARCHS
+from ray_train.local_instance import own_instance
 
 from .batch import init_ray, write_profiles, write_reengage
 from .segments import embedding_map, fit_segments, summarize
@@ -87,12 +88,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
     for stale in ("profiles", "profiles.parquet", "reengage.parquet", "segments.parquet"):
         p = out / stale
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    import ray
-
     timings["fit_segments_s"] = time.perf_counter() - t0
     peak_rss["before_ray"] = peak_rss_mb()  # model, k-means sample and decay calibration loaded
-    started = init_ray(address, e.actors or 1)
-    try:
+    with own_instance(init_ray(address, e.actors or 1)):  # a local instance it started: shut down at the end
         t0 = time.perf_counter()
         n_profiles = write_profiles(run_dir, data_dir, settings, out / "profiles", e.actors)
         timings["profiles_s"] = time.perf_counter() - t0
@@ -103,9 +101,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
             n_reengage = write_reengage(run_dir, data_dir, settings, out / "reengage.parquet", e.actors)
             timings["reengage_s"] = time.perf_counter() - t0
             peak_rss["after_reengage"] = peak_rss_mb()
-    finally:
-        if started:
-            ray.shutdown()
     t0 = time.perf_counter()
     profile_files = sorted(str(f) for f in (out / "profiles").glob("*.parquet"))
     if segmenter is not None and n_profiles:
