@@ -64,12 +64,15 @@ def _finish(df: DataFrame, fields: dict[str, Column]) -> DataFrame:
     return df.select("raw", "source", "src_file", "src_row", "parse_error", *cols)
 
 
-def _with_position(df: DataFrame, paths: list[str]) -> DataFrame:
-    """Adds src_file (index of the row's file in `paths`, sorted) and src_row (increasing with the row inside its
-    file: Spark reads a file's splits in offset order, and row order inside each). Must follow the read directly."""
-    index = F.create_map(*[F.lit(x) for i, p in enumerate(paths) for x in (Path(p).resolve().as_uri(), i)])
-    return df.withColumn("src_file", F.coalesce(index[F.col("source")], F.lit(len(paths))).cast("int")) \
-        .withColumn("src_row", F.monotonically_increasing_id())
+def _with_position(df: DataFrame, paths: list[str] | None = None, prefix: str = "src") -> DataFrame:
+    """Adds the row's place in the input: {prefix}_file, its file (the file's index in `paths`, sorted; without
+    paths, the file's path), and {prefix}_row, increasing with the row inside its file (Spark reads a file's splits
+    in offset order, and row order inside each). Must follow the read directly."""
+    file = F.input_file_name()
+    if paths is not None:
+        index = F.create_map(*[F.lit(x) for i, p in enumerate(paths) for x in (Path(p).resolve().as_uri(), i)])
+        file = F.coalesce(index[file], F.lit(len(paths))).cast("int")
+    return df.withColumn(f"{prefix}_file", file).withColumn(f"{prefix}_row", F.monotonically_increasing_id())
 
 
 def _with_invalid_utf8(df: DataFrame) -> DataFrame:
@@ -249,7 +252,7 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
         return None
     if items_path.endswith(".item"):
         df = spark.read.option("sep", "\t").option("header", True).csv(items_path)
-        df = _with_order(df.toDF(*[c.split(":")[0] for c in df.columns]))
+        df = _with_position(df.toDF(*[c.split(":")[0] for c in df.columns]), prefix="catalog")
         genre = next((c for c in df.columns if c in ("genre", "category", "categories", "class")), None)
         title = next((c for c in df.columns if c in ("movie_title", "title")), None)
         year = next((c for c in df.columns if c in ("release_year", "year")), None)
@@ -264,8 +267,10 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
     present = [c for c in cols if c in reader.columns]
     if "item_id" not in present:
         raise ValueError(f"--items {items_path}: needs an item_id column (has {reader.columns})")
-    return _with_order(reader).select("catalog_file", "catalog_row", *[(F.col(c) if c in present else F.lit(None)).cast(
-        "double" if c == "price" else "string").alias(c) for c in cols])
+    # catalog_file, catalog_row: the order in which one_row_per_item (items.py) lets an item's last row win
+    return _with_position(reader, prefix="catalog").select("catalog_file", "catalog_row", *[
+        (F.col(c) if c in present else F.lit(None)).cast("double" if c == "price" else "string").alias(c)
+        for c in cols])
 
 
 def read_planted(spark: SparkSession, fmt: str, input_path: str) -> DataFrame | None:
@@ -283,12 +288,6 @@ def read_planted(spark: SparkSession, fmt: str, input_path: str) -> DataFrame | 
         F.when(migrated, F.col("interests_after")).otherwise(F.col("interests")).alias("interests"),
         F.when(migrated, F.col("interests")).alias("interests_before"),
         F.when(migrated, F.col("migration_ts").cast("long")).alias("migration_ts"))
-
-
-def _with_order(df: DataFrame) -> DataFrame:
-    """catalog_file, catalog_row: the row's place in the catalog (file path, then position in it), for the rule
-    that picks one row per item (items.one_row_per_item). Must follow the read directly."""
-    return df.withColumn("catalog_file", F.input_file_name()).withColumn("catalog_row", F.monotonically_increasing_id())
 
 
 def _retailrocket_items(spark: SparkSession, files: list[str]) -> DataFrame:
