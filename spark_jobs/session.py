@@ -1,16 +1,47 @@
 """SparkSession for the ETL: `local[*]` unless spark-submit (or SPARK_MASTER) says otherwise."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from interest_core import storage
 from interest_core.verbosity import verbose
 
 QUIET_LOG4J = Path(__file__).resolve().parent / "log4j2-quiet.properties"
+# What the JVM itself prints to stderr at start, before any logging configuration: Spark's launcher adds
+# --add-modules=jdk.incubator.vector (its JavaModuleOptions), and no JVM option silences the notice that follows.
+JVM_START_NOTICE = b"WARNING: Using incubator modules: "
+
+
+@contextlib.contextmanager
+def _jvm_start_notice_dropped():
+    """A process started inside (the JVM) gets a pipe as its stderr; a thread passes every line of it on to this
+    process's stderr but JVM_START_NOTICE, for as long as the JVM (and what it starts) lives."""
+    read_fd, write_fd = os.pipe()
+    console = os.dup(2)
+    threading.Thread(target=_pass_on, args=(read_fd, console), name="jvm-stderr", daemon=True).start()
+    sys.stderr.flush()
+    os.dup2(write_fd, 2)  # inherited by the JVM as its stderr
+    os.close(write_fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(console, 2)  # this process writes to the console again; the JVM keeps the pipe
+
+
+def _pass_on(read_fd: int, console: int) -> None:
+    with open(read_fd, "rb") as jvm, open(console, "wb") as out:
+        for line in jvm:
+            if not line.startswith(JVM_START_NOTICE):
+                out.write(line)
+                out.flush()
 
 
 def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, driver_memory: str = "4g",
@@ -38,13 +69,15 @@ def get_spark(app_name: str = "interest-etl", shuffle_partitions: int = 8, drive
     if endpoint:  # s3a:// (hadoop-aws) at an S3-compatible store; the keys come from s3a's own chain (environment)
         builder = (builder.config("spark.hadoop.fs.s3a.endpoint", endpoint)
                    .config("spark.hadoop.fs.s3a.path.style.access", "true"))
-    spark = (builder
-             .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-             .config("spark.sql.session.timeZone", "UTC")
-             .config("spark.sql.adaptive.enabled", "true")
-             .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-             .getOrCreate())
+    builder = (builder
+               .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.adaptive.enabled", "true")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+    starts_jvm = "PYSPARK_GATEWAY_PORT" not in os.environ and SparkContext._gateway is None
+    with _jvm_start_notice_dropped() if starts_jvm and not verbose() else contextlib.nullcontext():
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN" if verbose() else "ERROR")
     return spark
 

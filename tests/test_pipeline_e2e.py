@@ -34,7 +34,7 @@ CHATTER = ("Using Spark's default log4j profile", "Setting default log level", "
            "Token authentication is enabled", "Started a local Ray instance", "Execution plan of Dataset",
            "execution finished in", "Progress bars disabled", "Checkpoint successfully created",
            "Reporting training result", "Requesting resources", "Setting up process group", "built successfully",
-           "UserWarning", "FutureWarning", "DeprecationWarning", " INFO ")
+           "UserWarning", "FutureWarning", "DeprecationWarning", " INFO ", "Using incubator modules")
 
 
 def test_demo_is_quiet_by_default(demo):

@@ -1,7 +1,15 @@
 """Quiet by default, --verbose for the libraries' logs: the switch, and what it sets for Ray and Spark."""
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from interest_core.verbosity import VERBOSE_ENV, verbose
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _unset(monkeypatch, name):
@@ -55,3 +63,31 @@ def test_quiet_spark_configuration_is_shipped():
 
     text = QUIET_LOG4J.read_text()
     assert "rootLogger.level = error" in text
+
+
+JVM_NOTICE = "WARNING: Using incubator modules: jdk.incubator.vector"
+
+
+@pytest.mark.slow
+def test_the_jvm_start_notice_shows_only_with_verbose(tmp_path):
+    """The JVM prints JVM_NOTICE to its stderr at start (Spark's launcher adds the module): a quiet Spark start
+    keeps it off the console and passes the JVM's other stderr lines on; a verbose one shows it."""
+    script = tmp_path / "start.py"
+    script.write_text(
+        "import os, sys, threading\n"
+        "from spark_jobs.session import get_spark, stop_jvm\n"
+        "for mode in ('quiet', 'verbose'):\n"
+        "    os.environ['INTEREST_VERBOSE'] = '1' if mode == 'verbose' else ''\n"
+        "    spark = get_spark(shuffle_partitions=1, driver_memory='1g')\n"
+        "    spark.sparkContext._jvm.java.lang.System.err.println(f'the JVM says: {mode} start')\n"
+        "    stop_jvm()\n"
+        "    for t in threading.enumerate():\n"
+        "        t.join(30) if t.name == 'jvm-stderr' else None\n"
+        "    print(f'end of the {mode} start', file=sys.stderr, flush=True)\n")
+    env = {k: v for k, v in os.environ.items() if k not in (VERBOSE_ENV, "PYSPARK_GATEWAY_PORT")}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=env,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    quiet, verbose_part = proc.stderr.split("end of the quiet start\n")
+    assert "the JVM says: quiet start" in quiet and JVM_NOTICE not in quiet, quiet[-2000:]
+    assert "the JVM says: verbose start" in verbose_part and JVM_NOTICE in verbose_part, verbose_part[-2000:]
