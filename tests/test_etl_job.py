@@ -366,8 +366,9 @@ def test_input_glob_catalog_duplicates_and_now_follow_stated_rules(spark, tmp_pa
     assert m["validated_now_ts"] == 1893456000 and m["quarantine"]["rows_quarantined"] == 0
     # a catalog item without events joins the vocabulary after every item with events, for its content alone
     items = {r["item_id"]: r for r in _rows(_out(tmp_path) / "items")}
-    assert m["vocab"]["catalog_only_items"] == 1 and m["vocab"]["num_items"] == 2 + 5 + 1
-    assert items["i9"]["item_idx"] == 7 and (items["i9"]["count"], items["i9"]["train_count"]) == (0, 0)
+    # i0-i2 train; i3 and i4 are only valid/test targets without catalog content: out of vocabulary
+    assert m["vocab"]["catalog_only_items"] == 1 and m["vocab"]["num_items"] == 2 + 3 + 1
+    assert {"i3", "i4"}.isdisjoint(items) and items["i9"]["item_idx"] == 5 and (items["i9"]["count"], items["i9"]["train_count"]) == (0, 0)
     assert items["i9"]["title"] == "Listed but never seen" and items["i9"]["category_idx"] > 0
     with pytest.raises(FileNotFoundError, match=r"--input '.*nothing-\*.csv': no such file, directory or matching"):
         input_fingerprints(_args(str(d / "nothing-*.csv"), "generic", tmp_path / "out"))
