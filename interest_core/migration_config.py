@@ -1,7 +1,8 @@
 """The `migration` section of the config: how interest migration is measured (interest_core/drift.py).
 
 Read by `interest evaluate` and `interest export` from the drift rows the ETL writes, so changing it needs no new
-ETL. window_days and divergence were chosen on the synthetic data's validation users (README: Interest migration).
+ETL. window_days and divergence were chosen on the synthetic data's fitting users (drift.fitting_users: disjoint from
+the users the figures are measured on; README: Interest migration).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class MigrationConfig(BaseModel):
     """Latent drift: squared 2-Wasserstein distance or symmetric KL between the two windows' posteriors."""
     threshold_z: float = 2.0
     """The `migrated` flag is drift z-score > this when the data has no migration truth; with truth (synthetic
-    data) the threshold with the best F1 on the validation users is used instead."""
+    data) the threshold with the best F1 on the fitting users' validation rows (drift.fitting_users) is used instead."""
     change_candidates: int = Field(32, ge=1)
     """Day boundaries tried per user when locating the migration time (evenly spaced over the history)."""
     top_paths: int = Field(20, ge=1)
