@@ -224,8 +224,8 @@ def worker(model: str, seed: int, epochs: int, workdir: Path) -> None:
     test_result = trainer.evaluate(test, load_best_model=True)
     targets = len(train._dataset)
     mean_epoch = statistics.mean(epoch_s)
-    result = {"model": model, "seed": seed, "epochs_cap": epochs, "settings": settings(model), "epochs_run": len(epoch_s),
-              "best_epoch": best[0], "valid_ndcg@10": float(trainer.best_valid_score),
+    result = {"model": model, "seed": seed, "epochs_cap": epochs, "settings": settings(model),
+              "epochs_run": len(epoch_s), "best_epoch": best[0], "valid_ndcg@10": float(trainer.best_valid_score),
               "test": {k: float(test_result[k]) for k in ("ndcg@10", "hit@10")},
               "train_targets": targets, "epoch_s": mean_epoch, "targets_per_s": targets / mean_epoch,
               "to_best_s": sum(epoch_s[:best[0]]) + sum(valid_s[:best[0]]),
