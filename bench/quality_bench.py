@@ -7,7 +7,7 @@ The bench runs the product's own commands with the `base` preset and no tuning:
     interest train --config base --model ARCH --set train.seed=S   (early stopping on validation NDCG@10)
     interest evaluate                                 (the test split, read once per run)
 
-and prints test NDCG@10 / HR@10 under the `full` and `full_exclude_seen` protocols (README: Metrics) for each
+and prints test NDCG@10 / HR@10 under the `full` and `full_exclude_seen` protocols (docs/metrics.md) for each
 model and seed, mean +- std over seeds, every baseline, the time to the best validation score and the training
 targets per second (targets that carry a loss, per wall second of training).
 

@@ -1,5 +1,5 @@
 """The reference trainer's figures on MovieLens-100K: RecBole 1.2.1's SASRec, GRU4Rec and Pop under this project's
-quality protocol (bench/quality_bench.py, README: Training defaults), measured by this script, not quoted.
+quality protocol (bench/quality_bench.py, docs/training-defaults.md), measured by this script, not quoted.
 
     .venv/bin/python bench/reference_recbole.py [--models GRU4Rec SASRec] [--seeds 42 1 7] [--epochs 300]
                                                 [--workdir /tmp/recbole_reference]

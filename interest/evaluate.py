@@ -1,6 +1,6 @@
 """`interest evaluate --run RUN`: the best checkpoint and the baselines (interest_core.baselines) on the same split,
 protocols and sampled negatives -> RUN/metrics.json. Keys: protocol, migration, valid, test, segments, baselines,
-decay, tags, event_type, throughput (README: Metrics)."""
+decay, tags, event_type, throughput (docs/metrics.md)."""
 from __future__ import annotations
 
 import argparse

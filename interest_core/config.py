@@ -195,7 +195,7 @@ class EvalConfig(_Strict):
     select_protocol: Literal["full", "full_exclude_seen"] | None = None
     """Protocol whose validation `select` metric drives checkpoint selection and early stopping; None = recipe: full
     for the sequence models, full_exclude_seen for the Mult-VAE (a bag model reconstructs its input, so under full
-    its validation falls as it learns and early stopping would keep an untrained model; README: Training defaults)."""
+    its validation falls as it learns and early stopping would keep an untrained model; docs/training-defaults.md)."""
     select: str = "ndcg@10"
     """Validation metric that selects the checkpoint and stops training early: hr@K, ndcg@K or mrr@K, K in ks."""
     max_valid_users: int | None = Field(50_000, ge=1)
