@@ -6,6 +6,12 @@
      /  training consumption seq/s of the plain loop, at the tiny and base presets  (target >= 5)
 
     .venv/bin/python bench/train_bench.py [--events 300000] [--presets tiny-cpu base]
+
+--fixed-cost instead times what every training pays besides its steps: one-step trainings of the tiny preset (2
+workers, ZeRO-2) in one Ray instance, alternating the trainer as it is with the trainer as it was (train shards read
+by Ray Data's tasks, Ray Train's 2 s controller poll), and prints the ratio of their medians:
+
+    .venv/bin/python bench/train_bench.py --fixed-cost [--repeats 3]
 """
 from __future__ import annotations
 
@@ -112,6 +118,42 @@ def full_stack(data: Path, preset: str, out: Path, steps: int, zero_stage: int) 
     return history[-1]["seq_per_s"]
 
 
+def fixed_cost(root: Path, repeats: int) -> dict:
+    """Median wall seconds of a one-step training, as the trainer is and as it was (module docstring)."""
+    import ray
+
+    from interest_core.config import load_config
+    from ray_train import data as train_data
+    from ray_train import train
+
+    shards = make_shards(root, 15_000, "tiny-cpu")
+    train.init_ray(load_config("tiny-cpu", ["train.ray_num_cpus=8"]), None)
+    walls: dict[str, list[float]] = {"now": [], "before": []}
+    try:
+        for i in range(repeats):
+            for variant in ("before", "now"):
+                old = variant == "before"
+                train_data.DRIVER_READ_MAX_MB = 0 if old else 64
+                os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "2.0" if old else "0.5"
+                out = root / f"fixed_{variant}_{i}_{int(time.time())}"
+                parser = argparse.ArgumentParser()
+                train.add_arguments(parser)
+                args = parser.parse_args(["--data", str(shards), "--output", str(out), "--config", "tiny-cpu",
+                                          "--epochs", "1", "--set", "train.max_steps_per_epoch=1",
+                                          "--set", "train.progress=lines"])
+                t0 = time.perf_counter()
+                train.run(args)
+                walls[variant].append(time.perf_counter() - t0)
+    finally:
+        ray.shutdown()
+    med = {k: sorted(v)[len(v) // 2] for k, v in walls.items()}
+    print(f"one-step training, tiny preset, 2 workers: {med['now']:.1f} s now / {med['before']:.1f} s before = "
+          f"{med['now'] / med['before']:.2f} (medians of {repeats}; each run: "
+          f"{', '.join(f'{w:.1f}' for w in walls['now'])} / {', '.join(f'{w:.1f}' for w in walls['before'])})",
+          flush=True)
+    return {"walls_s": walls, "median_s": med, "ratio": med["now"] / med["before"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=300_000)
@@ -119,9 +161,14 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--zero-stage", type=int, default=2)
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "interest_train_bench"))
+    ap.add_argument("--fixed-cost", action="store_true", help="time a one-step training's fixed cost instead")
+    ap.add_argument("--repeats", type=int, default=3, help="--fixed-cost: runs of each variant")
     args = ap.parse_args()
     root = Path(args.workdir)
     root.mkdir(parents=True, exist_ok=True)
+    if args.fixed_cost:
+        print(json.dumps(fixed_cost(root, args.repeats), indent=2))
+        return 0
     report = {}
     for preset in args.presets:
         data = make_shards(root, args.events, preset)

@@ -14,21 +14,32 @@ from interest_core.contract import TRAIN_COLUMNS
 from interest_core.data_versions import DataDirError
 
 
+# Train shards up to this size are read by the driver itself and handed to Ray Data as Arrow tables: a Ray Data
+# read starts a pool of read tasks and worker processes, 5-13 s on 2 cores for a few MB, longer than training on
+# them (bench/train_bench.py --fixed-cost). Larger ones are read by Ray Data's tasks.
+DRIVER_READ_MAX_MB = 64
+
+
 def train_dataset(data_at: str | Path, cfg: Config, rows: int, world: int):
     """The train split as a Ray Dataset, read where the data version lives (a local directory or a URI of shared
-    storage, through its pyarrow filesystem): only the train columns are read; shards up to
-    train.materialize_max_mb are read once into the object store instead of from storage every epoch. Padded with
-    rows that carry no loss to a multiple of the world size, so the equal split across ranks drops no training
-    row."""
+    storage, through its pyarrow filesystem): only the train columns are read; shards up to DRIVER_READ_MAX_MB are
+    read by the driver into Ray's object store, up to train.materialize_max_mb by Ray Data's tasks into it, larger
+    ones stream from storage every epoch. Padded with rows that carry no loss to a multiple of the world size, so
+    the equal split across ranks drops no training row."""
     import ray
 
     fs, files = storage.files(storage.join(data_at, "train"), ".parquet")
     if not files:
         raise DataDirError(f"{data_at}/train: no Parquet files")
+    size_mb = sum(i.size for i in fs.get_file_info(files)) / 2**20
+    padding = [padding_rows(files[0], world - rows % world, fs)] if rows % world else []
+    if size_mb <= min(DRIVER_READ_MAX_MB, cfg.train.materialize_max_mb):
+        tables = [pq.read_table(f, columns=list(TRAIN_COLUMNS), filesystem=fs) for f in files]
+        return ray.data.from_arrow(tables + padding)
     ds = ray.data.read_parquet(files, filesystem=fs).select_columns(list(TRAIN_COLUMNS))  # projected into the read
-    if rows % world:
-        ds = ds.union(ray.data.from_arrow(padding_rows(files[0], world - rows % world, fs)))
-    if sum(i.size for i in fs.get_file_info(files)) <= cfg.train.materialize_max_mb * 2**20:
+    if padding:
+        ds = ds.union(ray.data.from_arrow(padding))
+    if size_mb <= cfg.train.materialize_max_mb:
         ds = ds.materialize()
     return ds
 

@@ -105,6 +105,9 @@ def build_trainer(cfg: Config, data_dir: Path, run_dir: Path, manifest: dict, pr
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    # Ray Train's controller polls the worker group every 2 s by default: a finished run waits up to that long to be
+    # seen, a few seconds of every run. A poll is one small call per worker; the environment's setting wins.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     # Ray Data progress bars interleave with training logs on the driver; the progress lines say enough.
     ray.data.DataContext.get_current().enable_progress_bars = False
     use_gpu = cfg.train.use_gpu if cfg.train.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
