@@ -1,4 +1,4 @@
-"""The `interest` command: demo, generate, etl, train, evaluate, report, export, recommend, pipeline, plan.
+"""The `interest` command: demo, generate, etl, categories, train, evaluate, report, export, recommend, pipeline, plan.
 
 Each subcommand's --help lists every flag with an example. Parsing is lazy: only the chosen command's module is
 imported (so `interest --help` loads no torch, ray or pyspark), and each module imports its heavy libraries itself.
@@ -20,6 +20,9 @@ COMMANDS = {
                  "interest generate --out data/synth --users 2000 --events 100000 --seed 1"),
     "etl": ("spark_jobs.etl", "Spark ETL: raw events -> validated, pseudonymized, leakage-free sequence shards",
             "INTEREST_HMAC_KEY=... interest etl --input data/synth --format synthetic --output data/shards"),
+    "categories": ("interest.categories", "categories for a catalog without any: clusters of its text embeddings, "
+                   "named by their words -> a catalog for `interest etl --items`",
+                   "interest categories --data data/shards --output data/catalog.parquet"),
     "train": ("ray_train.train", "train with Ray Train + Ray Data + DeepSpeed; rerun the same --output to resume",
               "interest train --data data/shards --output runs/r1 --config tiny-cpu --workers 2 --zero-stage 2"),
     "evaluate": ("interest.evaluate", "full-ranking metrics, segments and baselines -> RUN/metrics.json",

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from interest_core.contract import OOV_ID, PAD_ID
-from interest_core.user_features import USER_FIELDS, age_group, feature_id, REGION_CHARS
+from interest_core.user_features import USER_FIELDS, age_group, feature_id, region_value
 
 INPUTS = ("items", "event_types", "ts")
 OUTPUT = "user_embedding"
@@ -62,7 +62,7 @@ def user_feature_ids(user: dict | None, buckets: int) -> list[int]:
                 except ValueError:
                     raise ValueError(f"age {value!r} is not a number (e.g. 34)") from None
             elif name == "region":
-                value = str(value).strip()[:REGION_CHARS]
+                value = region_value(str(value))
         out.append(feature_id(name, None if value is None else str(value), buckets))
     return out
 

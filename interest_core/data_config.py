@@ -83,6 +83,14 @@ class DataConfig(BaseModel):
     catalog rows and their place in valid/test histories and targets, but no training window, training count or
     graph edge. Test rows whose target is such an item form the cold_items segment. 0 = off."""
 
+    baskets: bool | None = None
+    """Leave-one-out by basket: a user's events that share a time or a session id (an invoice) form a basket, never
+    divided between a target and its input. The test target is the last event of the user's last basket, predicted
+    from the earlier baskets only; the validation target is the last event of the basket before, likewise; training
+    reads the baskets before those. Predicting an invoice's line from its other lines is basket completion, not
+    next-item prediction. None = the input format's default (the manifest records the value used): on for
+    online-retail, off for the others (MovieLens-100K's public protocol splits equal times). split=time splits by
+    time, so a basket is divided only when its events straddle the cutoff."""
     cold_users: float = Field(0.0, ge=0.0, lt=1.0)
     """New-user protocol (`interest etl --cold-users F`, split=leave-one-out): this fraction of users (chosen by a
     hash of the pseudonym) get no training window and no validation row; their test row keeps only their first
@@ -117,6 +125,13 @@ class DataConfig(BaseModel):
         if self.cold_users > 0 and self.split != "leave-one-out":
             raise ValueError("data.cold_users (--cold-users) holds users out of a leave-one-out split; with "
                              "data.split=time every user's test events already come after the cutoff")
+        return self
+
+    @model_validator(mode="after")
+    def _cold_users_cut_by_event(self) -> "DataConfig":
+        if self.cold_users > 0 and self.baskets:
+            raise ValueError("data.cold_users (--cold-users) cuts a held-out user's history after any event, which "
+                             "can divide a basket; use it with data.baskets=false")
         return self
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """User side features: what a model knows of a user besides their events (age, gender, occupation, region).
 
 One place for: the feature names and their order in a row's `user_features` list, how a raw value becomes a
-string (age -> age group, a postal code -> its first three characters), and how that string becomes an embedding
+string (age -> age group, a postal code -> its first three characters, a country name whole), and how that string becomes an embedding
 id (CRC-32 of "name=value" into a fixed number of buckets: no vocabulary to keep in step with the data, and the
 same id in Spark (its crc32 is java.util.zip.CRC32, the same polynomial as zlib's) and in Python).
 
@@ -17,6 +17,12 @@ USER_FIELDS = ("age", "gender", "occupation", "region")
 AGE_EDGES = (18, 25, 35, 45, 50, 56)
 AGE_GROUPS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 REGION_CHARS = 3  # a postal code's first three characters (US ZIP3): a region, not an address
+
+
+def region_value(value: str) -> str:
+    """A postal code (a value with a digit) -> its first REGION_CHARS characters; a place name (a country) whole."""
+    value = value.strip()
+    return value[:REGION_CHARS] if any(c.isdigit() for c in value) else value
 
 
 def age_group(age: float | None) -> str | None:

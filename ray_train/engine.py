@@ -24,6 +24,16 @@ def ensure_accelerator_env() -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+def skip_inference_comm_op() -> None:
+    """DeepSpeed's CPU accelerator builds its shared-memory communication op (deepspeed_shm_comm: C++ compiled on
+    first use, minutes on 2 cores, once per virtualenv, and a compiler on the machine) whenever its communication
+    backend starts. Only inference_all_reduce (tensor-parallel inference) runs it; training's collectives are
+    torch.distributed's. Training marks it unavailable, as DeepSpeed itself does where the op cannot be built."""
+    from deepspeed import ops
+
+    ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def gpu_record(engine) -> dict | None:
     """What a history entry records of the GPU path, None on the CPU (no CUDA device: build_engine's rule): the
     device, the process group's backend and size, whether DeepSpeed runs bf16 and the weights' dtype, and the peak
@@ -99,6 +109,7 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, to
     import deepspeed
 
     on_gpu = torch.cuda.is_available()
+    skip_inference_comm_op()
     ds_cfg = deepspeed_config(train, world_size, on_gpu)
     if train.zero_stage == 3 and hasattr(model, "item_emb"):
         # The tied output layer reads the item embedding outside the embedding module's own forward; ZeRO-3
@@ -115,7 +126,7 @@ def build_engine(model: torch.nn.Module, train: TrainConfig, world_size: int, to
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, train.warmup_ratio, train.min_lr_ratio, train.lr_schedule,
                              train.warmup_max_steps))
-    with library_stdout():  # DeepSpeed announces the CPU communication op it built on every rank
+    with library_stdout():  # DeepSpeed's notes on the engine it built, on every rank
         engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=ds_cfg, dist_init_required=False)
     use_weights_only_loading(engine)

@@ -12,16 +12,18 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 
-def user_event_lists(events: DataFrame) -> DataFrame:
+def user_event_lists(events: DataFrame, sessions: bool = False) -> DataFrame:
     """user_id, ev: array<struct<ts, src_file, src_row, item_id, event_type>> (distinct, in input order within a
-    timestamp), n_raw: events before dedupe."""
+    timestamp; with sessions, each event's session_id too, its first occurrence's: what the basket rule of
+    sequences.basket_starts reads), n_raw: events before dedupe."""
     # One shuffle, by user: the events are hash-partitioned by user_id, which already clusters them for both
     # aggregations below (by event, then by user), so neither shuffles again. Dropping duplicates is a hash
     # aggregation keeping each event's first input position; the list is then sorted by (ts, position) natively.
     by_user = events.repartition("user_id")
+    at = ["src_file", "src_row", *(["session_id"] if sessions else [])]
     distinct = by_user.groupBy("user_id", "item_id", "event_type", "ts").agg(
-        F.min(F.struct("src_file", "src_row")).alias("at"), F.count(F.lit(1)).alias("n"))
+        F.min(F.struct(*at)).alias("at"), F.count(F.lit(1)).alias("n"))
     ev = F.struct("ts", F.col("at.src_file").alias("src_file"), F.col("at.src_row").alias("src_row"), "item_id",
-                  "event_type")
+                  "event_type", *([F.col("at.session_id").alias("session_id")] if sessions else []))
     return distinct.groupBy("user_id").agg(F.array_sort(F.collect_list(ev)).alias("ev"),
                                            F.sum("n").cast("int").alias("n_raw"))

@@ -33,7 +33,8 @@ from interest_core.config import Config, load_config  # noqa: E402
 from interest_core.contract import OOV_ID, SCHEMA_VERSION, num_event_types  # noqa: E402
 from interest_core.data_versions import SUCCESS  # noqa: E402
 from interest_core.windows import WindowRule  # noqa: E402
-from spark_jobs import graph, ingest, items, pseudonymize, publish, sequences, users, validate, vocab  # noqa: E402
+from spark_jobs import (graph, ingest, items, online_retail, pseudonymize, publish, sequences, users,  # noqa: E402
+                        validate, vocab)
 from spark_jobs.dedupe import user_event_lists  # noqa: E402
 from spark_jobs.session import JVM_OUT_OF_MEMORY, get_spark, jvm_exit_code  # noqa: E402
 from spark_jobs.validate import QuarantineLimitExceeded, check_quarantine, check_time_split  # noqa: E402,F401
@@ -205,6 +206,9 @@ class _Stages:
 def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publish.Target, key: bytes,
            now: int) -> dict:
     d = cfg.data
+    if d.baskets is None:  # the format's default; the manifest's config records the value used
+        d.baskets = args.format in ingest.BASKETS_BY_DEFAULT
+    baskets = d.baskets and d.split == "leave-one-out"  # split=time cuts by time alone
     st = _Stages()
     rules = validate.rules_from_config(d, args.ts_unit, now)
     raw = ingest.read_events(spark, args.input, args.format, ingest.parse_column_map(args.column_map), args.sep)
@@ -240,8 +244,8 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     # One shuffle by user does dedupe and grouping. The lists keep the input's user ids (in memory only, never
     # written) beside their pseudonyms (pid: the HMAC runs once per user, not once per event): indexing regroups
     # them by the same key without a second shuffle.
-    lists = user_event_lists(events).withColumn("pid", pseudonymize.hmac_column(F.col("user_id"), key)) \
-        .persist(EVENT_SIZED)
+    lists = user_event_lists(events, sessions=baskets).withColumn(
+        "pid", pseudonymize.hmac_column(F.col("user_id"), key)).persist(EVENT_SIZED)
     # One native aggregation over the exploded lists (every user has at least one event): a user is counted at
     # their first event, which also carries their n_raw.
     flat = lists.select("n_raw", F.posexplode("ev").alias("pos", "e"))
@@ -255,8 +259,9 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
     st.done("dedupe_pseudonymize")
 
     # The vocabulary reads training counts only: the same split and holdouts as the outputs', cut from the lists.
-    train_split = sequences.split_and_hold_out(sequences.mark_held_out_items(
-        lists.select(F.col("pid").alias("user_id"), "ev"), d.cold_items), d)
+    per_user = lists.select(F.col("pid").alias("user_id"), "ev", *([sequences.basket_starts("ev").alias(
+        "basket_start")] if baskets else []))
+    train_split = sequences.split_and_hold_out(sequences.mark_held_out_items(per_user, d.cold_items), d)
     counts_df = vocab.item_counts(lists, train_split, d.event_types).persist()
     item_vocab = vocab.item_vocab(counts_df, d.min_item_count,
                                   catalog if d.catalog_items and catalog is not None else None,
@@ -279,6 +284,9 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
         user_feats, users_quarantine, users_counts = users.build(
             spark, users_path, users.parse_users_map(getattr(args, "users_map", None)), d.user_feature_buckets, key)
         users_quarantine.coalesce(1).write.mode("append").parquet(str(tmp / "quarantine"))
+    elif args.format == online_retail.NAME:  # each customer's country is their region
+        user_feats, _, users_counts = users.build_from_rows(
+            online_retail.users(ingest.read_invoice_lines(spark, args.input)), d.user_feature_buckets, key)
     # Every per-user output is cut from this frame, partitioned once by the pseudonym into the output's files and
     # sorted by it inside each: each output is written without a shuffle or a sort of its own, its rows in user
     # order (windows in order inside a user), so reruns are byte-identical. Only each user's events are shuffled
@@ -360,7 +368,7 @@ def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publ
         "vocab": {"num_items": int(max_item) + 1, "num_event_types": num_event_types(d.event_types),
                   "num_categories": n_cats + 1, "event_types": ["<pad>"] + list(d.event_types),
                   "items_in_vocab": int(max_item) - 1, "catalog_only_items": catalog_only},
-        "split": {"kind": d.split, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
+        "split": {"kind": d.split, "baskets": baskets, "cutoff": d.cutoff, "horizon_days": d.horizon_days,
                   "cutoff_ts": d.cutoff_ts, "valid_cutoff_ts": decay_ends.get("decay_valid"),
                   "max_len": rule.max_len, "stride": rule.stride,
                   "cold_items": {"fraction": d.cold_items, "items_held_out": int(cold_items)},

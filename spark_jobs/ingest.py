@@ -17,8 +17,14 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_jobs import online_retail
+
 COLUMN_COUNT = "wrong_column_count"  # reason code of a row with too few or too many fields
-FORMATS = ("generic", "recbole", "retailrocket", "taobao", "synthetic")
+FORMATS = ("generic", "recbole", "retailrocket", "taobao", "synthetic", "online-retail")
+# Formats whose lines of one invoice share a session id and a time: leave-one-out holds out baskets by default
+# (data.baskets).
+BASKETS_BY_DEFAULT = ("online-retail",)
+ONLINE_RETAIL_FILES = ("*.csv.gz", "*.csv")
 RAW_FIELDS = ["user_id", "item_id", "event_type", "ts", "session_id", "quantity", "price", "category"]
 
 # Event names in public data sets -> canonical vocabulary. RetailRocket says addtocart/transaction, Taobao pv.
@@ -84,11 +90,12 @@ def _with_invalid_utf8(df: DataFrame) -> DataFrame:
 
 
 def read_delimited(spark: SparkSession, paths: list[str], names: list[str], sep: str,
-                   header: bool) -> DataFrame:
+                   header: bool, escape: str | None = None) -> DataFrame:
     """Delimited text with a known column list. A row with the wrong number of fields becomes a parse error
     (`wrong_column_count: expected N fields, found M`), never a drop, and keeps no field: read position by
     position, a short or long row puts its values in other columns (a user id in `ts`), where nothing would
-    pseudonymize them."""
+    pseudonymize them. escape: the character that escapes a quote inside a quoted field (Spark's default is a
+    backslash; `"` for files that double their quotes, as RFC 4180 and spreadsheet exports do)."""
     text = _with_position(spark.read.text(paths).select(F.col("value").alias("raw"),
                                                         F.input_file_name().alias("source")), paths)
     text = text.where(F.length(F.trim("raw")) > 0)
@@ -96,7 +103,7 @@ def read_delimited(spark: SparkSession, paths: list[str], names: list[str], sep:
         # Every file starts with the same header line; drop exactly those lines.
         text = text.where(F.col("raw") != F.lit(sep.join(names)))
     ddl = ", ".join(f"`c{i}` STRING" for i in range(len(names) + 1))
-    parsed = F.from_csv(F.col("raw"), ddl, {"sep": sep, "mode": "PERMISSIVE"})
+    parsed = F.from_csv(F.col("raw"), ddl, {"sep": sep, "mode": "PERMISSIVE", **({"escape": escape} if escape else {})})
     n_fields = F.size(F.split(F.col("raw"), sep if sep != "|" else "\\|", -1))
     wrong = parsed.isNull() | parsed[f"c{len(names)}"].isNotNull() | (
         (n_fields < len(names)) if '"' not in sep else F.lit(False))
@@ -180,7 +187,18 @@ def read_events(spark: SparkSession, input_path: str, fmt: str, column_map: dict
                             "session_id": F.col("transactionid")})
     if fmt == "recbole":
         return _read_recbole(spark, input_path, column_map)
+    if fmt == online_retail.NAME:
+        lines = read_invoice_lines(spark, input_path)
+        fields = online_retail.events(lines)
+        return _finish(lines.withColumn("parse_error", fields.pop("parse_error")), fields)
     return _read_generic(spark, input_path, column_map, sep)
+
+
+def read_invoice_lines(spark: SparkSession, input_path: str) -> DataFrame:
+    """The Online Retail log's lines, parsed (read_delimited: raw, source, src_file, src_row, parse_error and
+    online_retail.COLUMNS): what its events, catalog and users are cut from (spark_jobs/online_retail.py)."""
+    return read_delimited(spark, _expand(input_path, ONLINE_RETAIL_FILES), online_retail.COLUMNS, ",", header=True,
+                          escape='"')
 
 
 def _read_recbole(spark: SparkSession, input_path: str, column_map: dict[str, str]) -> DataFrame:
@@ -245,6 +263,8 @@ def read_items(spark: SparkSession, fmt: str, input_path: str, items_path: str |
             input_path).is_file() else sorted(glob.glob(str(Path(input_path) / "item_properties*.csv")))
         if props:
             return _retailrocket_items(spark, props)
+    if fmt == online_retail.NAME and items_path is None:  # the invoice lines are the catalog too
+        return online_retail.catalog(read_invoice_lines(spark, input_path))
     if fmt == "recbole" and items_path is None:
         found = glob.glob(str(Path(input_path) / "*.item")) if Path(input_path).is_dir() else []
         items_path = found[0] if found else None

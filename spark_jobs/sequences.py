@@ -37,16 +37,28 @@ def _with_dt(ev: str) -> Column:
         "dt", F.when(i == 0, F.lit(0).cast("long")).otherwise(e["ts"] - F.col(ev)[i - 1]["ts"])))
 
 
+def basket_starts(ev: str) -> Column:
+    """array<boolean> aligned with `ev` (sorted; fields ts and session_id): True where a basket starts. Events that
+    share a time or a session id (an invoice) are one basket: a basket starts at the first event and at every event
+    whose time and session both differ from the event before it (a null session is no one's)."""
+    prev = lambda i: F.col(ev)[i - 1]  # noqa: E731
+    return F.transform(ev, lambda e, i: (i == 0) | ((e["ts"] != prev(i)["ts"]) & ~F.coalesce(
+        e["session_id"] == prev(i)["session_id"], F.lit(False))))
+
+
 def user_sequences(events: DataFrame, keys: tuple[str, ...] = ("user_id",)) -> DataFrame:
     """Indexed events -> keys, ev: array<struct<ts, item_idx, event_type_idx, category_idx, dt>>, oldest first. With a
-    boolean `held` column (index_sequences: the cold-item holdout), also held_out: array<boolean>, aligned with ev."""
-    extra = ["held"] if "held" in events.columns else []
-    seqs = events.groupBy(*keys).agg(F.array_sort(F.collect_list(F.struct(*_EV, *extra))).alias("ev"))
-    ev = F.transform("ev", lambda e: F.struct(*[e[c].alias(c) for c in ("ts", "item_idx", "event_type_idx",
-                                                                         "category_idx")]))
-    held = [F.transform("ev", lambda e: e["held"]).alias("held_out")] if extra else []
-    return seqs.select(*keys, ev.alias("ev"), *held).select(*keys, _with_dt("ev").alias("ev"),
-                                                           *(["held_out"] if extra else []))
+    boolean `held` column (index_sequences: the cold-item holdout), also held_out: array<boolean>, aligned with ev;
+    with a session_id column (the basket rule, data.baskets), basket_start (basket_starts), aligned likewise."""
+    extra = [c for c in ("held", "session_id") if c in events.columns]
+    # named _ev: in the select below, "ev" would be the new column (Spark resolves a select's own aliases)
+    seqs = events.groupBy(*keys).agg(F.array_sort(F.collect_list(F.struct(*_EV, *extra))).alias("_ev"))
+    ev = F.transform("_ev", lambda e: F.struct(*[e[c].alias(c) for c in ("ts", "item_idx", "event_type_idx",
+                                                                          "category_idx")]))
+    aligned = ([F.transform("_ev", lambda e: e["held"]).alias("held_out")] if "held" in extra else []) + (
+        [basket_starts("_ev").alias("basket_start")] if "session_id" in extra else [])
+    names = [a for a, c in (("held_out", "held"), ("basket_start", "session_id")) if c in extra]
+    return seqs.select(*keys, ev.alias("ev"), *aligned).select(*keys, _with_dt("ev").alias("ev"), *names)
 
 
 def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[str],
@@ -63,11 +75,17 @@ def index_sequences(lists: DataFrame, item_index: DataFrame, event_types: list[s
     joined = flat.join(F.broadcast(index) if broadcast_items else index,
                        F.col("e.item_id") == index["item_id"], how="inner")
     held = [held_out_item(F.col("e.item_id"), cold_items).alias("held")] if cold_items > 0 else []
+    session = [F.col("e.session_id").alias("session_id")] if "session_id" in _ev_fields(lists) else []
     indexed = joined.select("user_id", "pid", F.col("e.ts").alias("ts"), F.col("e.src_file").alias("src_file"),
                             F.col("e.src_row").alias("src_row"), "item_idx",
-                            etype_idx[F.col("e.event_type")].alias("event_type_idx"), "category_idx", *held)
+                            etype_idx[F.col("e.event_type")].alias("event_type_idx"), "category_idx", *held,
+                            *session)
     seqs = user_sequences(indexed, keys=("user_id", "pid"))
     return seqs.select(F.col("pid").alias("user_id"), *[c for c in seqs.columns if c not in ("user_id", "pid")])
+
+
+def _ev_fields(df: DataFrame) -> list[str]:
+    return df.schema["ev"].dataType.elementType.names
 
 
 def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
@@ -78,9 +96,12 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
     next-action evaluation: action_ev (the history up to the end of the test period) and action_from (1-based
     position of its first held-out event): the last event under leave-one-out, the events in (C, C + H] under
     split=time (users with events on both sides of C only). Columns of seqs besides user_id and ev pass through.
-    Every column is an expression of ev alone, so the split is cut where it is read, not stored."""
-    keep = [c for c in seqs.columns if c not in ("user_id", "ev")]
+    Every column is an expression of ev alone, so the split is cut where it is read, not stored. With a basket_start
+    column (data.baskets) leave-one-out holds out baskets instead of events (_leave_one_basket_out)."""
+    keep = [c for c in seqs.columns if c not in ("user_id", "ev", "basket_start")]
     n = F.size("ev")
+    if split == "leave-one-out" and "basket_start" in seqs.columns:
+        return _leave_one_basket_out(seqs, keep)
     if split == "leave-one-out":
         target_at = lambda i: F.when(n >= i, F.element_at("ev", n - i + 1))  # noqa: E731
         hist_upto = lambda k: F.when(n > k, F.slice("ev", 1, n - k))  # noqa: E731
@@ -114,6 +135,32 @@ def split_sequences(seqs: DataFrame, split: str, cutoff_ts: int | None = None,
         label("pv", "fv", v).alias("valid_decay_label"), label("pc", "fc", cutoff_ts).alias("test_decay_label"),
         F.when(held_out, F.col("ph")).alias("action_ev"), F.when(held_out, F.size("pc") + 1).cast("int")
         .alias("action_from"), *keep)
+
+
+def _leave_one_basket_out(seqs: DataFrame, keep: list[str]) -> DataFrame:
+    """Leave-one-out by basket (basket_start: basket_starts): the test target is the last event of the last basket,
+    its history the baskets before; the validation target the last event of the basket before, its history the
+    baskets before that; training reads those (a user with one basket has no target: every event trains). The
+    next-action rows score the first event of the last basket. So no basket is divided between a target and the
+    history or the training events it is predicted from."""
+    starts = F.filter(F.transform("basket_start", lambda b, i: F.when(b, i + 1)), lambda p: p.isNotNull())
+    s = seqs.select("*", starts.alias("_starts"))
+    n, baskets = F.size("ev"), F.size("_starts")
+    last = F.element_at("_starts", F.greatest(baskets, F.lit(1)))  # where the last basket starts (1-based)
+    prev = F.element_at("_starts", F.greatest(baskets - 1, F.lit(1)))  # and the one before it
+    before = lambda p: F.slice("ev", F.lit(1), p - 1)  # noqa: E731  the events before position p
+    none = F.lit(None)
+    return s.select(
+        "user_id",
+        F.when(baskets >= 3, before(prev)).when(baskets == 2, before(last)).otherwise(F.col("ev")).alias("train_ev"),
+        none.cast("long").alias("train_end"),
+        F.when(baskets >= 3, before(prev)).alias("valid_hist"),
+        F.when(baskets >= 3, F.element_at("ev", last - 1)).alias("valid_target"),
+        F.when(baskets >= 2, before(last)).alias("test_hist"), F.when(baskets >= 2, F.element_at("ev", n))
+        .alias("test_target"),
+        none.cast("int").alias("valid_decay_label"), none.cast("int").alias("test_decay_label"),
+        F.when(baskets >= 2, F.slice("ev", F.lit(1), last)).alias("action_ev"),
+        F.when(baskets >= 2, last).cast("int").alias("action_from"), *keep)
 
 
 COLD_ITEMS_SEED = 20_241  # the hash seed of the cold-item holdout (a fixed choice: reruns hold out the same items)

@@ -94,8 +94,9 @@ def _value(name: str, col: Column) -> Column:
     """The feature's value string (interest_core.user_features: age group, region = a code's first characters)."""
     if name == "age":
         return _age_group(col)
-    if name == "region":
-        return F.substring(F.trim(col), 1, REGION_CHARS)
+    if name == "region":  # interest_core.user_features.region_value
+        value = F.trim(col)
+        return F.when(value.rlike("[0-9]"), F.substring(value, 1, REGION_CHARS)).otherwise(value)
     return col
 
 
@@ -138,7 +139,11 @@ def build(spark: SparkSession, path: str, column_map: dict[str, str], buckets: i
     """(pseudonymized per-user features, persisted; quarantine records; manifest counts). The users file is read
     once per count rather than cached: it is small, and a cache the features depend on could not be released
     before them (Spark rebuilds the dependants of an unpersisted frame)."""
-    raw = read_users(spark, path, column_map)
+    return build_from_rows(read_users(spark, path, column_map), buckets, key)
+
+
+def build_from_rows(raw: DataFrame, buckets: int, key: bytes) -> tuple[DataFrame, DataFrame, dict]:
+    """build's work on rows shaped like read_users' (a users file, or a format's own users: online_retail.users)."""
     rows = raw.count()
     quarantine = quarantined(raw)
     unique = one_row_per_user(raw)

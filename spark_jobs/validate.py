@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from interest_core.contract import QUARANTINE_SCHEMA
+from spark_jobs import online_retail
 from spark_jobs.ingest import RAW_FIELDS
 from spark_jobs.pseudonymize import hmac_column
 
@@ -95,6 +96,10 @@ def with_reason(raw: DataFrame, rules: Rules) -> DataFrame:
 
 
 CAP_REASON = "user_event_cap"
+# Rows that a rule sets aside (over data.max_events_per_user; what a format's rules say is no purchase, e.g. an
+# anonymous or cancelled invoice line: spark_jobs/online_retail.py): quarantined with their reason and counted, not
+# bad input, so not held against data.max_quarantine_fraction.
+SET_ASIDE = (CAP_REASON, *online_retail.SET_ASIDE)
 MAX_CAPPED_USERS = 100_000  # more users over the cap than this: the cap is too low for the data, not a few bots
 
 
@@ -168,9 +173,9 @@ def check_time_split(cutoff_ts: int, horizon_s: int, first_ts: int, last_ts: int
 
 
 def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) -> dict:
-    """Counts per reason code; fails above max_fraction of bad rows (rows over data.max_events_per_user are a
-    rule's, not bad input: quarantined and counted, not held against the threshold). A reason's detail after its
-    code (`wrong_column_count: expected 5 fields, found 4`) stays in the quarantined row, not in the counts."""
+    """Counts per reason code; fails above max_fraction of bad rows (the rows a rule sets aside, SET_ASIDE, are
+    quarantined and counted, not held against the threshold). A reason's detail after its code
+    (`wrong_column_count: expected 5 fields, found 4`) stays in the quarantined row, not in the counts."""
     rows_in = sum(reason_counts.values())
     bad: dict[str, int] = {}
     for reason, n in reason_counts.items():
@@ -178,7 +183,8 @@ def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) 
             code = reason.split(":")[0]
             bad[code] = bad.get(code, 0) + n
     n_bad = sum(bad.values())
-    frac = (n_bad - bad.get(CAP_REASON, 0)) / rows_in if rows_in else 0.0
+    set_aside = sum(bad.get(code, 0) for code in SET_ASIDE)
+    frac = (n_bad - set_aside) / rows_in if rows_in else 0.0
     if rows_in == 0:
         raise ValueError("the input holds no rows; check --input and --format")
     if frac > max_fraction:
@@ -187,5 +193,5 @@ def check_quarantine(reason_counts: dict[str | None, int], max_fraction: float) 
             f"{frac:.2%} of {rows_in} input rows quarantined, above the threshold {max_fraction:.2%} "
             f"(data.max_quarantine_fraction); top reasons: {top}. Check --format/--map/--ts-unit, or raise "
             f"the threshold with --set data.max_quarantine_fraction=...")
-    return {"rows_in": rows_in, "rows_quarantined": n_bad, "fraction": frac,
+    return {"rows_in": rows_in, "rows_quarantined": n_bad, "rows_set_aside": set_aside, "fraction": frac,
             "by_reason": dict(sorted(bad.items()))}

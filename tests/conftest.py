@@ -1,6 +1,4 @@
-import hashlib
 import os
-import sys
 import tempfile
 import time
 
@@ -10,13 +8,6 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 # MLflow 3 refuses a file store unless told; the tests' tracking URIs are files, and the training workers that log
 # to them inherit the environment the session's Ray instance starts with.
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-# Every training worker loads DeepSpeed's CPU communication op (deepspeed_shm_comm), JIT-built into torch's extension
-# cache, which is keyed by Python version only: a second virtualenv on the machine (another checkout) rebuilds it
-# over the first's, each build minutes on 2 cores under a lock that stalls the workers of both. One cache per
-# environment builds it once. The session's Ray instance, the demo and the job tests' subprocesses inherit this.
-_ENV_KEY = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
-os.environ.setdefault("TORCH_EXTENSIONS_DIR",
-                      os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions", f"interest-{_ENV_KEY}"))
 
 # Temporary files the project itself creates start with this (checkpoint staging: interest-ckpt-*).
 PROJECT_TMP_PREFIXES = ("interest", ".interest")

@@ -192,6 +192,28 @@ def test_leave_one_out_split_is_leakage_free(spark):
                    "u1": (None, None, None, None, None)}
 
 
+def test_leave_one_basket_out_never_divides_a_basket(spark):
+    """data.baskets: events that share a time or a session are one basket. u3 has 4 baskets: {5, 6} (one time),
+    {3 at 4, 8 at 5} (one invoice over two times), {7}, {9, 2} (one time, no session); u2 2 baskets; u1 one."""
+    rows = [("u3", 1, 5, "a"), ("u3", 1, 6, "b"), ("u3", 4, 3, "c"), ("u3", 5, 8, "c"), ("u3", 7, 7, "d"),
+            ("u3", 9, 9, None), ("u3", 9, 2, None), ("u2", 1, 2, "e"), ("u2", 1, 4, "e"), ("u2", 3, 6, "f"),
+            ("u1", 3, 2, "g"), ("u1", 3, 4, "g")]
+    ev = spark.createDataFrame([(u, ts, 0, n, item, 1, 1, s) for n, (u, ts, item, s) in enumerate(rows)],
+                               "user_id string, ts long, src_file int, src_row long, item_idx int, "
+                               "event_type_idx int, category_idx int, session_id string")
+    seqs = sequences.user_sequences(ev)
+    assert {r.user_id: r.basket_start for r in seqs.collect()}["u3"] == [True, False, True, False, True, True, False]
+    split = sequences.split_sequences(seqs, "leave-one-out")
+    assert "basket_start" not in split.columns
+    items = lambda c: [e["item_idx"] for e in c] if c is not None else None  # noqa: E731
+    got = {r.user_id: (items(r.train_ev), items(r.valid_hist), r.valid_target and r.valid_target["item_idx"],
+                       items(r.test_hist), r.test_target and r.test_target["item_idx"], items(r.action_ev),
+                       r.action_from) for r in split.collect()}
+    assert got == {"u3": ([5, 6, 3, 8], [5, 6, 3, 8], 7, [5, 6, 3, 8, 7], 2, [5, 6, 3, 8, 7, 9], 6),
+                   "u2": ([2, 4], None, None, [2, 4], 6, [2, 4, 6], 3),
+                   "u1": ([2, 4], None, None, None, None, None, None)}
+
+
 def test_cold_item_holdout_removes_only_training_events(spark):
     rows = [("u1", t, i, 1, 1) for t, i in enumerate(range(2, 42))] + [("u2", t, i, 1, 1) for t, i in
                                                                        enumerate(range(41, 1, -1))]

@@ -14,7 +14,7 @@ import torch
 
 from interest_core.config import load_config
 from interest_core.modelargs import ModelArgs, count_params, model_args
-from interest_core.user_features import USER_FIELDS, age_group, feature_id
+from interest_core.user_features import USER_FIELDS, age_group, feature_id, region_value
 from ray_train.models import InterestModel
 
 B = 97  # buckets: small, so a wrong modulus would show
@@ -32,7 +32,8 @@ def test_spark_ids_are_the_python_ids_and_unusable_values_are_named(spark):
     from spark_jobs import users
 
     rows = [("a", "17", "F", "student", "10001"), ("b", "abc", "M", None, "9"), ("c", "130", "", "writer", None),
-            ("d", "56", "M", "other", " 55455 ")]
+            ("d", "56", "M", "other", " 55455 "), ("e", "40", "F", "other", " United Kingdom "),
+            ("f", "41", "M", "other", "United Arab Emirates")]
     df = spark.createDataFrame(rows, "user_id string, age string, gender string, occupation string, region string")
     got = {r["user_id"]: (r["user_features"], r["unusable"]) for r in users.user_feature_ids(df, B).collect()}
 
@@ -42,13 +43,16 @@ def test_spark_ids_are_the_python_ids_and_unusable_values_are_named(spark):
             a = age_group(float(age))
         except ValueError:
             pass
-        region = region.strip()[:3] if region else region
+        region = region_value(region) if region else region
         return [feature_id(n, v, B) for n, v in zip(USER_FIELDS, (a, gender, occupation, region))]
 
     for uid, *values in rows:
         assert got[uid][0] == expect(*values), uid
     assert got["a"][1] == [] and got["b"][1] == ["age"] and got["c"][1] == ["age"]
     assert got["b"][0][2] == 0 and got["c"][0][1] == 0  # missing occupation, empty gender: unknown
+    # a postal code is its first three characters, a country its whole name (two "Uni..." countries stay apart)
+    assert region_value(" 55455 ") == "554" and region_value("United Kingdom") == "United Kingdom"
+    assert got["e"][0][3] != got["f"][0][3]
 
 
 def test_users_file_rules_quarantine_duplicates_and_map(spark, tmp_path):
