@@ -5,7 +5,9 @@
                         before the last training event (each training event counted once: windows.py);
   cooccurrence          sum of the Spark item graph's edge weights from the user's last 3 items
                         (weights 1, 1/2, 1/3 by recency), popularity breaking ties;
-  repeat_last_category  items of the last history item's category first, each group by popularity.
+  repeat_last_category  items of the last history item's category first, each group by popularity;
+  repeat_last           the user's own past items (the history's last max_len), most recent first, then the rest
+                        by popularity: a shop's repeat purchases.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ class Baselines:
             "recent_popularity": lambda b: (recent + self.tiebreak).expand(b["items"].shape[0], -1).clone(),
             "cooccurrence": self._cooccurrence,
             "repeat_last_category": self._repeat_category,
+            "repeat_last": self._repeat_last,
             # every item equally likely: hr@K = K / catalog size in expectation, the floor for cold items
             "random": lambda b: torch.rand(b["items"].shape[0], self.num_items, generator=gen, dtype=torch.float64),
         }
@@ -92,6 +95,15 @@ class Baselines:
         same = (torch.from_numpy(self.category).unsqueeze(0) == last_cat.unsqueeze(1)) & (last_cat.unsqueeze(1) > 0)
         pop = torch.from_numpy(self.pop / (self.pop.max() + 1))
         return same.double() + pop.unsqueeze(0)
+
+
+    def _repeat_last(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        items = b["items"]  # (B, L), most recent last
+        when = torch.arange(1, items.shape[1] + 1, dtype=torch.float64).expand(items.shape[0], -1)
+        seen = torch.where(items > OOV_ID, 1.0 + when / items.shape[1], 0.0)  # later positions score higher
+        scores = torch.zeros(items.shape[0], self.num_items, dtype=torch.float64)
+        scores.scatter_reduce_(1, items, seen, reduce="amax")  # an item's most recent position
+        return scores + self.tiebreak
 
 
 def recent_counts(data_dir: Path, num_items: int, days: float, rule: WindowRule) -> np.ndarray:

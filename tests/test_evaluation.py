@@ -101,3 +101,6 @@ def test_baselines_score_as_documented(tmp_path):
     assert order("recent_popularity")[0] == 6  # only item 6 occurs in the last day of training
     assert order("cooccurrence")[:2] == [5, 2]  # graph neighbours of the last item, by weight
     assert order("repeat_last_category")[:3] == [6, 5, 4]  # category 2 first, by popularity
+    repeat = torch.argsort(s["repeat_last"]({"items": torch.tensor([[5, 2, 5, 1, 4, 0]])})[0, 2:], descending=True)
+    assert repeat.add(2).tolist() == [4, 5, 2, 3, 6]  # own items most recent first (5 at its last place), then
+    # the rest by popularity; the OOV id (1) and padding (0) are no items

@@ -13,8 +13,8 @@ from .page import _dict, _esc, _fmt_int, _fmt_metric, _not_available, _num, _tab
 from .plots import MODEL_COLOR, PALETTE, _grouped_bars, _Plots
 
 SEGMENTS = {"cold_items": "cold items (target never trained)", "cold_users": "cold users (few events)"}
-SCORER_ORDER = ("model", "content_knn", "popularity", "recent_popularity", "cooccurrence", "repeat_last_category",
-                "random")
+SCORER_ORDER = ("model", "content_knn", "popularity", "recent_popularity", "cooccurrence", "repeat_last",
+                "repeat_last_category", "random")
 SCORER_LABELS = {"model": "model", "content_knn": "content kNN (text)", "random": "uniform random"}
 
 
