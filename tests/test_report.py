@@ -437,9 +437,17 @@ def test_decay_observed_from_positive_rate(tmp_path):
 
 
 def test_profiles_section_shows_tags_segments_map_and_a_sample(tmp_path):
-    run_dir = make_run(tmp_path / "p")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "data" / "items").mkdir(parents=True)  # the run's data: items named by their titles
+    pq.write_table(pa.table({"item_id": ["i1", "i2"], "title": ["WHITE HANGING HEART T-LIGHT HOLDER", None]}),
+                   tmp_path / "data" / "items" / "part-0.parquet")
+    run_dir = make_run(tmp_path / "p", data_dir=str(tmp_path / "data"))
     text = report.write_report(run_dir).read_text(encoding="utf-8")
     section = text[text.index('id="profiles"'):]
+    assert section.count("WHITE HANGING HEART T-LIGHT HOLDER (i1)") == 2  # a segment's item and a recommendation
+    assert "i2</td>" in section and "i7</td>" in section  # no title: the id
     assert "0.6789" in section and "0.0345" in section and "level 2" in section     # tags vs baselines
     assert "k=2: 0.3100" in section and "Shoes/Running" in section and "Toys&lt;b&gt;" in section
     assert "abababababab…" in section and "ab" * 32 not in section                   # pseudonyms, shortened

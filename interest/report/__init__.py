@@ -27,7 +27,7 @@ from .decay import _section_decay
 from .migration import _section_migration
 from .page import CSS, DEFAULT_SELECTION_METRIC, DEFINITIONS, PROTOCOL_LABELS, _not_available, render_page
 from .plots import PLOT_NAMES, _Plots
-from .profiles import _section_profiles
+from .profiles import _section_profiles, item_titles
 from .sections import (
     SEGMENT_LABELS,
     _section_baselines,
@@ -80,13 +80,13 @@ def write_report(run_dir: str | Path) -> Path:
         body.append('<h2 id="event-type">Next action</h2>' + _not_available("Next-action evaluation"))
         body.append('<h2 id="migration">Interest migration</h2>' + _not_available("Interest-migration evaluation"))
         body.append('<h2 id="cold-start">Cold start</h2>' + _not_available("Cold-start evaluation"))
-        body.append(_section_profiles(None, export, plots))
+        body.append(_section_profiles(None, export, plots, item_titles(run.get("data_dir"))))
     else:
         body += [_section_evaluation(metrics, run), _section_baselines(metrics, run, plots),
                  _section_segments(metrics, run, plots), _section_throughput(metrics, history, steps, plots),
                  _section_decay(metrics, run, plots), _section_event_type(metrics, plots),
                  _section_migration(metrics, plots), _section_cold_start(metrics, plots),
-                 _section_profiles(metrics, export, plots)]
+                 _section_profiles(metrics, export, plots, item_titles(run.get("data_dir")))]
     plots.remove_stale()
 
     page = render_page(run_dir, run, body)

@@ -51,7 +51,24 @@ def _tags_table(tags: dict) -> str:
     return _table(["tags", "precision@3", "migrated users"] + levels, rows, ["model"] + [""] * (len(rows) - 1))
 
 
-def _segments_table(path: Path) -> str:
+def item_titles(data_dir: object) -> dict[str, str]:
+    """item id -> title in the run's data (items/), so the report names items in words; {} without titles or when
+    the data cannot be read here."""
+    try:
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(Path(str(data_dir)) / "items", columns=["item_id", "title"]).to_pydict()
+    except Exception:  # noqa: BLE001 - a report shows what it can: the ids alone
+        return {}
+    return {str(i): str(x) for i, x in zip(t["item_id"], t["title"]) if x}
+
+
+def _items(ids: list, titles: dict[str, str], n: int) -> str:
+    """The first n items as 'title (id)', or the id of an item without a title."""
+    return _esc(", ".join(f"{titles[str(i)]} ({i})" if str(i) in titles else str(i) for i in ids[:n]))
+
+
+def _segments_table(path: Path, titles: dict[str, str]) -> str:
     try:
         import pyarrow.parquet as pq
 
@@ -61,12 +78,15 @@ def _segments_table(path: Path) -> str:
     body = [[_fmt_int(r["segment"]), _fmt_int(r["users"]), f"{(_num(r['share']) or 0):.1%}",
              _fmt_metric(r["mean_events"]), _fmt_metric(r["mean_days_since_last"]), _fmt_metric(r["purchase_rate"]),
              _fmt_metric(r["mean_p_buy_next"]), _fmt_metric(r["mean_churn_risk"]),
-             _esc(", ".join(r["top_categories"][:3])), _esc(", ".join(r["representative_items"][:3]))] for r in rows]
+             _esc(", ".join(r["top_categories"][:3])), _items(r["representative_items"], titles, 3)] for r in rows]
     return _table(["segment", "users", "share", "events / user", "days since last", "purchase rate",
                    "P(buy next)", "churn risk", "top categories", "representative items"], body)
 
 
-def _section_profiles(metrics: dict | None, export: dict | None, plots: _Plots) -> str:
+def _section_profiles(metrics: dict | None, export: dict | None, plots: _Plots,
+                      titles: dict[str, str] | None = None) -> str:
+    """titles: item_titles of the run's data (items named in words beside their ids)."""
+    titles = titles or {}
     out = ['<h2 id="profiles">Interests, profiles and segments</h2>']
     tags = _dict((metrics or {}).get("tags"))
     if tags:
@@ -89,14 +109,14 @@ def _section_profiles(metrics: dict | None, export: dict | None, plots: _Plots) 
                f"{_fmt_int(seg.get('sample_users'))} users; silhouette "
                + ", ".join(f"k={_esc(k)}: {_fmt_metric(v)}" for k, v in sil.items()) + ").</p>")
     path = Path(str(export.get("output", ""))) / "segments.parquet"
-    out.append(_segments_table(path) if path.is_file() else _not_available("Segment table", f"{path} missing"))
+    out.append(_segments_table(path, titles) if path.is_file() else _not_available("Segment table", f"{path} missing"))
     plots.make("segments_map", _draw_map(_dict(export.get("embedding_map"))), size=(6.4, 5.0))
     out.append(plots.html("segments_map", "A 2-D principal-component projection of the users k-means was fitted "
                           "on.") or "")
     sample = export.get("profile_sample")
     if isinstance(sample, list) and sample:
         body = [[_esc(str(r.get("user_id", ""))[:12] + "…"), _fmt_int(r.get("n_events")),
-                 _esc(", ".join(r.get("interest_tags") or [])), _esc(", ".join((r.get("top_item_ids") or [])[:5])),
+                 _esc(", ".join(r.get("interest_tags") or [])), _items(r.get("top_item_ids") or [], titles, 5),
                  _fmt_metric(r.get("p_buy_next")), _fmt_int(r.get("segment")), _fmt_metric(r.get("churn_risk")),
                  _migration_cell(r)]
                 for r in sample if isinstance(r, dict)]
