@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from interest_core.contract import load_manifest, split_files
-from interest_core.data_versions import resolve_data_dir
+from interest_core.data_versions import local_data_dir, resolve_data_dir
 from interest_core.item_features import item_text
 
 NAME_WORDS = 3  # words in a category's name
@@ -39,13 +39,14 @@ CATALOG_COLUMNS = ("item_id", "category", "brand", "price", "title", "descriptio
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="ETL output directory (its current version), e.g. --data out/data")
+    p.add_argument("--data", required=True,
+                   help="ETL output directory or URI (its current version), e.g. --data out/data")
     p.add_argument("--output", required=True, help="catalog file to write (Parquet), e.g. --output catalog.parquet")
     p.add_argument("--clusters", type=int, default=None,
                    help="number of categories (default: sqrt(items with text / 2), within 8..64), e.g. --clusters 40")
     p.add_argument("--text-cache", default=None,
-                   help="text embedding cache to reuse and fill (default: DATA/../text_cache), e.g. --text-cache "
-                        "runs/r1/text_cache")
+                   help="text embedding cache to reuse and fill (default: text_cache beside the ETL output "
+                        "directory), e.g. --text-cache runs/r1/text_cache")
     p.add_argument("--seed", type=int, default=0, help="k-means seed, e.g. --seed 1")
 
 
@@ -107,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from ray_train.local_instance import own_instance
     from interest_core.config import load_config
 
-    data_dir = resolve_data_dir(args.data)
-    cache = Path(args.text_cache) if args.text_cache else Path(args.data).resolve().parent / "text_cache"
+    data_dir = local_data_dir(resolve_data_dir(args.data))  # a version on shared storage: read through a local copy
+    cache = Path(args.text_cache) if args.text_cache else data_dir.parent.parent / "text_cache"
     t0 = time.time()
     with own_instance(init_ray(load_config(None), None)):
         table, info = categorize(data_dir, cache, args.clusters, args.seed)
