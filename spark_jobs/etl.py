@@ -206,8 +206,9 @@ class _Stages:
 def _build(spark: SparkSession, args: argparse.Namespace, cfg: Config, tmp: publish.Target, key: bytes,
            now: int) -> dict:
     d = cfg.data
-    if d.baskets is None:  # the format's default; the manifest's config records the value used
-        d.baskets = args.format in ingest.BASKETS_BY_DEFAULT
+    if d.baskets is None:  # the format's default (validated: it refuses --cold-users); the manifest records it
+        d = type(d).model_validate(d.model_dump() | {"baskets": args.format in ingest.BASKETS_BY_DEFAULT})
+        cfg = cfg.model_copy(update={"data": d})
     baskets = d.baskets and d.split == "leave-one-out"  # split=time cuts by time alone
     st = _Stages()
     rules = validate.rules_from_config(d, args.ts_unit, now)
