@@ -77,7 +77,8 @@ def default_clusters(n_items: int) -> int:
 
 
 def categorize(data_dir: Path, cache_dir: Path, k: int | None, seed: int) -> tuple[pa.Table, dict]:
-    """(the catalog with a category column, a summary). Needs Ray (the encoder runs as a Ray Data job)."""
+    """(the catalog with a category column, a summary). A large catalog's texts are encoded by a Ray Data job
+    (ray_train/text_embed.py)."""
     from sklearn.cluster import KMeans
 
     from ray_train.text_embed import ensure_text_embeddings
@@ -104,15 +105,10 @@ def categorize(data_dir: Path, cache_dir: Path, k: int | None, seed: int) -> tup
 
 
 def run(args: argparse.Namespace) -> int:
-    from ray_train.train import init_ray
-    from ray_train.local_instance import own_instance
-    from interest_core.config import load_config
-
     data_dir = local_data_dir(resolve_data_dir(args.data))  # a version on shared storage: read through a local copy
     cache = Path(args.text_cache) if args.text_cache else data_dir.parent.parent / "text_cache"
     t0 = time.time()
-    with own_instance(init_ray(load_config(None), None)):
-        table, info = categorize(data_dir, cache, args.clusters, args.seed)
+    table, info = categorize(data_dir, cache, args.clusters, args.seed)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out)

@@ -30,6 +30,7 @@ class ExportConfig(BaseModel):
     """Re-engagement list: users whose P(active within the horizon) is below this."""
     actors: int | None = Field(None, ge=1)
     """Ray Data actors that score users (each loads the model once); None = one per GPU, else one per CPU Ray has but
-    one (left for Ray Data's own tasks)."""
+    one (left for Ray Data's own tasks). None without a cluster (--address, RAY_ADDRESS) and with few test users
+    (interest/export/batch.py DRIVER_MAX_USERS): scored in the export's own process, with no Ray at all."""
     batch_size: int = Field(1024, ge=1)
     """Users per scoring batch inside an actor."""

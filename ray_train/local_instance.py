@@ -1,10 +1,11 @@
-"""A local Ray instance that a command starts (`interest train`, `interest export`) is the only one it talks to.
+"""The Ray instance that a command starts or joins (`interest train`, `interest export`) is the only one it talks to.
 
 Ray's helpers that look their cluster up with no address (the State API behind Ray Train's PlacementGroupCleaner and
 TrainStateActor threads, Ray Data's hang detector) read RAY_ADDRESS, else scan the machine for GCS processes: with a
 second command's instance on the machine that scan fails ("Found multiple active Ray instances") and the helper's
 thread dies. So RAY_ADDRESS names the command's own instance in every worker process of it (a worker process setup
-hook, `ray_train.logs.ray_init_kwargs`) and in the driver while the instance runs (`own_instance`).
+hook, `ray_train.logs.ray_init_kwargs`) and in the driver while the instance runs (`own_instance`). The same holds
+for a cluster the command joins (`--address`, or RAY_ADDRESS in a Ray job) on a machine where another instance runs.
 
 INTEREST_DEBUG_THREADS=DIR (a debugging aid): each worker process of such an instance writes the names of its live
 threads to DIR/PID.json every second ({"pid", "at", "threads"}), e.g. to see that Ray's helper threads live on.
@@ -39,12 +40,9 @@ SETUP_HOOK = f"{__name__}.{setup_worker.__name__}"
 
 @contextlib.contextmanager
 def own_instance(started: bool) -> Iterator[None]:
-    """Around a command's work on the Ray instance it connected to. started: this process started it; then RAY_ADDRESS
-    names it meanwhile and it is shut down at the end, RAY_ADDRESS as it was (a later stage of the same process, e.g.
-    in `interest pipeline`, starts its own). A joined instance is left as it is."""
-    if not started:
-        yield
-        return
+    """Around a command's work on the Ray instance it connected to: RAY_ADDRESS names it meanwhile, and as it was
+    afterwards. started: this process started it, and it is shut down at the end (a later stage of the same process,
+    e.g. in `interest pipeline`, starts its own); a joined instance is left running."""
     import ray
 
     before = os.environ.get(ADDRESS_ENV)
@@ -52,7 +50,8 @@ def own_instance(started: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
         if before is None:
             os.environ.pop(ADDRESS_ENV, None)
         else:

@@ -24,8 +24,8 @@ LIBRARY_LOGGERS = ("ray.data", "ray.train", "ray.tune", "ray.air", "deepspeed", 
 
 def ray_init_kwargs(env_vars: dict[str, str], local: bool) -> dict:
     """Keyword arguments for ray.init (log levels, the workers' environment). local: this process starts the
-    instance (Ray 2.60 turns token authentication on for it, and says so: a warning only --verbose shows; its workers
-    run local_instance.setup_worker)."""
+    instance (Ray 2.60 turns token authentication on for it, and says so: a warning only --verbose shows). The
+    workers run local_instance.setup_worker either way."""
     import ray
 
     quiet = not verbose()
@@ -36,9 +36,9 @@ def ray_init_kwargs(env_vars: dict[str, str], local: bool) -> dict:
         # Ray Data's console handler at ERROR, here and (a local instance inherits this environment) in Ray's
         # own actors that execute datasets; a remote cluster's nodes may not have this path, so not sent there.
         os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", str(RAY_DATA_QUIET))
-    runtime_env = {"env_vars": env}
-    if local:  # every worker process talks to this instance only (ray_train/local_instance.py)
-        runtime_env["worker_process_setup_hook"] = SETUP_HOOK
+    # every worker process talks to this cluster only (ray_train/local_instance.py): a local instance, or a cluster
+    # joined on a machine that runs another instance (a head node where someone also runs `interest train`)
+    runtime_env = {"env_vars": env, "worker_process_setup_hook": SETUP_HOOK}
     return {"runtime_env": runtime_env, "log_to_driver": True,
             "logging_level": logging.WARNING if quiet else logging.INFO,
             "logging_config": ray.LoggingConfig(log_level="WARNING" if quiet else "INFO")}

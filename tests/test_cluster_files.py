@@ -1,7 +1,7 @@
 """The cluster files in cluster/ (README: On a cluster): the Ray cluster launcher YAML through Ray's own validator,
 the KubeRay RayCluster/RayJob (KubeRay's fields, their pod templates and volumes through Kubernetes' schemas), the
-Dockerfile's pip commands against the README's, and the spark-submit templates: YARN's run for real on a local
-master through `interest pipeline --spark-submit`, Kubernetes' checked flag by flag."""
+Dockerfile's pip commands against the README's, and the spark-submit templates: Kubernetes' checked flag by flag
+(YARN's runs for real on a local master inside the Ray job of tests/test_trainer.py)."""
 from __future__ import annotations
 
 import json
@@ -151,29 +151,3 @@ def test_k8s_template_passes_the_planners_sizing(tmp_path):
     missing = {k: v for k, v in env.items() if k != "SPARK_EXECUTORS"}
     proc = subprocess.run([str(CLUSTER / "spark" / "submit-k8s.sh")], env=missing, capture_output=True, text=True)
     assert proc.returncode != 0 and "interest plan --events N --spark-env" in proc.stderr
-
-
-@pytest.mark.slow
-def test_pipeline_etl_through_the_yarn_template_on_a_local_master(tmp_path):
-    """The YARN template as `interest pipeline --spark-submit` runs it, with SPARK_MASTER=local[2]: the zip of
-    interest_core + spark_jobs, the planner's sizing and etl.py reach a real spark-submit."""
-    from interest.synthetic import generate
-
-    generate(tmp_path / "synth", users=100, items=50, days=10, events=1500, seed=4)
-    key = tmp_path / "key"
-    key.write_text("0123456789abcdef0123456789abcdef")
-    env = {**os.environ, **_plan_env("1e6"), "SPARK_MASTER": "local[2]", "PYSPARK_PYTHON": sys.executable,
-           "EXECUTOR_PYTHON": sys.executable, "SPARK_SUBMIT": str(Path(sys.executable).parent / "spark-submit")}
-    cmd = [sys.executable, "-m", "interest.cli", "pipeline", "--config", "tiny-cpu", "--input",
-           str(tmp_path / "synth"), "--format", "synthetic", "--out", str(tmp_path / "p"), "--hmac-key-file", str(key),
-           "--spark-submit", str(CLUSTER / "spark" / "submit-yarn.sh"), "--until", "etl"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    from interest_core.data_versions import resolve_data_dir
-
-    m = json.loads((resolve_data_dir(tmp_path / "p" / "data") / "manifest.json").read_text())
-    assert m["config"]["data"]["num_files"] == int(env["ETL_NUM_FILES"])  # the planner's --set reached the job
-    assert m["pseudonymization"]["key_source"] == "file" and "0123456789abcdef" not in json.dumps(m)
-    assert "0123456789abcdef" not in proc.stdout + proc.stderr
-    record = json.loads((tmp_path / "p" / "pipeline.json").read_text())
-    assert list(record["stages"]) == ["etl"] and record["arguments"]["format"] == "synthetic"

@@ -116,6 +116,24 @@ def test_the_packaged_text_encoder_puts_related_titles_closer():
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
 
 
+def test_text_embeddings_from_the_driver_and_from_ray_data_actors_agree(ray_session):
+    """A small catalog is encoded in the calling process, a large one (or one with actors asked for) by a Ray Data
+    actor pool: the same vectors either way, in the cache's schema."""
+    import pyarrow as pa
+
+    from interest_core.item_features import TEXT_CACHE_SCHEMA
+    from ray_train.text_embed import _encode_missing
+
+    texts = ["wireless headphones", "garden hose, 20 m", "red cotton shirt", "bluetooth speaker"] * 3
+    rows = pa.table({"item_id": [f"i{k}" for k in range(len(texts))], "text_hash": [text_hash(t) for t in texts],
+                     "text": texts})
+    here, pool = _encode_missing(rows, None), _encode_missing(rows, 1)
+    assert here.schema == pool.schema == TEXT_CACHE_SCHEMA
+    by_id = dict(zip(pool.column("item_id").to_pylist(), np.asarray(pool.column("embedding").to_pylist())))
+    assert np.allclose(np.asarray(here.column("embedding").to_pylist()),
+                       [by_id[i] for i in here.column("item_id").to_pylist()], atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------ item-graph fusion
 
 

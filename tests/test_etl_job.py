@@ -167,18 +167,22 @@ def _cli_on_the_session_spark(monkeypatch, spark, argv):
 
 @pytest.mark.slow
 def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(spark, tmp_path, monkeypatch, capsys):
-    """`interest etl --split time --cutoff 2024-03-31 --horizon-days 30`, as a user types it; then a cutoff whose
-    label window runs past the data is refused with the latest usable cutoff (exit 2, the reason on stderr)."""
+    """`interest pipeline --until etl --etl-args '--split time --cutoff 2024-03-31 --horizon-days 30'` (the pipeline's
+    ETL on local Spark, the flags as a user types them); then `interest etl` with a cutoff whose label window runs
+    past the data is refused with the latest usable cutoff (exit 2, the reason on stderr)."""
     from interest.synthetic import generate
     from interest_core.contract import DECAY_SCHEMA
 
     generate(tmp_path / "synth", users=150, items=60, days=130, events=3000, seed=5, start="2024-01-01")
-    interest = Path(sys.executable).parent / "interest"
-    cmd = [str(interest), "etl", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output",
-           str(tmp_path / "out"), "--config", "tiny-cpu", "--allow-insecure-demo-key", "--split", "time",
-           "--horizon-days", "30"]
-    proc = subprocess.run(cmd + ["--cutoff", "2024-03-31"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    key = tmp_path / "key"
+    key.write_text("0123456789abcdef0123456789abcdef")
+    code = _cli_on_the_session_spark(monkeypatch, spark, [
+        "pipeline", "--config", "tiny-cpu", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--out",
+        str(tmp_path / "p"), "--hmac-key-file", str(key), "--until", "etl", "--etl-args",
+        "--split time --cutoff 2024-03-31 --horizon-days 30"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert list(json.loads((tmp_path / "p" / "pipeline.json").read_text())["stages"]) == ["etl"]
+    (tmp_path / "p" / "data").rename(tmp_path / "out")  # where _out() looks
     m = json.loads((_out(tmp_path) / "manifest.json").read_text())
     cutoff = 1711843200  # 2024-03-31T00:00:00Z
     assert (m["split"]["cutoff_ts"], m["split"]["valid_cutoff_ts"]) == (cutoff, cutoff - 30 * 86400)
@@ -194,7 +198,9 @@ def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(spark, tmp_path, mo
     assert len(markers) == len({r["user_id"] for r in train}) and {r["ts"][-1] for r in markers} == {
         cutoff - 30 * 86400}
     capsys.readouterr()
-    late = _cli_on_the_session_spark(monkeypatch, spark, cmd[1:] + ["--cutoff", "2024-05-01"])
+    cmd = ["etl", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output", str(tmp_path / "out"),
+           "--config", "tiny-cpu", "--allow-insecure-demo-key", "--split", "time", "--horizon-days", "30"]
+    late = _cli_on_the_session_spark(monkeypatch, spark, cmd + ["--cutoff", "2024-05-01"])
     err = capsys.readouterr().err
     assert late == 2 and "plus the horizon (30 days) is after the last event" in err, err[-2000:]
 
@@ -333,9 +339,11 @@ def test_a_killed_etl_leaves_the_previous_version_readable_and_a_run_keeps_its_v
     assert not killed[0].exists() and not (tmp_path / ".out.tmp-0badc0de").exists()
     assert "a temporary directory a killed ETL left" in got.out
     assert f"kept {v1.name}: runs still use it" in got.out and v1.exists() and _out(tmp_path) != v1
-    # once the run directory is gone, the next ETL deletes its version
+    # once the run directory is gone, the next ETL's publish deletes its version (spark_jobs.publish.prune)
+    from spark_jobs.publish import prune
+
     (tmp_path / "run1").rmdir()
-    _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
+    assert prune(tmp_path / "out") == [f"removed {v1.name}: not current and no run uses it"]
     assert not v1.exists() and len(versions(tmp_path / "out")) == 1
 
 

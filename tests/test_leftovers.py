@@ -27,7 +27,7 @@ def test_a_session_that_leaves_a_process_or_a_project_file_fails(tmp_path):
     try:
         got = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
                              cwd=REPO, capture_output=True, text=True, timeout=300,
-                             env=os.environ | {"PYTHONPATH": str(REPO)})
+                             env=os.environ | {"PYTHONPATH": str(REPO), "INTEREST_LEFTOVER_GRACE_S": "2"})
         assert got.returncode == 1, got.stdout[-2000:]
         assert "left behind by the test session" in got.stdout and "sleep 600" in got.stdout
         assert str(leaked_file) in got.stdout

@@ -101,6 +101,7 @@ def test_export_has_a_profile_per_test_user_segments_and_model_files(demo):
     for name in ("model.safetensors", "user_encoder.onnx", "meta.json", "items.parquet", "model.pt"):
         assert (model_dir / name).exists(), name
     assert summary["model"]["format"] == "onnx" and summary["model"]["max_abs_diff"] < 1e-4
+    assert summary["scored_by"] == "driver"  # a small export without a cluster starts no Ray
     # the report shows the export: segment table, embedding map, profile sample
     html = (out / "run" / "report.html").read_text()
     assert "Interests, profiles and segments" in html and (out / "run" / "plots" / "segments_map.png").exists()
@@ -198,8 +199,9 @@ def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path):
 
 def test_decay_reaches_metrics_report_and_export(demo, tmp_path, ray_session):
     """The demo's time split trains the survival head: metrics.json["decay"] against its baselines, the report's
-    plots, profile columns, and `interest export --reengage-below` through the CLI's parser and exit code (in this
-    process, on the session's Ray instance: the demo ran the whole export in a process of its own)."""
+    plots, profile columns, and `interest export --reengage-below --address` through the CLI's parser and exit code
+    (in this process, by Ray Data actors on the session's Ray instance; the demo's export scored its users in its own
+    process, and both give the same profiles)."""
     from interest.cli import main
 
     out, *_ = demo
@@ -215,8 +217,15 @@ def test_decay_reaches_metrics_report_and_export(demo, tmp_path, ray_session):
     known = [x for x in profiles["p_active_30d"] if x is not None]
     assert len(known) > 0.9 * len(profiles["user_id"]) and all(0 <= x <= 1 for x in known)
     assert all(a <= b + 1e-9 for a, b in zip(profiles["p_active_7d"], profiles["p_active_30d"]) if a is not None)
+    import ray
+
     assert main(["export", "--run", str(out / "run"), "--output", str(tmp_path / "exp"), "--reengage-below",
-                 "0.3"]) == 0
+                 "0.3", "--address", ray.get_runtime_context().gcs_address]) == 0
+    exported = json.loads((tmp_path / "exp" / "export.json").read_text())
+    assert exported["scored_by"] == "ray_data_actors"  # a cluster given: its actors score (the demo's ran here)
+    by_ray = pq.read_table(tmp_path / "exp" / "profiles").to_pydict()
+    row = lambda p: {u: (t, a) for u, t, a in zip(p["user_id"], p["top_item_ids"], p["p_active_30d"])}  # noqa: E731
+    assert row(by_ray) == row(profiles)
     r = pq.read_table(tmp_path / "exp" / "reengage.parquet").to_pydict()
     assert r["rank"] == list(range(1, len(r["rank"]) + 1)) and all(x < 0.3 for x in r["p_active"])
     assert r["activity_at_risk"] == sorted(r["activity_at_risk"], reverse=True)

@@ -19,7 +19,8 @@ from interest_core.config import load_config
 from interest.synthetic import generate
 from ray_train import train
 from interest_core.contract import check_same_data, load_manifest
-from interest_core.data_versions import DataDirError
+from interest_core.data_versions import DataDirError, resolve_data_dir
+from test_cluster_files import _plan_env  # the planner's --spark-env exports, as a dict
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 REPO = Path(__file__).resolve().parent.parent
@@ -271,13 +272,20 @@ def _free_port() -> int:
 
 def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path):
     """`ray start --head` on loopback (token auth, Ray 2.60's default), `ray job submit` of one `interest pipeline`
-    (local Spark ETL inside the job, then train, evaluate, report, export on the job's cluster), the same job again
-    (every stage finished: nothing redone), then stop that head."""
+    whose ETL goes through the YARN template (cluster/spark/submit-yarn.sh with SPARK_MASTER=local[2]: the zip of
+    interest_core + spark_jobs, the planner's sizing and etl.py reach a real spark-submit), then train, evaluate,
+    report, export (by Ray Data actors) on the job's cluster; the same job again (every stage finished: nothing redone); then stop that
+    head. This test's own Ray instance runs beside the head: the job's Ray helpers keep to the job's cluster."""
     generate(tmp_path / "synth", users=200, items=80, days=20, events=4000, seed=3)
     key = tmp_path / "key"
     key.write_text("0123456789abcdef0123456789abcdef")
     venv_bin = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"], "RAY_AUTH_MODE": "token"}
+    # RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0: SIGTERM stops the head at once (Ray 2.60 drains a node for 30 s first)
+    env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"], "RAY_AUTH_MODE": "token",
+           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+    env.pop("RAY_ADDRESS", None)
+    spark_env = {**_plan_env("1e6"), "SPARK_MASTER": "local[2]", "PYSPARK_PYTHON": sys.executable,
+                 "EXECUTOR_PYTHON": sys.executable, "SPARK_SUBMIT": f"{venv_bin}/spark-submit"}
     port, dash = _free_port(), _free_port()
     # Ray's Unix sockets live under --temp-dir and socket paths are capped at 107 bytes: keep it short.
     short_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
@@ -301,22 +309,33 @@ def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path):
             time.sleep(2)
         assert probe.returncode == 0, probe.stdout + probe.stderr
         submit = [f"{venv_bin}/ray", "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir",
-                  str(REPO), "--", "python", "-m", "interest.cli", "pipeline", "--config", "tiny-cpu", "--input",
-                  str(tmp_path / "synth"), "--format", "synthetic", "--out", str(out), "--hmac-key-file", str(key),
-                  "--epochs", "1", "--train-args", "--set train.max_steps_per_epoch=3"]
+                  str(REPO), "--runtime-env-json", json.dumps({"env_vars": spark_env}), "--", "python", "-m",
+                  "interest.cli", "pipeline", "--config", "tiny-cpu", "--input", str(tmp_path / "synth"), "--format",
+                  "synthetic", "--out", str(out), "--hmac-key-file", str(key), "--spark-submit",
+                  "cluster/spark/submit-yarn.sh", "--epochs", "1",
+                  "--train-args", "--set train.max_steps_per_epoch=3"]
         for _ in range(75):  # the head answers `job list` before its job agent is up ("No available agent"; up to
             # 5 minutes on a loaded 2-core machine)
             job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
             if "No available agent" not in job.stderr + job.stdout:
                 break
             time.sleep(4)
+        console = job.stdout + job.stderr
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-        assert "succeeded" in (job.stdout + job.stderr).lower()
+        assert "succeeded" in console.lower()
+        assert "Found multiple active Ray instances" not in console and "Traceback" not in console, console[-3000:]
         record = json.loads((out / "pipeline.json").read_text())
         assert list(record["stages"]) == ["etl", "train", "evaluate", "report", "export"]
+        assert record["arguments"]["format"] == "synthetic"
+        m = load_manifest(resolve_data_dir(out / "data"))
+        assert m["config"]["data"]["num_files"] == int(spark_env["ETL_NUM_FILES"])  # the planner's --set reached it
+        assert m["pseudonymization"]["key_source"] == "file" and "0123456789abcdef" not in json.dumps(m)
+        assert "0123456789abcdef" not in console
         assert json.loads((out / "run" / "run.json").read_text())["steps_run"] == 3
         assert (out / "run" / "metrics.json").exists() and (out / "run" / "report.html").exists()
-        assert list((out / "export" / "profiles").glob("*.parquet"))
+        exported = json.loads((out / "export" / "export.json").read_text())
+        assert exported["scored_by"] == "ray_data_actors"  # a job: the export's actors run on the job's cluster
+        assert exported["profiles"] == m["rows"]["test"]
         again = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         assert (again.stdout + again.stderr).count("not redone") == 5

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 CLEANER = "PlacementGroupCleanerMonitor"  # Ray Train's thread that removes a dead controller's placement group
 CLASH = "Found multiple active Ray instances"
 # After a cleaner thread starts, its first controller check (once a second) looks its cluster up; seen alive this
-# long after both runs' cleaners started, it has passed that lookup with the other instance on the machine.
-SETTLED_S = 10.0
+# long after both runs' cleaners started, it has passed several lookups with the other instance on the machine. (A
+# cleaner ends with its run's training, before the command exits: 10 s was longer than two short runs overlap.)
+SETTLED_S = 5.0
 
 
 def _cleaner_times(dump_dir: Path) -> list[float]:
@@ -54,7 +55,7 @@ def test_two_trainings_at_once_keep_each_to_their_own_ray_instance(shards, tmp_p
     for name in ("a", "b"):
         dump = tmp_path / f"threads_{name}"
         cmd = [interest, "train", "--data", str(shards), "--output", str(tmp_path / name), "--config", "tiny-cpu",
-               "--workers", "1", "--epochs", "1"]
+               "--workers", "1", "--epochs", "3"]  # 60 steps: the trainings overlap well past SETTLED_S
         console = tmp_path / f"{name}.console"  # a file, not a pipe: nothing blocks on a full pipe meanwhile
         with open(console, "w") as out:
             proc = subprocess.Popen(cmd, env=env | {DEBUG_THREADS_ENV: str(dump)}, stdout=out,

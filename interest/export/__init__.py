@@ -1,7 +1,8 @@
 """`interest export --run RUN --output DIR`: user profiles, segments and model files for downstream use.
 
 DIR/profiles/         Parquet parts, one row per user with a test row (interest.profiles.PROFILE_SCHEMA), written
-                      by Ray Data actors (interest.export.batch); with drift rows, the interest-migration fields
+                      by Ray Data actors, or by this process for a small export without a cluster
+                      (interest.export.batch.scores_in_driver); with drift rows, the interest-migration fields
                       (interest.migration_profiles; drift_latent and migration_time with --latent)
 DIR/segments.parquet  one row per k-means segment (interest.export.segments.SEGMENT_SCHEMA)
 DIR/reengage.parquet  decay head only: users likely to lapse, with items to win them back (interest.reengage)
@@ -13,6 +14,7 @@ DIR/export.json       what was written: counts, the segment choice, a 2-D map of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -35,7 +37,7 @@ from interest_core.memory import peak_rss_mb
 from interest_core.modelargs import SEQUENCE_ARCHS
 from ray_train.local_instance import own_instance
 
-from .batch import init_ray, write_profiles, write_reengage
+from .batch import init_ray, scores_in_driver, write_profiles, write_reengage
 from .segments import embedding_map, fit_segments, summarize
 
 SCALE_FIT_ROWS = 200_000  # decay_valid users the hazard calibration is fitted on
@@ -90,15 +92,17 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     timings["fit_segments_s"] = time.perf_counter() - t0
     peak_rss["before_ray"] = peak_rss_mb()  # model, k-means sample and decay calibration loaded
-    with own_instance(init_ray(address, e.actors or 1)):  # a local instance it started: shut down at the end
+    in_driver = scores_in_driver(address, e.actors, int(manifest["rows"]["test"]))
+    # Ray only for a cluster, export.actors or many users; a local instance it started is shut down at the end
+    with contextlib.nullcontext() if in_driver else own_instance(init_ray(address, e.actors or 1)):
         t0 = time.perf_counter()
-        n_profiles = write_profiles(run_dir, data_dir, settings, out / "profiles", e.actors)
+        n_profiles = write_profiles(run_dir, data_dir, settings, out / "profiles", e.actors, in_driver)
         timings["profiles_s"] = time.perf_counter() - t0
         peak_rss["after_profiles"] = peak_rss_mb()
         n_reengage = None
         if scale is not None and (data_dir / "decay_test").is_dir():
             t0 = time.perf_counter()
-            n_reengage = write_reengage(run_dir, data_dir, settings, out / "reengage.parquet", e.actors)
+            n_reengage = write_reengage(run_dir, data_dir, settings, out / "reengage.parquet", e.actors, in_driver)
             timings["reengage_s"] = time.perf_counter() - t0
             peak_rss["after_reengage"] = peak_rss_mb()
     t0 = time.perf_counter()
@@ -126,6 +130,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, top_k: int | None = Non
         "embedding_map": embedding_map(emb, labels, cfg.train.seed) if segmenter is not None else None,
         "profile_sample": sample_rows.to_pylist() if sample_rows is not None else [], "model": model_info,
         "content": content_summary(run, items, profile_files),
+        "scored_by": "driver" if in_driver else "ray_data_actors",
         "timings": {k: round(v, 3) for k, v in timings.items()}, "users_per_s": n_profiles / max(timings["profiles_s"], 1e-9),
         # the driver's own peak (Ray's actors are other processes): flat in the number of users by design
         "driver_peak_rss_mb": peak_rss_mb(), "driver_peak_rss_mb_by_stage": peak_rss,

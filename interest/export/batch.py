@@ -31,6 +31,7 @@ REENGAGE_ORDER = [("activity_at_risk", "descending"), ("user_id", "ascending")] 
 RUN_ROWS = 100_000  # re-engagement candidates an actor sorts into one run (part file)
 RUN_ROW_GROUP = 4_096  # rows per row group of a run: the merge's reader of a part decodes one row group at a time
 MERGE_ROWS = 65_536  # rows the driver's merge of the runs buffers, split evenly over the runs
+DRIVER_MAX_USERS = 20_000  # test users an export without a cluster scores in its own process (scores_in_driver)
 
 
 def file_pairs(data_dir: str | Path) -> list[dict[str, str]]:
@@ -161,6 +162,21 @@ def init_ray(address: str | None, actors: int) -> bool:
     return True
 
 
+def scores_in_driver(address: str | None, actors: int | None, users: int) -> bool:
+    """Whether the export scores its users in this process rather than in Ray Data actors: no cluster given (no
+    address, no RAY_ADDRESS), no export.actors set, and at most DRIVER_MAX_USERS test users (a Ray instance and its
+    actor pool cost 10-15 s to start, more than scoring that many users here)."""
+    return not (address or os.environ.get("RAY_ADDRESS") or actors) and users <= DRIVER_MAX_USERS
+
+
+def _in_driver(items: list[dict], actor: type, run_dir: Path, data_dir: Path,
+               settings: ProfileSettings) -> Iterator[pa.Table]:
+    """What _map's actors yield, computed here by one instance of the actor class."""
+    scorer = actor(str(run_dir), str(data_dir), settings)
+    for item in items:
+        yield from scorer({k: [v] for k, v in item.items()})
+
+
 def _map(items: list[dict], actor: type, run_dir: Path, data_dir: Path, settings: ProfileSettings,
          actors: int | None):
     import ray
@@ -178,14 +194,19 @@ def _map(items: list[dict], actor: type, run_dir: Path, data_dir: Path, settings
 
 
 def write_profiles(run_dir: Path, data_dir: Path, settings: ProfileSettings, out: Path,
-                   actors: int | None) -> int:
+                   actors: int | None, in_driver: bool = False) -> int:
     """Scores every test user into out/ (Parquet parts); returns the number of profiles written."""
-    _map(file_pairs(data_dir), ProfileActor, run_dir, data_dir, settings, actors).write_parquet(str(out))
+    if in_driver:
+        out.mkdir(parents=True, exist_ok=True)
+        for i, table in enumerate(_in_driver(file_pairs(data_dir), ProfileActor, run_dir, data_dir, settings)):
+            pq.write_table(table, out / f"part-{i:05d}.parquet")
+    else:
+        _map(file_pairs(data_dir), ProfileActor, run_dir, data_dir, settings, actors).write_parquet(str(out))
     return sum(pq.read_metadata(f).num_rows for f in sorted(out.glob("*.parquet")))
 
 
 def write_reengage(run_dir: Path, data_dir: Path, settings: ProfileSettings, path: Path,
-                   actors: int | None) -> int:
+                   actors: int | None, in_driver: bool = False) -> int:
     """The re-engagement list (interest.reengage) of every decay_test user below the threshold, ranked by the
     activity at risk (ties by pseudonym) across all shards: each actor sorts one shard's candidates into a part
     file, the driver merges the parts (merge.py) and numbers the ranks while writing `path`. Returns the number of
@@ -198,7 +219,8 @@ def write_reengage(run_dir: Path, data_dir: Path, settings: ProfileSettings, pat
     try:
         files = [{"decay": f, "part": str(tmp / f"part-{i:05d}")}
                  for i, f in enumerate(split_files(data_dir, "decay_test"))]
-        done = _map(files, ReengageActor, run_dir, data_dir, settings, actors).take_all()
+        done = [r for t in _in_driver(files, ReengageActor, run_dir, data_dir, settings) for r in t.to_pylist()] \
+            if in_driver else _map(files, ReengageActor, run_dir, data_dir, settings, actors).take_all()
         parts = sorted(r["part"] for r in done)
         n, per_part = 0, max(256, MERGE_ROWS // max(len(parts), 1))  # the driver holds about MERGE_ROWS rows
         with pq.ParquetWriter(path, REENGAGE_SCHEMA) as writer:
