@@ -22,6 +22,7 @@ and prints one table per capability, mean +- std over seeds:
   profiles    segment sizes, the share of users with an interest tag, the top segments' categories as words
 
     .venv/bin/python bench/real_data_bench.py --online-retail PATH [--seeds 42 1 7] [--only next_item decay ...]
+        [--horizons 90 30] [--archs sasrec hstu gru] [--out DIR]
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.4f} +- {statistics.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
 
 
-def prepare(src: Path, out: Path, key: Path, only: set[str]) -> dict[str, Path]:
+def prepare(src: Path, out: Path, key: Path, only: set[str], horizons: list[int]) -> dict[str, Path]:
     """The ETL outputs each capability reads (each built once; a rerun of the bench reuses them)."""
     def etl(name: str, *extra: str) -> Path:
         data = out / name
@@ -76,7 +77,7 @@ def prepare(src: Path, out: Path, key: Path, only: set[str]) -> dict[str, Path]:
     if "next_item" in only:
         sets["loo_within"] = etl("data_loo_within", *items, "--set", "data.baskets=false")
     if {"decay", "profiles"} & only:
-        for h in HORIZONS:
+        for h in horizons:
             sets[f"time{h}"] = etl(f"data_time{h}", *items, "--split", "time", "--cutoff", CUTOFF,
                                    "--horizon-days", str(h))
     if "cold_items" in only:
@@ -122,9 +123,9 @@ def next_item(sets: dict[str, Path], out: Path, seeds: list[int], archs: list[st
             "best_baseline": best, "ratio": model / best_score}
 
 
-def decay(sets: dict[str, Path], out: Path, seeds: list[int]) -> dict:
+def decay(sets: dict[str, Path], out: Path, seeds: list[int], horizons: list[int]) -> dict:
     result = {}
-    for h in HORIZONS:
+    for h in horizons:
         print(f"\n== decay (time split: cutoff {CUTOFF}, horizon {h} days; labels and BG/NBD count purchases)",
               flush=True)
         rows = []
@@ -164,9 +165,9 @@ def cold_items(sets: dict[str, Path], out: Path, seeds: list[int]) -> dict:
     return {"rows": rows}
 
 
-def profiles(sets: dict[str, Path], out: Path, seed: int) -> dict:
-    print(f"\n== profiles (time split {CUTOFF}, {HORIZONS[0]} days; export of the seed-{seed} run)", flush=True)
-    run, exp = out / f"decay{HORIZONS[0]}_{seed}", out / f"export_{seed}"
+def profiles(sets: dict[str, Path], out: Path, seed: int, horizon: int) -> dict:
+    print(f"\n== profiles (time split {CUTOFF}, {horizon} days; export of the seed-{seed} run)", flush=True)
+    run, exp = out / f"decay{horizon}_{seed}", out / f"export_{seed}"
     s = cli("export", "--run", str(run), "--output", str(exp))
     prof = pq.read_table(exp / "profiles", columns=["interest_tags"]).to_pylist()
     tagged = sum(bool(r["interest_tags"]) for r in prof)
@@ -185,6 +186,8 @@ def main() -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 7])
     p.add_argument("--archs", nargs="*", default=["sasrec", "hstu", "gru"], help="backbones beside the default")
     p.add_argument("--only", nargs="+", default=list(CAPABILITIES), choices=CAPABILITIES)
+    p.add_argument("--horizons", nargs="+", type=int, default=list(HORIZONS),
+                   help="decay horizons in days (the first one's run is exported for profiles), e.g. --horizons 90")
     p.add_argument("--out", default="/tmp/interest_real_data")
     a = p.parse_args()
     src = Path(a.online_retail)
@@ -200,16 +203,16 @@ def main() -> int:
 
         key.write_text(secrets.token_hex(32))
     only = set(a.only)
-    sets = prepare(src, out, key, only)
+    sets = prepare(src, out, key, only, a.horizons)
     summary: dict = {"input": str(src), "seeds": a.seeds}
     if "next_item" in only:
         summary["next_item"] = next_item(sets, out, a.seeds, a.archs)
     if {"decay", "profiles"} & only:
-        summary["decay"] = decay(sets, out, a.seeds)
+        summary["decay"] = decay(sets, out, a.seeds, a.horizons)
     if "cold_items" in only:
         summary["cold_items"] = cold_items(sets, out, a.seeds)
     if "profiles" in only:
-        summary["profiles"] = profiles(sets, out, a.seeds[0])
+        summary["profiles"] = profiles(sets, out, a.seeds[0], a.horizons[0])
     (out / "real_data.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"\n-> {out / 'real_data.json'}")
     return 0

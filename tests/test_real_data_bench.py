@@ -8,7 +8,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_a_missing_file_says_where_uci_publishes_it(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "real_data_bench.py"), "--online-retail",
-                           str(tmp_path / "missing.csv.gz"), "--out", str(tmp_path / "out")],
+                           str(tmp_path / "missing.csv.gz"), "--out", str(tmp_path / "out"), "--horizons", "90",
+                           "--only", "decay", "profiles"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "archive.ics.uci.edu/dataset/352/online+retail" in proc.stderr and "missing.csv.gz" in proc.stderr
