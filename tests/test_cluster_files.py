@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import plan_env
+
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "cluster"
 K8S_VERSION = "1.33.0"
@@ -123,18 +125,11 @@ def test_dockerfile_pip_commands_are_the_readmes():
     assert lock_torch in runs[0]
 
 
-def _plan_env(events: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "interest.cli", "plan", "--events", events, "--executors", "2",
-                          "--executor-cores", "1", "--spark-env"], capture_output=True, text=True, check=True,
-                         cwd=REPO).stdout
-    return dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
-
-
 def test_k8s_template_passes_the_planners_sizing(tmp_path):
     fake = tmp_path / "spark-submit"
     fake.write_text("#!/usr/bin/env bash\nprintf '%s\\n' \"$@\" > \"$ARGS_OUT\"\n")
     fake.chmod(0o755)
-    env = {**os.environ, **_plan_env("1e9"), "SPARK_SUBMIT": str(fake), "ARGS_OUT": str(tmp_path / "args"),
+    env = {**os.environ, **plan_env("1e9"), "SPARK_SUBMIT": str(fake), "ARGS_OUT": str(tmp_path / "args"),
            "K8S_API": "https://k8s.example:6443", "SPARK_IMAGE": "reg/interest-spark:1", "PYSPARK_PYTHON": sys.executable}
     subprocess.run([str(CLUSTER / "spark" / "submit-k8s.sh"), "--input", "/shared/e", "--format", "taobao",
                     "--output", "/shared/s"], env=env, check=True, cwd=tmp_path)

@@ -16,6 +16,7 @@ import pytest
 from interest_core.config import load_config
 from interest_core.data_versions import add_reference, current_version, resolve_data_dir, versions
 from spark_jobs.etl import QuarantineLimitExceeded, run_etl
+from helpers import chatter, cli_on_the_session_spark
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -154,17 +155,6 @@ def test_rerun_is_identical_and_publishes_a_new_version(spark, tmp_path):
     assert sum(r["interests_before"] is not None for r in planted) == sum(t["migrated"] for t in truth) > 0
 
 
-def _cli_on_the_session_spark(monkeypatch, spark, argv):
-    """`interest ARGV` through the CLI's own main() in this process, its ETL on the session's Spark (one JVM start
-    less than a subprocess; the tests that start `interest etl` as a user does keep the JVM start covered)."""
-    from interest.cli import main
-    from spark_jobs import etl
-
-    monkeypatch.setattr(etl, "get_spark_for", lambda cfg, master=None: spark)
-    monkeypatch.setattr(spark, "stop", lambda: None)  # the session's Spark outlives the command
-    return main(argv)
-
-
 @pytest.mark.slow
 def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(spark, tmp_path, monkeypatch, capsys):
     """`interest pipeline --until etl --etl-args '--split time --cutoff 2024-03-31 --horizon-days 30'` (the pipeline's
@@ -176,7 +166,7 @@ def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(spark, tmp_path, mo
     generate(tmp_path / "synth", users=150, items=60, days=130, events=3000, seed=5, start="2024-01-01")
     key = tmp_path / "key"
     key.write_text("0123456789abcdef0123456789abcdef")
-    code = _cli_on_the_session_spark(monkeypatch, spark, [
+    code = cli_on_the_session_spark(monkeypatch, spark, [
         "pipeline", "--config", "tiny-cpu", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--out",
         str(tmp_path / "p"), "--hmac-key-file", str(key), "--until", "etl", "--etl-args",
         "--split time --cutoff 2024-03-31 --horizon-days 30"])
@@ -200,7 +190,7 @@ def test_cli_time_split_with_a_date_cutoff_writes_decay_rows(spark, tmp_path, mo
     capsys.readouterr()
     cmd = ["etl", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output", str(tmp_path / "out"),
            "--config", "tiny-cpu", "--allow-insecure-demo-key", "--split", "time", "--horizon-days", "30"]
-    late = _cli_on_the_session_spark(monkeypatch, spark, cmd + ["--cutoff", "2024-05-01"])
+    late = cli_on_the_session_spark(monkeypatch, spark, cmd + ["--cutoff", "2024-05-01"])
     err = capsys.readouterr().err
     assert late == 2 and "plus the horizon (30 days) is after the last event" in err, err[-2000:]
 
@@ -327,13 +317,16 @@ def test_a_killed_etl_leaves_the_previous_version_readable_and_a_run_keeps_its_v
            "--output", str(tmp_path / "out"), "--config", "tiny-cpu", "--allow-insecure-demo-key"]
     got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert got.returncode == -9, got.stderr[-2000:]
+    # an ETL in a process of its own (a JVM start, the whole job up to its publish): a quiet console
+    console = got.stdout + got.stderr
+    assert "insecure demo key" in console and not chatter(console), console
     assert _out(tmp_path) == v1 and load_manifest(v1)["rows"]["train"] > 0  # the previous version is current
     killed = [v for v in versions(tmp_path / "out") if v != v1]
     assert len(killed) == 1 and (killed[0] / "_SUCCESS").exists()  # written whole, never published
     # the next run: the killed version and the temporary directory go (reported); run1's version stays
     (tmp_path / ".out.tmp-0badc0de").mkdir()  # what a killed ETL of the unversioned layout left
     capsys.readouterr()
-    code = _cli_on_the_session_spark(monkeypatch, spark, cmd[2:])  # `interest etl ...` (the kill is undone)
+    code = cli_on_the_session_spark(monkeypatch, spark, cmd[2:])  # `interest etl ...` (the kill is undone)
     got = capsys.readouterr()
     assert code == 0, got.err[-2000:]
     assert not killed[0].exists() and not (tmp_path / ".out.tmp-0badc0de").exists()

@@ -8,18 +8,23 @@ import pytest
 
 from interest_core.data_versions import resolve_data_dir
 from interest_core.drift import fitting_users
+from helpers import chatter, cli_on_the_session_spark, console_captured
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, spark, ray_session):
+    """`interest demo` through the CLI's main() in this process, on the session's Spark and Ray instance (a process
+    of its own paid a JVM start, a cold JIT and two Ray starts; the consoles of `interest etl`, `interest train` and a
+    Ray job's whole pipeline are checked as processes in tests/test_etl_job.py, test_two_trainings.py and
+    test_trainer.py)."""
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "interest.cli", "demo", "--out", str(out), "--users", "1200",
-                           "--items", "600", "--events", "40000", "--epochs", "4"],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, proc.stdout, proc.stderr
+    with pytest.MonkeyPatch.context() as mp, console_captured() as (stdout, stderr):
+        code = cli_on_the_session_spark(mp, spark, ["demo", "--out", str(out), "--users", "1200", "--items", "600",
+                                                    "--events", "40000", "--epochs", "4"])
+    assert code == 0, stdout.getvalue()[-3000:] + stderr.getvalue()[-3000:]
+    return out, stdout.getvalue(), stderr.getvalue()
 
 
 def test_demo_prints_report_path(demo):
@@ -29,18 +34,10 @@ def test_demo_prints_report_path(demo):
     assert "popularity" in html and "<img" in html
 
 
-# Library chatter a quiet (not --verbose) run must not show; each was on the demo's console before it was quietened.
-CHATTER = ("Using Spark's default log4j profile", "Setting default log level", "WARN Utils", "NativeCodeLoader",
-           "Token authentication is enabled", "Started a local Ray instance", "Execution plan of Dataset",
-           "execution finished in", "Progress bars disabled", "Checkpoint successfully created",
-           "Reporting training result", "Requesting resources", "Setting up process group", "built successfully",
-           "UserWarning", "FutureWarning", "DeprecationWarning", " INFO ", "Using incubator modules")
-
-
 def test_demo_is_quiet_by_default(demo):
     """Stages, progress lines and results only (interest --verbose shows the libraries' logs)."""
     _, stdout, stderr = demo
-    noisy = [line for line in (stdout + stderr).splitlines() if any(c in line for c in CHATTER)]
+    noisy = chatter(stdout + stderr)
     assert not noisy, noisy[:10]
     assert "[interest] step" in stdout + stderr and "== demo: train" in stdout  # progress and stages stay
 
@@ -168,8 +165,11 @@ def test_interest_tags_find_the_planted_interests(demo):
     assert set(t["by_level"]) == {"1", "2"} and t["migrated"]["n_users"] > 0
 
 
-def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path):
-    """The README's `interest recommend` on the demo's export, with raw item ids as a caller has them."""
+def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path, capsys):
+    """The README's `interest recommend` on the demo's export (through the CLI's main()), with raw item ids as a
+    caller has them."""
+    from interest.cli import main
+
     out, *_ = demo
     events = pq.read_table(out / "synthetic" / "events", columns=["user_id", "item_id", "event_type", "ts"])
     rows = events.slice(0, 400).to_pylist()
@@ -177,22 +177,23 @@ def test_recommend_scores_new_histories_from_the_exported_model(demo, tmp_path):
     lines = ["user_id,item_id,event_type,ts"] + [f"{r['user_id']},{r['item_id']},{r['event_type']},"
                                                   f"{int(r['ts'].timestamp())}" for r in rows if r["user_id"] in users]
     (tmp_path / "histories.csv").write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "interest.cli", "recommend", "--model", str(out / "export" / "model"),
-                           "--history", str(tmp_path / "histories.csv"), "--top-k", "5"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    capsys.readouterr()
+    code = main(["recommend", "--model", str(out / "export" / "model"), "--history", str(tmp_path / "histories.csv"),
+                 "--top-k", "5"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-3000:]
+    got = [json.loads(x) for x in printed.out.splitlines() if x.strip()]
     catalog = set(pq.read_table(out / "export" / "model" / "items.parquet").column("item_id").to_pylist())
     assert [g["user_id"] for g in got] == users
     assert all(len(g["items"]) == 5 and set(g["items"]) <= catalog for g in got)
     assert all(g["scores"] == sorted(g["scores"], reverse=True) for g in got)
     # the demo's model reads user side features: a user without events is recommended to from them alone
     (tmp_path / "users.csv").write_text(f"user_id,age,gender,region\n{users[0]},34,F,00312\nnew-user,25,M,00407\n")
-    proc = subprocess.run([sys.executable, "-m", "interest.cli", "recommend", "--model", str(out / "export" / "model"),
-                           "--history", str(tmp_path / "histories.csv"), "--users", str(tmp_path / "users.csv"),
-                           "--top-k", "5"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    code = main(["recommend", "--model", str(out / "export" / "model"), "--history", str(tmp_path / "histories.csv"),
+                 "--users", str(tmp_path / "users.csv"), "--top-k", "5"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-3000:]
+    got = [json.loads(x) for x in printed.out.splitlines() if x.strip()]
     assert [g["user_id"] for g in got] == [*users, "new-user"]
     assert all(len(g["items"]) == 5 and set(g["items"]) <= catalog for g in got)
 
@@ -316,9 +317,11 @@ def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
     assert "Interest migration" in html and (out / "run" / "plots" / "migration_drift.png").exists()
     assert m["latent_map"]["trajectories"] and (out / "run" / "plots" / "migration_latent_map.png").exists()
     # the vae run is evaluated like any run: next-item under the same protocols, its own latent migration score
+    # (`interest evaluate` as a process of its own, whose console is quiet)
     proc = subprocess.run([sys.executable, "-m", "interest.cli", "evaluate", "--run", str(out / "vae")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not chatter(proc.stdout + proc.stderr) and "evaluate:" in proc.stdout, proc.stdout + proc.stderr
     v = json.loads((out / "vae" / "metrics.json").read_text())
     assert v["test"]["full"]["hr@10"] > 1.5 * v["baselines"]["popularity"]["full"]["hr@10"]
     assert v["decay"] is None and v["event_type"] is None  # no per-event heads on a bag model

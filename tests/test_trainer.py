@@ -20,7 +20,7 @@ from interest.synthetic import generate
 from ray_train import train
 from interest_core.contract import check_same_data, load_manifest
 from interest_core.data_versions import DataDirError, resolve_data_dir
-from test_cluster_files import _plan_env  # the planner's --spark-env exports, as a dict
+from helpers import chatter, plan_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 REPO = Path(__file__).resolve().parent.parent
@@ -270,12 +270,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path):
+def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path, capsys):
     """`ray start --head` on loopback (token auth, Ray 2.60's default), `ray job submit` of one `interest pipeline`
     whose ETL goes through the YARN template (cluster/spark/submit-yarn.sh with SPARK_MASTER=local[2]: the zip of
     interest_core + spark_jobs, the planner's sizing and etl.py reach a real spark-submit), then train, evaluate,
-    report, export (by Ray Data actors) on the job's cluster; the same job again (every stage finished: nothing redone); then stop that
-    head. This test's own Ray instance runs beside the head: the job's Ray helpers keep to the job's cluster."""
+    report, export (by Ray Data actors) on the job's cluster, its console quiet; the same command again (through the
+    CLI's main() here: every stage finished, nothing redone); then stop that head. This test's own Ray instance
+    runs beside the head: the job's Ray helpers keep to the job's cluster."""
     generate(tmp_path / "synth", users=200, items=80, days=20, events=4000, seed=3)
     key = tmp_path / "key"
     key.write_text("0123456789abcdef0123456789abcdef")
@@ -284,7 +285,7 @@ def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path):
     env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ["PATH"], "RAY_AUTH_MODE": "token",
            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     env.pop("RAY_ADDRESS", None)
-    spark_env = {**_plan_env("1e6"), "SPARK_MASTER": "local[2]", "PYSPARK_PYTHON": sys.executable,
+    spark_env = {**plan_env("1e6"), "SPARK_MASTER": "local[2]", "PYSPARK_PYTHON": sys.executable,
                  "EXECUTOR_PYTHON": sys.executable, "SPARK_SUBMIT": f"{venv_bin}/spark-submit"}
     port, dash = _free_port(), _free_port()
     # Ray's Unix sockets live under --temp-dir and socket paths are capped at 107 bytes: keep it short.
@@ -324,6 +325,10 @@ def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path):
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert "succeeded" in console.lower()
         assert "Found multiple active Ray instances" not in console and "Traceback" not in console, console[-3000:]
+        # the job's own console (what `ray job submit` tails) from the training on: stages, progress and results, no
+        # library chatter (spark-submit's own log lines before it are the cluster template's, as on a cluster)
+        driver = console.split("== pipeline: train")[1].split("Job 'raysubmit_")[0]
+        assert "== pipeline: export" in driver and "[interest] step" in driver and not chatter(driver), driver
         record = json.loads((out / "pipeline.json").read_text())
         assert list(record["stages"]) == ["etl", "train", "evaluate", "report", "export"]
         assert record["arguments"]["format"] == "synthetic"
@@ -336,9 +341,11 @@ def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path):
         exported = json.loads((out / "export" / "export.json").read_text())
         assert exported["scored_by"] == "ray_data_actors"  # a job: the export's actors run on the job's cluster
         assert exported["profiles"] == m["rows"]["test"]
-        again = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
-        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-        assert (again.stdout + again.stderr).count("not redone") == 5
+        from interest.cli import main
+
+        capsys.readouterr()
+        assert main(submit[submit.index("interest.cli") + 1:]) == 0
+        assert capsys.readouterr().out.count("not redone") == 5
         assert json.loads((out / "pipeline.json").read_text()) == record
     finally:
         os.killpg(head.pid, signal.SIGTERM)

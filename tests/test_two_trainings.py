@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ray_train.local_instance import DEBUG_THREADS_ENV
+from helpers import chatter
 
 pytestmark = pytest.mark.slow
 
@@ -91,4 +92,6 @@ def test_two_trainings_at_once_keep_each_to_their_own_ray_instance(shards, tmp_p
     for name, r in runs.items():
         assert "Traceback" not in outputs[name], f"run {name}:\n{outputs[name][-3000:]}"
         assert CLASH not in outputs[name], f"run {name}:\n{outputs[name][-3000:]}"
+        # `interest train` as a user starts it (its own Ray instance, Ray Train, DeepSpeed): a quiet console
+        assert "[interest] step" in outputs[name] and not chatter(outputs[name]), f"run {name}:\n{outputs[name]}"
         assert CLASH not in _ray_logs(r["proc"].pid, t0), f"run {name}: Ray's logs hold '{CLASH}'"
