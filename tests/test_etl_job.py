@@ -289,54 +289,58 @@ def test_cli_cold_items_holds_items_out_of_training_only(spark, tmp_path):
         load_config("tiny-cpu", ["data.cold_items=1.5"])
 
 
+# The publish step of an ETL's version in a process of its own, killed between its two steps (the writer's marker
+# removed, the pointer not yet replaced): argv = OUT VERSION.
 KILL_AT_PUBLISH = """
 import os, signal, sys
 import spark_jobs.publish as publish
 publish.point_to = lambda out, version: os.kill(os.getpid(), signal.SIGKILL)  # die between the two steps
-sys.path.insert(0, os.getcwd())
-from interest.cli import main
-sys.exit(main(sys.argv[1:]))
+publish.publish(sys.argv[1], sys.argv[2])
 """
 
 
 def test_a_killed_etl_leaves_the_previous_version_readable_and_a_run_keeps_its_version(spark, tmp_path, monkeypatch,
                                                                                      capsys):
     """SIGKILL between writing a version and replacing the pointer: readers keep the previous complete version;
-    the next ETL removes the killed one's leftovers, and a version a run trains on survives later ETLs."""
+    the next ETL removes the killed one's leftovers, and a version a run trains on survives later ETLs. The second
+    ETL writes its version whole on the session's Spark; its publish step runs in a process that a real SIGKILL
+    ends where the ETL would die (the JVM start of `interest etl` as a process of its own is the out-of-memory
+    test's)."""
     from interest.synthetic import generate
     from interest_core.contract import load_manifest
+    from spark_jobs import publish
 
     generate(tmp_path / "synth", users=120, items=60, days=20, events=2000, seed=4)
     _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
     v1 = _out(tmp_path)
     (tmp_path / "run1").mkdir()
     add_reference(v1, tmp_path / "run1")  # what `interest train --data out --output run1` records
-    script = tmp_path / "kill_at_publish.py"
-    script.write_text(KILL_AT_PUBLISH)
-    cmd = [sys.executable, str(script), "etl", "--input", str(tmp_path / "synth"), "--format", "synthetic",
-           "--output", str(tmp_path / "out"), "--config", "tiny-cpu", "--allow-insecure-demo-key"]
-    got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    written = []
+    with monkeypatch.context() as mp:
+        mp.setattr(publish, "publish", lambda out, version: written.append(version) or [])
+        _run(spark, _args(tmp_path / "synth", "synthetic", tmp_path / "out"))
+    (version,) = written
+    assert (version / "_SUCCESS").exists() and (version / publish.WRITER).exists()  # whole, before its publish
+    got = subprocess.run([sys.executable, "-c", KILL_AT_PUBLISH, str(tmp_path / "out"), str(version)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
     assert got.returncode == -9, got.stderr[-2000:]
-    # an ETL in a process of its own (a JVM start, the whole job up to its publish): a quiet console
-    console = got.stdout + got.stderr
-    assert "insecure demo key" in console and not chatter(console), console
     assert _out(tmp_path) == v1 and load_manifest(v1)["rows"]["train"] > 0  # the previous version is current
     killed = [v for v in versions(tmp_path / "out") if v != v1]
-    assert len(killed) == 1 and (killed[0] / "_SUCCESS").exists()  # written whole, never published
+    assert killed == [version] and (version / "_SUCCESS").exists()  # written whole, never published
     # the next run: the killed version and the temporary directory go (reported); run1's version stays
     (tmp_path / ".out.tmp-0badc0de").mkdir()  # what a killed ETL of the unversioned layout left
     capsys.readouterr()
-    code = cli_on_the_session_spark(monkeypatch, spark, cmd[2:])  # `interest etl ...` (the kill is undone)
+    code = cli_on_the_session_spark(monkeypatch, spark, [
+        "etl", "--input", str(tmp_path / "synth"), "--format", "synthetic", "--output", str(tmp_path / "out"),
+        "--config", "tiny-cpu", "--allow-insecure-demo-key"])
     got = capsys.readouterr()
     assert code == 0, got.err[-2000:]
-    assert not killed[0].exists() and not (tmp_path / ".out.tmp-0badc0de").exists()
+    assert not version.exists() and not (tmp_path / ".out.tmp-0badc0de").exists()
     assert "a temporary directory a killed ETL left" in got.out
     assert f"kept {v1.name}: runs still use it" in got.out and v1.exists() and _out(tmp_path) != v1
     # once the run directory is gone, the next ETL's publish deletes its version (spark_jobs.publish.prune)
-    from spark_jobs.publish import prune
-
     (tmp_path / "run1").rmdir()
-    assert prune(tmp_path / "out") == [f"removed {v1.name}: not current and no run uses it"]
+    assert publish.prune(tmp_path / "out") == [f"removed {v1.name}: not current and no run uses it"]
     assert not v1.exists() and len(versions(tmp_path / "out")) == 1
 
 
@@ -409,6 +413,9 @@ def test_out_of_memory_ends_the_etl_with_a_message_never_a_hang(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert got.returncode == 1, got.stderr[-3000:]
     assert "failed: SparkJvmExited: Spark's JVM ran out of memory (java.lang.OutOfMemoryError)" in got.stderr
+    # `interest etl` as a process of its own (its JVM start, the job up to the failure): no library chatter
+    console = got.stdout + got.stderr
+    assert "insecure demo key" in console and not chatter(console), console
     assert "--set data.spark_driver_memory=..., now 600m" in got.stderr
     assert current_version(tmp_path / "out") is None and not versions(tmp_path / "out")
 
