@@ -308,7 +308,7 @@ def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path, capsys):
                   str(REPO), "--runtime-env-json", json.dumps({"env_vars": spark_env}), "--", "python", "-m",
                   "interest.cli", "pipeline", "--config", "tiny-cpu", "--input", str(tmp_path / "synth"), "--format",
                   "synthetic", "--out", str(out), "--hmac-key-file", str(key), "--spark-submit",
-                  "cluster/spark/submit-yarn.sh", "--epochs", "1",
+                  "cluster/spark/submit-yarn.sh", "--epochs", "1", "--set", "export.actors=1",
                   "--train-args", "--set train.max_steps_per_epoch=3"]
         for _ in range(75):  # the head answers `job list` before its job agent is up ("No available agent"; up to
             # 5 minutes on a loaded 2-core machine)
@@ -334,7 +334,7 @@ def test_pipeline_as_one_ray_job_against_a_local_head(tmp_path, capsys):
         assert json.loads((out / "run" / "run.json").read_text())["steps_run"] == 3
         assert (out / "run" / "metrics.json").exists() and (out / "run" / "report.html").exists()
         exported = json.loads((out / "export" / "export.json").read_text())
-        assert exported["scored_by"] == "ray_data_actors"  # a job: the export's actors run on the job's cluster
+        assert exported["scored_by"] == "ray_data_actors"  # a job: the export's actor (export.actors) runs on its cluster
         assert exported["profiles"] == m["rows"]["test"]
         from interest.cli import main
 
