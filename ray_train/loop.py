@@ -259,7 +259,8 @@ def train_loop_per_worker(config: dict) -> None:
             end = dt.datetime.fromtimestamp(job.manifest["split"]["valid_cutoff_ts"], dt.timezone.utc)
             print(f"[interest] decay head on (weight {args.decay_loss_weight:g}): training gaps censored at "
                   f"{end.isoformat(timespec='seconds')} (cutoff - horizon)", flush=True)
-        elif cfg.model.decay_loss_weight > 0:
+        elif cfg.model.decay_loss_weight > 0 and job.manifest.get("split", {}).get("kind") != "time":
+            # (a vae run on time-split data has no decay head either: the bag model has no per-event state)
             print("[interest] split=leave-one-out: no end of observation, decay head off (use --split time)",
                   flush=True)
     valid_rows = read_eval_split(data_dir, "valid", rank, world, cfg.eval.max_valid_users)

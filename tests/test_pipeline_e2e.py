@@ -289,8 +289,9 @@ def test_vae_run_and_interest_migration_reach_metrics_and_report(demo):
     sequence run with `--latent`: metrics.json["migration"] holds the three drift scores' AUCs against the planted
     migrations, the flag and its paths; the next-item segments gain `migrated`; the report shows the section; the
     export (`--latent`) writes the migration fields of every profile."""
-    out, stdout, _ = demo
+    out, stdout, stderr = demo
     vae = json.loads((out / "vae" / "run.json").read_text())
+    assert "split=leave-one-out" not in stdout + stderr  # time-split data: no run of it says otherwise
     assert vae["model"] == "vae" and vae["best_valid_score"] > 0
     m = json.loads((out / "run" / "metrics.json").read_text())["migration"]
     manifest = json.loads((resolve_data_dir(out / "data") / "manifest.json").read_text())
