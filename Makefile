@@ -16,7 +16,6 @@ install: $(STAMP)
 # same pins in half of pip's time (48 s against 95 s here); it reads pip's find-links (where a local torch wheel
 # lies) and index, and where uv cannot be had or fails, pip installs the lock. --compile-bytecode, as pip does: where
 # PYTHONDONTWRITEBYTECODE is set, nothing compiled later is kept, and every Ray worker would compile torch anew.
-UV := $(VENV)/bin/uv
 PIP_SOURCES = $(foreach o,find-links index-url,$(addprefix --$(o) ,$(shell $(PYTHON) -m pip config get global.$(o) 2>/dev/null)))
 define install_lock
 	($(1)/bin/python -m pip install --quiet "uv==0.13.10" && \
